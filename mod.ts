@@ -1,0 +1,61 @@
+/**
+ * A circuit breaker for TypeScript on Deno, Bun and Node.js: it stops cascading failures by
+ * failing fast while a dependency (a database, an HTTP API, an LLM stream) is down, and lets a
+ * few trial calls through to find out when it is back.
+ *
+ * ```ts
+ * import { circuit } from "@circuit/breaker";
+ *
+ * // 5 consecutive failures open the circuit for 30 s; then one trial call may close it.
+ * const getUser = circuit(async (id: string) => {
+ *   const response = await fetch(`https://api.example.com/users/${id}`);
+ *   if (!response.ok) throw new Error(`HTTP ${response.status}`);
+ *   return response.json();
+ * });
+ * ```
+ *
+ * - {@linkcode circuit} guards a function, or decorates a method.
+ * - {@linkcode Breaker} guards many calls to one dependency, with manual control and events.
+ * - {@linkcode BreakerOpenError} is what a call gets while the circuit is open.
+ * - The pure decision core is `@circuit/breaker/core`.
+ *
+ * @module
+ */
+
+export { exponentialBackoff, type ExponentialBackoffOptions } from "./src/backoff.ts";
+export {
+  Breaker,
+  BREAKER_OPTIONS,
+  type BreakerOptions,
+  type ExecuteOptions,
+} from "./src/breaker.ts";
+export {
+  type BreakerClass,
+  breakerOf,
+  type Circuit,
+  circuit,
+  type CircuitOptions,
+  type GuardedFunction,
+  type MethodDecorator,
+  type SyncMethodDecorator,
+} from "./src/circuit.ts";
+export type {
+  ErrorClass,
+  ErrorMatcher,
+  RecoveryContext,
+  RecoveryRampOptions,
+  RecoveryTimeout,
+  WindowOptions,
+} from "./src/core/options.ts";
+export type { SnapshotJSON } from "./src/core/serialize.ts";
+export type { BreakerState, Snapshot } from "./src/core/snapshot.ts";
+export type { WindowStats } from "./src/core/window.ts";
+export { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./src/errors.ts";
+export type {
+  BreakerListener,
+  CallEvent,
+  FailureEvent,
+  RejectedEvent,
+  StateChangeEvent,
+  SuccessEvent,
+} from "./src/events.ts";

@@ -1,0 +1,94 @@
+/**
+ * Exponential backoff of the open period, for the `recoveryTimeout` option.
+ *
+ * @module
+ */
+
+import { describeValue } from "./core/describe_value.ts";
+import type { RecoveryTimeout } from "./core/options.ts";
+
+/**
+ * Options of {@linkcode exponentialBackoff}.
+ *
+ * @example
+ * ```ts
+ * import type { ExponentialBackoffOptions } from "./backoff.ts";
+ * const options: ExponentialBackoffOptions = { initialDelay: 1_000, maxDelay: 60_000 };
+ * ```
+ */
+export interface ExponentialBackoffOptions {
+  /** The open period after the first opening, in ms (finite >= 0). */
+  readonly initialDelay: number;
+  /** The longest open period, in ms (finite >= `initialDelay`). */
+  readonly maxDelay: number;
+  /**
+   * How much each further opening multiplies the period (finite >= 1).
+   * @default {2}
+   */
+  readonly factor?: number;
+  /**
+   * `"full"` draws the period uniformly from [0, period] (so that many processes do not
+   * retry in step); `"none"` uses the period itself.
+   * @default {"full"}
+   */
+  readonly jitter?: "full" | "none";
+  /**
+   * The source of randomness for the jitter: a function returning a number in [0, 1).
+   * @default {Math.random}
+   */
+  readonly random?: () => number;
+}
+
+/**
+ * A `recoveryTimeout` that grows with each opening since the circuit last recovered:
+ * `min(maxDelay, initialDelay * factor ** (openings - 1))`, with full jitter by default.
+ *
+ * @example Doubling from 1 s up to a minute
+ * ```ts
+ * import { Breaker, exponentialBackoff } from "@circuit/breaker";
+ *
+ * const breaker = new Breaker({
+ *   recoveryTimeout: exponentialBackoff({ initialDelay: 1_000, maxDelay: 60_000 }),
+ * });
+ * ```
+ */
+export function exponentialBackoff(options: ExponentialBackoffOptions): RecoveryTimeout {
+  const context = "Cannot create backoff";
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `${context}: options must be an object, received ${describeValue(options)}`,
+    );
+  }
+  const { initialDelay, maxDelay, factor = 2, jitter = "full", random = Math.random } = options;
+  const check = (name: string, value: unknown, min: number, minText = String(min)) => {
+    if (typeof value !== "number") {
+      throw new TypeError(
+        `${context}: "${name}" must be a number, received ${describeValue(value)}`,
+      );
+    }
+    if (!Number.isFinite(value) || value < min) {
+      throw new RangeError(
+        `${context}: "${name}" must be a finite number >= ${minText}, received ${
+          describeValue(value)
+        }`,
+      );
+    }
+  };
+  check("initialDelay", initialDelay, 0);
+  check("maxDelay", maxDelay, initialDelay, `"initialDelay" (${initialDelay})`);
+  check("factor", factor, 1);
+  if (jitter !== "full" && jitter !== "none") {
+    throw new TypeError(
+      `${context}: "jitter" must be "full" or "none", received ${describeValue(jitter)}`,
+    );
+  }
+  if (typeof random !== "function") {
+    throw new TypeError(
+      `${context}: "random" must be a function, received ${describeValue(random)}`,
+    );
+  }
+  return ({ openings }) => {
+    const period = Math.min(maxDelay, initialDelay * factor ** Math.max(0, openings - 1));
+    return jitter === "none" ? period : random() * period;
+  };
+}

@@ -1,0 +1,916 @@
+/**
+ * The `Breaker` class: the thin stateful shell over the pure core. It holds the current
+ * snapshot, reads the clock, runs the call, feeds the outcome to the core's transitions,
+ * stores the next snapshot and notifies listeners. It decides nothing itself.
+ *
+ * @module
+ */
+
+import { classifyError, isFailedResult } from "./core/classify.ts";
+import { describeValue } from "./core/describe_value.ts";
+import type { PolicyOptions } from "./core/options.ts";
+import { createPolicy, type Policy, POLICY_OPTIONS } from "./core/policy.ts";
+import { snapshotFromJSON, type SnapshotJSON, snapshotToJSON } from "./core/serialize.ts";
+import {
+  type BreakerState,
+  INITIAL_SNAPSHOT,
+  recordedState,
+  retryAfterAt,
+  type Snapshot,
+  stateAt,
+} from "./core/snapshot.ts";
+import {
+  admit,
+  close,
+  halfOpen,
+  isolate,
+  isRejection,
+  needsClock,
+  open,
+  reconfigure,
+  recordFailure,
+  recordNeutral,
+  recordSuccess,
+  type Rejection,
+  release,
+} from "./core/transitions.ts";
+import { type WindowStats, windowStats } from "./core/window.ts";
+import { BreakerOpenError, TimeoutError } from "./errors.ts";
+import type { BreakerListener, ListenerHook } from "./events.ts";
+
+/**
+ * A breaker's options: the policy (see the core's `PolicyOptions`) plus what the shell needs.
+ * All are optional and validated at construction.
+ *
+ * @example
+ * ```ts
+ * import type { BreakerOptions } from "@circuit/breaker";
+ * const options: BreakerOptions = { name: "db", failureThreshold: 5, recoveryTimeout: 60_000 };
+ * ```
+ */
+export interface BreakerOptions extends PolicyOptions {
+  /**
+   * Called instead of rejecting while the circuit turns calls away, with the wrapper's
+   * arguments and `this` (none for `execute()`); its result is the call's result.
+   */
+  readonly fallback?: (...args: never[]) => unknown;
+  /** Listeners from the start; more can be added with `addListener()`. */
+  readonly listeners?: readonly BreakerListener[];
+  /**
+   * The time, in epoch ms. Every duration is read from it; inject one in tests.
+   * @default {Date.now}
+   */
+  readonly clock?: () => number;
+  /** A snapshot from `toJSON()` to start from (no event fires for it). */
+  readonly state?: SnapshotJSON;
+}
+
+/**
+ * Options of one `execute()` call.
+ *
+ * @example
+ * ```ts
+ * import type { ExecuteOptions } from "@circuit/breaker";
+ * const options: ExecuteOptions = { signal: AbortSignal.timeout(1_000) };
+ * ```
+ */
+export interface ExecuteOptions {
+  /**
+   * The caller's signal. The signal given to the function follows it; when it aborts the
+   * call rejects at once with its reason and counts neither way.
+   */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Options `configure()` cannot change: they make a breaker what it is. */
+const FIXED_OPTIONS = ["name", "state", "listeners"] as const;
+const SHELL_OPTIONS = ["fallback", "listeners", "clock", "state"] as const;
+/** Every option a `Breaker` accepts. */
+export const BREAKER_OPTIONS: readonly string[] = [...POLICY_OPTIONS, ...SHELL_OPTIONS];
+
+/** Functions that are already guarded, by the breaker and the function they guard. */
+const guarded = new WeakMap<
+  object,
+  { readonly breaker: Breaker; readonly fn: AnyFunction; readonly sync: boolean }
+>();
+
+// deno-lint-ignore no-explicit-any
+type AnyFunction = (this: any, ...args: any[]) => any;
+type Settle = {
+  readonly generation: number;
+  readonly onValue: (value: unknown) => unknown;
+  readonly onError: (error: unknown) => never;
+};
+
+/** The signal given to functions that nothing can abort. */
+const NEVER_ABORTED: AbortSignal = new AbortController().signal;
+const NO_ARGS: readonly never[] = [];
+
+/**
+ * Guards calls to one dependency: after enough failures the circuit opens and calls fail fast
+ * with {@linkcode BreakerOpenError} without touching the dependency, until the recovery period
+ * lets trial calls through; their success closes it again.
+ *
+ * @example One breaker guarding many calls
+ * ```ts
+ * import { Breaker } from "@circuit/breaker";
+ *
+ * const db = new Breaker({ name: "db", failureThreshold: 5, recoveryTimeout: 60_000 });
+ * const rows = await db.execute((signal) => Promise.resolve(["row"]), { signal: AbortSignal.timeout(5_000) });
+ * const parsed = db.executeSync(() => JSON.parse('{"ok":true}'));
+ * ```
+ */
+export class Breaker {
+  /**
+   * Defaults a subclass gives its instances, under the options passed to the constructor.
+   *
+   * @example
+   * ```ts
+   * import { Breaker, type BreakerOptions } from "@circuit/breaker";
+   *
+   * class DbBreaker extends Breaker {
+   *   static override defaults: BreakerOptions = { failureThreshold: 3, recoveryTimeout: 10_000 };
+   * }
+   * new DbBreaker({ name: "orders" }).snapshot.failureCount; // 0
+   * ```
+   */
+  static defaults: BreakerOptions = {};
+
+  #options: BreakerOptions;
+  #policy: Policy;
+  #snapshot: Snapshot;
+  #clock: () => number;
+  #fallback: AnyFunction | undefined;
+  #listeners: readonly BreakerListener[];
+  /** Whether every call reads the clock: a timed rule, or listeners that want durations. */
+  #timed: boolean;
+  #settle: Settle | undefined;
+
+  /**
+   * Creates a breaker. Throws a `TypeError` or `RangeError` naming any bad option.
+   *
+   * @example
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * const breaker = new Breaker({ name: "payments", failureThreshold: 3 });
+   * ```
+   */
+  constructor(options: BreakerOptions = {}) {
+    const context = "Cannot create breaker";
+    const defaults = (new.target as typeof Breaker).defaults ?? {};
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(
+        `${context}: options must be an object, received ${describeValue(options)}`,
+      );
+    }
+    const merged = copyOptions({ ...defaults, ...options });
+    checkOptionNames(merged, BREAKER_OPTIONS, context);
+    this.#options = merged;
+    this.#policy = createPolicy(merged, context);
+    this.#clock = checkClock(merged.clock, context);
+    this.#fallback = checkFallback(merged.fallback, context);
+    this.#listeners = checkListeners(merged.listeners, context);
+    this.#timed = this.#policy.timed || this.#listeners.length !== 0;
+    this.#snapshot = merged.state === undefined
+      ? INITIAL_SNAPSHOT
+      : snapshotFromJSON(this.#policy, merged.state, `${context} "${this.#policy.name}"`);
+  }
+
+  /** The breaker's name, shown in errors, events and metrics. */
+  get name(): string {
+    return this.#policy.name;
+  }
+
+  /**
+   * The state now: `"closed"`, `"open"`, `"half-open"` (also an open circuit whose period has
+   * elapsed), `"recovering"` or `"isolated"`. Reading it has no side effects.
+   */
+  get state(): BreakerState {
+    return stateAt(this.#snapshot, this.#now());
+  }
+
+  /** Consecutive failures recorded; reset by a success while closed and by closing. */
+  get failureCount(): number {
+    return this.#snapshot.failureCount;
+  }
+
+  /** While open: when trial calls may start, in epoch ms; otherwise `undefined`. */
+  get openUntil(): number | undefined {
+    const snapshot = this.#snapshot;
+    return snapshot.isolated === 0 ? snapshot.openUntil : undefined;
+  }
+
+  /** Milliseconds until a call may be admitted: 0 unless open, `Infinity` while isolated. */
+  get retryAfterMs(): number {
+    return retryAfterAt(this.#snapshot, this.#now());
+  }
+
+  /** The last failure recorded: an error, or a value `isFailureResult` marked. */
+  get lastFailure(): unknown {
+    return this.#snapshot.lastFailure;
+  }
+
+  /** The current immutable snapshot (see `@circuit/breaker/core`). */
+  get snapshot(): Snapshot {
+    return this.#snapshot;
+  }
+
+  /** Counts in the rate rules' window now (all zero when no rule uses a window). */
+  get stats(): WindowStats {
+    const policy = this.#policy;
+    const now = policy.window?.kind === "time" ? this.#now() : 0;
+    return windowStats(policy.window, this.#snapshot.window, now);
+  }
+
+  /**
+   * The state as JSON (versioned); pass it as the `state` option to restore it. Isolation and
+   * in-flight trials are local and not included.
+   *
+   * @example
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * const breaker = new Breaker({ name: "db" });
+   * breaker.open();
+   * const restored = new Breaker({ name: "db", state: breaker.toJSON() });
+   * restored.state; // "open"
+   * ```
+   */
+  toJSON(): SnapshotJSON {
+    return snapshotToJSON(this.#snapshot);
+  }
+
+  /**
+   * Runs `fn` if the circuit admits it, and records its outcome. `fn` is called at once
+   * (synchronously) with an `AbortSignal` that fires on `timeout` or when the caller's
+   * signal aborts. While calls are turned away the promise rejects with
+   * {@linkcode BreakerOpenError} (or resolves with the `fallback`'s result).
+   *
+   * @example
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * const api = new Breaker({ name: "api", timeout: 2_000 });
+   * const text = await api.execute((signal) => Promise.resolve(`aborted: ${signal.aborted}`));
+   * ```
+   */
+  execute<T>(
+    fn: (signal: AbortSignal) => T | PromiseLike<T>,
+    options?: ExecuteOptions,
+  ): Promise<Awaited<T>> {
+    if (typeof fn !== "function") {
+      return Promise.reject(
+        new TypeError(`Cannot execute: "fn" must be a function, received ${describeValue(fn)}`),
+      );
+    }
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      return Promise.reject(
+        new TypeError(
+          `Cannot execute: "signal" must be an AbortSignal, received ${describeValue(signal)}`,
+        ),
+      );
+    }
+    return this.#call(fn, undefined, undefined, signal) as Promise<Awaited<T>>;
+  }
+
+  /**
+   * Runs a synchronous `fn` if the circuit admits it, without any promise. Throws
+   * {@linkcode BreakerOpenError} (or returns the `fallback`'s result) while calls are turned
+   * away. `timeout` does not apply: a synchronous call cannot be interrupted.
+   *
+   * @example
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * const parser = new Breaker({ name: "parser" });
+   * const value = parser.executeSync(() => JSON.parse("[1, 2]"));
+   * ```
+   */
+  executeSync<T>(fn: () => T): T {
+    if (typeof fn !== "function") {
+      throw new TypeError(`Cannot execute: "fn" must be a function, received ${describeValue(fn)}`);
+    }
+    return this.#callSync(fn, undefined, NO_ARGS) as T;
+  }
+
+  /**
+   * Returns an async function that calls `fn` through this breaker, with the same `this`,
+   * parameters and (awaited) return type. Wrapping a function this breaker already guards
+   * returns it unchanged, so no outcome is counted twice.
+   *
+   * @example
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * const db = new Breaker({ name: "db" });
+   * const query = db.wrap(async (sql: string) => [sql]);
+   * await query("select 1");
+   * ```
+   */
+  wrap<This, Args extends unknown[], R>(
+    fn: (this: This, ...args: Args) => R,
+  ): (this: This, ...args: Args) => Promise<Awaited<R>> {
+    const known = guarded.get(fn);
+    if (known?.breaker === this && !known.sync) {
+      return fn as unknown as (this: This, ...args: Args) => Promise<Awaited<R>>;
+    }
+    const target = checkFunction(known?.breaker === this ? known.fn : fn, "wrap");
+    const call = (thisArg: This, args: Args) => this.#call(target, thisArg, args, undefined);
+    const wrapper = function (this: This, ...args: Args): Promise<Awaited<R>> {
+      return call(this, args) as Promise<Awaited<R>>;
+    };
+    return markGuarded(wrapper, target, this, false);
+  }
+
+  /**
+   * Returns a synchronous function that calls `fn` through this breaker (see
+   * {@linkcode Breaker.executeSync}), with the same `this`, parameters and return type.
+   *
+   * @example
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * const parser = new Breaker({ name: "parser" });
+   * const parse = parser.wrapSync((text: string) => JSON.parse(text));
+   * parse("[1]");
+   * ```
+   */
+  wrapSync<This, Args extends unknown[], R>(
+    fn: (this: This, ...args: Args) => R,
+  ): (this: This, ...args: Args) => R {
+    const known = guarded.get(fn);
+    if (known?.breaker === this && known.sync) return fn;
+    const target = checkFunction(known?.breaker === this ? known.fn : fn, "wrapSync");
+    const call = (thisArg: This, args: Args) => this.#callSync(target, thisArg, args);
+    const wrapper = function (this: This, ...args: Args): R {
+      return call(this, args) as R;
+    };
+    return markGuarded(wrapper, target, this, true);
+  }
+
+  /**
+   * Opens the circuit by hand for a normal recovery period from now.
+   *
+   * @example
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * const breaker = new Breaker();
+   * breaker.open();
+   * breaker.state; // "open"
+   * ```
+   */
+  open(): void {
+    const now = this.#now();
+    this.#change(open(this.#policy, this.#snapshot, now));
+  }
+
+  /**
+   * Puts the circuit in half-open by hand: the next calls are trials.
+   *
+   * @example
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * const breaker = new Breaker();
+   * breaker.halfOpen();
+   * breaker.state; // "half-open"
+   * ```
+   */
+  halfOpen(): void {
+    const now = this.#now();
+    this.#change(halfOpen(this.#policy, this.#snapshot, now));
+  }
+
+  /**
+   * Closes the circuit by hand: the failure count and openings reset; no recovery ramp.
+   * While isolated, the circuit stays isolated until every hold is released.
+   *
+   * @example
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * const breaker = new Breaker();
+   * breaker.open();
+   * breaker.close();
+   * breaker.state; // "closed"
+   * ```
+   */
+  close(): void {
+    const now = this.#now();
+    this.#change(close(this.#policy, this.#snapshot, now));
+  }
+
+  /**
+   * Forces the circuit open until every hold this returns is disposed; releasing the last
+   * one closes it. Calls are rejected with `retryAfterMs` `Infinity` meanwhile. Isolation is
+   * local to this breaker and not part of `toJSON()`.
+   *
+   * @example Maintenance window
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * const db = new Breaker({ name: "db" });
+   * {
+   *   using _hold = db.isolate();
+   *   db.state; // "isolated"
+   * }
+   * db.state; // "closed"
+   * ```
+   */
+  isolate(): Disposable {
+    this.#change(isolate(this.#snapshot));
+    let held = true;
+    return {
+      [Symbol.dispose]: () => {
+        if (!held) return;
+        held = false;
+        const now = this.#now();
+        this.#change(release(this.#policy, this.#snapshot, now));
+      },
+    };
+  }
+
+  /**
+   * Changes options of a running breaker; the others keep their values. `name`, `state` and
+   * `listeners` cannot change (use `addListener()`). The state is kept; the window is kept
+   * when it windows the same history.
+   *
+   * @example
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * const breaker = new Breaker({ failureThreshold: 5 });
+   * breaker.configure({ failureThreshold: 2 });
+   * ```
+   */
+  configure(options: Omit<BreakerOptions, (typeof FIXED_OPTIONS)[number]>): void {
+    const context = `Cannot configure breaker ${JSON.stringify(this.#policy.name)}`;
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(
+        `${context}: options must be an object, received ${describeValue(options)}`,
+      );
+    }
+    checkOptionNames(options, BREAKER_OPTIONS, context);
+    for (const fixed of FIXED_OPTIONS) {
+      if (fixed in options) {
+        throw new TypeError(
+          `${context}: "${fixed}" cannot be changed${
+            fixed === "listeners" ? "; use addListener()" : ""
+          }`,
+        );
+      }
+    }
+    const merged = copyOptions({ ...this.#options, ...options });
+    const policy = createPolicy(merged, context);
+    const clock = checkClock(merged.clock, context);
+    const fallback = checkFallback(merged.fallback, context);
+    // Everything is valid: only now does the breaker change.
+    this.#snapshot = reconfigure(this.#policy, policy, this.#snapshot);
+    this.#options = merged;
+    this.#policy = policy;
+    this.#clock = clock;
+    this.#fallback = fallback;
+    this.#timed = policy.timed || this.#listeners.length !== 0;
+  }
+
+  /**
+   * Adds a listener; dispose the returned value (or call `removeListener`) to remove it.
+   *
+   * @example
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * const breaker = new Breaker({ name: "db" });
+   * using _subscription = breaker.addListener({ stateChange: ({ to }) => console.log(to) });
+   * ```
+   */
+  addListener(listener: BreakerListener): Disposable {
+    checkListeners([listener], "Cannot add listener");
+    this.#listeners = [...this.#listeners, listener];
+    this.#timed = true;
+    return { [Symbol.dispose]: () => this.removeListener(listener) };
+  }
+
+  /**
+   * Removes a listener added with `addListener()` or the `listeners` option (one occurrence).
+   *
+   * @example
+   * ```ts
+   * import { Breaker, type BreakerListener } from "@circuit/breaker";
+   * const breaker = new Breaker();
+   * const listener: BreakerListener = { rejected: () => {} };
+   * breaker.addListener(listener);
+   * breaker.removeListener(listener);
+   * ```
+   */
+  removeListener(listener: BreakerListener): void {
+    const index = this.#listeners.indexOf(listener);
+    if (index === -1) return;
+    this.#listeners = this.#listeners.filter((_, i) => i !== index);
+    this.#timed = this.#policy.timed || this.#listeners.length !== 0;
+  }
+
+  /** Runs an async call: admission, then the call, then its outcome. Never throws. */
+  #call(
+    fn: AnyFunction,
+    thisArg: unknown,
+    args: readonly unknown[] | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const policy = this.#policy;
+    const before = this.#snapshot;
+    const timed = this.#timed || needsClock(policy, before);
+    let start = 0;
+    if (timed) {
+      try {
+        start = this.#now();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    const verdict = admit(policy, before, start);
+    let generation = before.generation;
+    if (verdict !== before) {
+      if (isRejection(verdict)) {
+        let fallback: unknown;
+        try {
+          fallback = this.#turnAway(verdict, thisArg, args);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+        return Promise.resolve(fallback);
+      }
+      this.#change(verdict);
+      generation = verdict.generation;
+    }
+    if (this.#listeners.length !== 0) this.#emit("beforeCall", { breaker: this });
+    if (policy.timeout !== undefined || signal !== undefined) {
+      return this.#callGuarded(fn, thisArg, args, signal, generation, start, timed);
+    }
+    let result: unknown;
+    try {
+      result = args === undefined ? fn(NEVER_ABORTED) : fn.apply(thisArg, args as unknown[]);
+    } catch (error) {
+      this.#settleError(error, generation, start, timed);
+      return Promise.reject(error);
+    }
+    const promise = result instanceof Promise
+      ? result
+      : isThenable(result)
+      ? Promise.resolve(result)
+      : undefined;
+    if (promise === undefined) {
+      this.#settleValue(result, generation, start, timed);
+      return Promise.resolve(result);
+    }
+    if (!timed) {
+      // One handler pair per generation: the common path allocates nothing per call.
+      let settle = this.#settle;
+      if (settle === undefined || settle.generation !== generation) {
+        settle = this.#settle = this.#settlersFor(generation);
+      }
+      return promise.then(settle.onValue, settle.onError);
+    }
+    return promise.then(
+      (value) => this.#settleValue(value, generation, start, true),
+      (error) => {
+        this.#settleError(error, generation, start, true);
+        throw error;
+      },
+    );
+  }
+
+  /** The async call with a timeout or a caller's signal: it can end before `fn` settles. */
+  #callGuarded(
+    fn: AnyFunction,
+    thisArg: unknown,
+    args: readonly unknown[] | undefined,
+    signal: AbortSignal | undefined,
+    generation: number,
+    start: number,
+    timed: boolean,
+  ): Promise<unknown> {
+    const timeoutMs = this.#policy.timeout;
+    const controller = args === undefined && timeoutMs !== undefined
+      ? new AbortController()
+      : undefined;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finish = () => {
+        settled = true;
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const onAbort = () => {
+        if (settled) return;
+        finish();
+        const reason = (signal as AbortSignal).reason;
+        controller?.abort(reason);
+        this.#settleNeutral(generation);
+        reject(reason);
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          if (settled) return;
+          finish();
+          const error = new TimeoutError(
+            `Circuit ${
+              JSON.stringify(this.#policy.name)
+            }: the call timed out after ${timeoutMs} ms`,
+          );
+          controller?.abort(error);
+          this.#settleFailure(error, generation, start, timed);
+          reject(error);
+        }, timeoutMs);
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+      let result: unknown;
+      try {
+        result = args === undefined
+          ? fn(controller?.signal ?? signal ?? NEVER_ABORTED)
+          : fn.apply(thisArg, args as unknown[]);
+      } catch (error) {
+        if (settled) return; // the caller's signal aborted during the call
+        finish();
+        this.#settleError(error, generation, start, timed);
+        reject(error);
+        return;
+      }
+      Promise.resolve(result).then(
+        (value) => {
+          if (settled) return;
+          finish();
+          resolve(this.#settleValue(value, generation, start, timed));
+        },
+        (error) => {
+          if (settled) return;
+          finish();
+          this.#settleError(error, generation, start, timed);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** Runs a synchronous call. */
+  #callSync(fn: AnyFunction, thisArg: unknown, args: readonly unknown[]): unknown {
+    const policy = this.#policy;
+    const before = this.#snapshot;
+    const timed = this.#timed || needsClock(policy, before);
+    const start = timed ? this.#now() : 0;
+    const verdict = admit(policy, before, start);
+    let generation = before.generation;
+    if (verdict !== before) {
+      if (isRejection(verdict)) return this.#turnAway(verdict, thisArg, args);
+      this.#change(verdict);
+      generation = verdict.generation;
+    }
+    if (this.#listeners.length !== 0) this.#emit("beforeCall", { breaker: this });
+    let result: unknown;
+    try {
+      result = fn.apply(thisArg, args as unknown[]);
+    } catch (error) {
+      this.#settleError(error, generation, start, timed);
+      throw error;
+    }
+    return this.#settleValue(result, generation, start, timed);
+  }
+
+  /** A rejected admission: keeps the snapshot, tells listeners, serves the fallback or throws. */
+  #turnAway(rejection: Rejection, thisArg: unknown, args: readonly unknown[] | undefined): unknown {
+    if (rejection.snapshot !== this.#snapshot) this.#change(rejection.snapshot);
+    const error = new BreakerOpenError({
+      breaker: this.#policy.name,
+      state: rejection.rejectedIn as BreakerOpenError["state"],
+      retryAfterMs: rejection.retryAfterMs,
+      cause: rejection.snapshot.lastFailure,
+    });
+    if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
+    const fallback = this.#fallback;
+    if (fallback === undefined) throw error;
+    return fallback.apply(thisArg, (args ?? NO_ARGS) as unknown[]);
+  }
+
+  #settlersFor(generation: number): Settle {
+    return {
+      generation,
+      onValue: (value) => this.#settleValue(value, generation, 0, false),
+      onError: (error) => {
+        this.#settleError(error, generation, 0, false);
+        throw error;
+      },
+    };
+  }
+
+  /** Records a returned value (a failure if `isFailureResult` says so) and returns it. */
+  #settleValue(value: unknown, generation: number, start: number, timed: boolean): unknown {
+    const policy = this.#policy;
+    if (policy.isFailureResult !== undefined && isFailedResult(policy, value)) {
+      this.#settleFailure(value, generation, start, timed);
+    } else {
+      this.#settleSuccess(generation, start, timed);
+    }
+    return value;
+  }
+
+  #settleError(error: unknown, generation: number, start: number, timed: boolean): void {
+    switch (classifyError(this.#policy, error)) {
+      case "failure":
+        return this.#settleFailure(error, generation, start, timed);
+      case "success":
+        return this.#settleSuccess(generation, start, timed);
+      default:
+        return this.#settleNeutral(generation);
+    }
+  }
+
+  #settleSuccess(generation: number, start: number, timed: boolean): void {
+    const before = this.#snapshot;
+    const end = timed ? this.#settledAt(start) : 0;
+    const next = recordSuccess(this.#policy, before, generation, end - start, end);
+    if (next !== before) this.#snapshot = next;
+    if (this.#listeners.length !== 0 && timed) {
+      this.#emit("success", { breaker: this, durationMs: end - start });
+    }
+    if (next !== before) this.#announce(before, next);
+  }
+
+  #settleFailure(failure: unknown, generation: number, start: number, timed: boolean): void {
+    const before = this.#snapshot;
+    const end = this.#settledAt(start);
+    const durationMs = timed ? end - start : 0;
+    const next = recordFailure(this.#policy, before, generation, failure, durationMs, end);
+    if (next !== before) this.#snapshot = next;
+    if (this.#listeners.length !== 0 && timed) {
+      this.#emit("failure", { breaker: this, error: failure, durationMs });
+    }
+    if (next !== before) this.#announce(before, next);
+  }
+
+  #settleNeutral(generation: number): void {
+    const before = this.#snapshot;
+    const next = recordNeutral(this.#policy, before, generation);
+    if (next !== before) this.#change(next);
+  }
+
+  /** Stores a snapshot and announces a change of state. */
+  #change(next: Snapshot): void {
+    const before = this.#snapshot;
+    if (next === before) return;
+    this.#snapshot = next;
+    this.#announce(before, next);
+  }
+
+  #announce(before: Snapshot, after: Snapshot): void {
+    if (this.#listeners.length === 0) return;
+    const from = recordedState(before);
+    const to = recordedState(after);
+    if (from !== to) this.#emit("stateChange", { breaker: this, from, to });
+  }
+
+  #emit<H extends ListenerHook>(
+    hook: H,
+    event: Parameters<NonNullable<BreakerListener[H]>>[0],
+  ): void {
+    for (const listener of this.#listeners) {
+      const method = listener[hook] as ((event: unknown) => unknown) | undefined;
+      if (method === undefined) continue;
+      try {
+        const result = method.call(listener, event);
+        if (isThenable(result)) {
+          Promise.resolve(result).catch((error) => this.#reportListener(hook, error));
+        }
+      } catch (error) {
+        this.#reportListener(hook, error);
+      }
+    }
+  }
+
+  #reportListener(hook: ListenerHook, error: unknown): void {
+    console.error(
+      `Circuit ${JSON.stringify(this.#policy.name)}: a "${hook}" listener threw; ignored`,
+      error,
+    );
+  }
+
+  /** Reads the clock; a clock that returns anything but a finite number is an error. */
+  #now(): number {
+    const now = this.#clock();
+    if (typeof now === "number" && Number.isFinite(now)) return now;
+    throw new TypeError(
+      `Circuit ${
+        JSON.stringify(this.#policy.name)
+      }: "clock" must return epoch milliseconds, returned ${describeValue(now)}`,
+    );
+  }
+
+  /**
+   * The time a call settled. A broken clock here must not replace the call's own outcome, so
+   * it is reported and the start time is used.
+   */
+  #settledAt(start: number): number {
+    try {
+      return this.#now();
+    } catch (error) {
+      console.error(error);
+      return start;
+    }
+  }
+}
+
+/** Whether a value is a promise-like object. */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
+function markGuarded<W extends AnyFunction>(
+  wrapper: W,
+  fn: AnyFunction,
+  breaker: Breaker,
+  sync: boolean,
+): W {
+  Object.defineProperty(wrapper, "name", { value: fn.name, configurable: true });
+  Object.defineProperty(wrapper, "length", { value: fn.length, configurable: true });
+  guarded.set(wrapper, { breaker, fn, sync });
+  return wrapper;
+}
+
+/** The breaker a function is guarded by, if any. */
+export function guardOf(
+  fn: unknown,
+): { readonly breaker: Breaker; readonly fn: AnyFunction; readonly sync: boolean } | undefined {
+  return typeof fn === "function" ? guarded.get(fn) : undefined;
+}
+
+function checkFunction(fn: unknown, method: string): AnyFunction {
+  if (typeof fn === "function") return fn as AnyFunction;
+  throw new TypeError(`Cannot ${method}: "fn" must be a function, received ${describeValue(fn)}`);
+}
+
+/** Rejects option names the breaker does not know (a typo must not pass silently). */
+export function checkOptionNames(
+  options: object,
+  known: readonly string[],
+  context: string,
+): void {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new TypeError(`${context}: unknown option ${JSON.stringify(key)}`);
+    }
+  }
+}
+
+/** A copy of the options whose nested arrays and objects the caller can no longer change. */
+function copyOptions<T extends BreakerOptions>(options: T): T {
+  const copy = { ...options } as Record<string, unknown>;
+  for (const [key, value] of Object.entries(copy)) {
+    if (Array.isArray(value)) copy[key] = [...value];
+    else if (key === "window" || key === "recoveryRamp") {
+      copy[key] = value !== null && typeof value === "object" ? { ...value } : value;
+    }
+  }
+  return copy as T;
+}
+
+function checkClock(clock: unknown, context: string): () => number {
+  if (clock === undefined) return Date.now;
+  if (typeof clock === "function") return clock as () => number;
+  throw new TypeError(`${context}: "clock" must be a function, received ${describeValue(clock)}`);
+}
+
+function checkFallback(fallback: unknown, context: string): AnyFunction | undefined {
+  if (fallback === undefined || typeof fallback === "function") {
+    return fallback as AnyFunction | undefined;
+  }
+  throw new TypeError(
+    `${context}: "fallback" must be a function, received ${describeValue(fallback)}`,
+  );
+}
+
+const HOOKS: readonly ListenerHook[] = [
+  "stateChange",
+  "beforeCall",
+  "success",
+  "failure",
+  "rejected",
+];
+
+function checkListeners(listeners: unknown, context: string): readonly BreakerListener[] {
+  if (listeners === undefined) return [];
+  if (!Array.isArray(listeners)) {
+    throw new TypeError(
+      `${context}: "listeners" must be an array of listeners, received ${describeValue(listeners)}`,
+    );
+  }
+  listeners.forEach((listener, i) => {
+    const path = context === "Cannot add listener" ? "listener" : `listeners[${i}]`;
+    if (listener === null || typeof listener !== "object") {
+      throw new TypeError(
+        `${context}: "${path}" must be an object with hooks, received ${describeValue(listener)}`,
+      );
+    }
+    for (const hook of HOOKS) {
+      const method = (listener as Record<string, unknown>)[hook];
+      if (method !== undefined && typeof method !== "function") {
+        throw new TypeError(
+          `${context}: "${path}.${hook}" must be a function, received ${describeValue(method)}`,
+        );
+      }
+    }
+  });
+  return [...listeners];
+}

@@ -1,0 +1,265 @@
+/**
+ * `circuit()`: guard a function, or decorate a method, with a breaker of its own (or a shared
+ * one), in one call.
+ *
+ * @module
+ */
+
+import {
+  Breaker,
+  BREAKER_OPTIONS,
+  type BreakerOptions,
+  checkOptionNames,
+  guardOf,
+} from "./breaker.ts";
+import { describeValue } from "./core/describe_value.ts";
+
+// deno-lint-ignore no-explicit-any
+type AnyFunction = (this: any, ...args: any[]) => any;
+
+/**
+ * A `Breaker` subclass (or `Breaker` itself) that `circuit()` instantiates.
+ *
+ * @example
+ * ```ts
+ * import { Breaker, type BreakerClass } from "@circuit/breaker";
+ * class Strict extends Breaker {}
+ * const kind: BreakerClass = Strict;
+ * ```
+ */
+export type BreakerClass = (new (options?: BreakerOptions) => Breaker) & {
+  readonly defaults?: BreakerOptions;
+};
+
+/**
+ * Options of `circuit()`: a breaker's options, typed for the guarded function, and the
+ * breaker to use.
+ *
+ * @example
+ * ```ts
+ * import type { CircuitOptions } from "@circuit/breaker";
+ * const options: CircuitOptions<(id: string) => Promise<string>> = {
+ *   failureThreshold: 3,
+ *   fallback: (id) => `cached ${id}`,
+ * };
+ * ```
+ */
+export interface CircuitOptions<F extends AnyFunction = AnyFunction>
+  extends Omit<BreakerOptions, "fallback" | "isFailureResult"> {
+  /**
+   * An existing breaker to share (then no other option may be given), or a `Breaker`
+   * subclass to instantiate.
+   * @default {Breaker}
+   */
+  readonly breaker?: Breaker | BreakerClass;
+  /** Called with the call's arguments and `this` instead of rejecting while calls are turned away. */
+  readonly fallback?: (
+    this: ThisParameterType<F>,
+    ...args: Parameters<F>
+  ) => Awaited<ReturnType<F>> | PromiseLike<Awaited<ReturnType<F>>>;
+  /** Marks a returned value as a failure; the value is still returned. */
+  readonly isFailureResult?: (result: Awaited<ReturnType<F>>) => boolean;
+}
+
+/**
+ * The async function `circuit(fn)` returns: `fn`'s `this` and parameters, its awaited result.
+ *
+ * @example
+ * ```ts
+ * import type { GuardedFunction } from "@circuit/breaker";
+ * type Load = GuardedFunction<(id: string) => Promise<number>>; // (id: string) => Promise<number>
+ * ```
+ */
+export type GuardedFunction<F extends AnyFunction> = (
+  this: ThisParameterType<F>,
+  ...args: Parameters<F>
+) => Promise<Awaited<ReturnType<F>>>;
+
+/**
+ * A TC39 method decorator guarding an async method with one breaker shared by every instance.
+ *
+ * @example
+ * ```ts
+ * import { circuit, type MethodDecorator } from "@circuit/breaker";
+ * const guard: MethodDecorator = circuit({ failureThreshold: 3 });
+ * ```
+ */
+export type MethodDecorator = <This, Args extends unknown[], R extends PromiseLike<unknown>>(
+  method: (this: This, ...args: Args) => R,
+  context: ClassMethodDecoratorContext<This, (this: This, ...args: Args) => R>,
+) => (this: This, ...args: Args) => R;
+
+/**
+ * A TC39 method decorator guarding a synchronous method.
+ *
+ * @example
+ * ```ts
+ * import { circuit, type SyncMethodDecorator } from "@circuit/breaker";
+ * const guard: SyncMethodDecorator = circuit.sync({ failureThreshold: 3 });
+ * ```
+ */
+export type SyncMethodDecorator = <This, Args extends unknown[], R>(
+  method: (this: This, ...args: Args) => R,
+  context: ClassMethodDecoratorContext<This, (this: This, ...args: Args) => R>,
+) => (this: This, ...args: Args) => R;
+
+/**
+ * The type of {@linkcode circuit}.
+ *
+ * @example
+ * ```ts
+ * import { circuit, type Circuit } from "@circuit/breaker";
+ * const strict: Circuit = circuit.with({ failureThreshold: 2 });
+ * ```
+ */
+export interface Circuit {
+  /** Guards `fn` (async, or returning a promise or a value) with a breaker of its own. */
+  <F extends AnyFunction>(fn: F, options?: CircuitOptions<F>): GuardedFunction<F>;
+  /** A method decorator: one breaker per decorated method, shared by all instances. */
+  (options?: CircuitOptions): MethodDecorator;
+  /** Guards a synchronous function without any promise (see `Breaker.executeSync`). */
+  sync: {
+    <F extends AnyFunction>(fn: F, options?: CircuitOptions<F>): F;
+    (options?: CircuitOptions): SyncMethodDecorator;
+  };
+  /** A `circuit()` whose defaults are these options (under each call's own options). */
+  with(defaults: CircuitOptions): Circuit;
+}
+
+const CIRCUIT_OPTIONS: readonly string[] = [...BREAKER_OPTIONS, "breaker"];
+
+/**
+ * Guards a function with a circuit breaker, keeping its `this`, parameters and result type;
+ * or, called with options only, decorates a class method (TC39 decorators).
+ *
+ * Defaults: 5 consecutive failures open the circuit for 30 s; the breaker is named after the
+ * function (or method).
+ *
+ * @example Guarding a function
+ * ```ts
+ * import { circuit } from "@circuit/breaker";
+ *
+ * const getUser = circuit(async (id: string) => ({ id }), { failureThreshold: 10 });
+ * await getUser("42");
+ * ```
+ *
+ * @example Decorating a method
+ * ```ts
+ * import { circuit } from "@circuit/breaker";
+ *
+ * class Api {
+ *   @circuit({ failureThreshold: 3 })
+ *   async load(id: string) {
+ *     return { id };
+ *   }
+ * }
+ * await new Api().load("1");
+ * ```
+ */
+export const circuit: Circuit = createCircuit({});
+
+function createCircuit(defaults: CircuitOptions): Circuit {
+  const guard = (sync: boolean) => (target?: unknown, options?: unknown): unknown => {
+    if (typeof target === "function") {
+      return guardFunction(target as AnyFunction, merge(defaults, options), sync);
+    }
+    const merged = merge(defaults, target);
+    return (method: AnyFunction, context: ClassMethodDecoratorContext) =>
+      decorate(method, context, merged, sync);
+  };
+  const result = guard(false) as Circuit;
+  result.sync = guard(true) as Circuit["sync"];
+  result.with = (more) => createCircuit(merge(defaults, more));
+  return result;
+}
+
+function merge(defaults: CircuitOptions, options: unknown): CircuitOptions {
+  if (options === undefined) return defaults;
+  const context = "Cannot create breaker";
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `${context}: options must be an object, received ${describeValue(options)}`,
+    );
+  }
+  checkOptionNames(options, CIRCUIT_OPTIONS, context);
+  const given = options as CircuitOptions;
+  if (given.breaker instanceof Breaker) {
+    const others = Object.keys(given).filter((key) => key !== "breaker");
+    if (others.length > 0) {
+      throw new TypeError(
+        `${context}: "breaker" is an existing Breaker, so ${
+          others.map((key) => JSON.stringify(key)).join(", ")
+        } cannot be given; configure that breaker instead`,
+      );
+    }
+    return given;
+  }
+  return { ...defaults, ...given };
+}
+
+function guardFunction(fn: AnyFunction, options: CircuitOptions, sync: boolean): AnyFunction {
+  const kind = Object.prototype.toString.call(fn);
+  if (kind === "[object AsyncGeneratorFunction]" || kind === "[object GeneratorFunction]") {
+    throw new TypeError(
+      `Cannot guard ${describeValue(fn)}: generator functions are not supported yet`,
+    );
+  }
+  const known = guardOf(fn);
+  const breaker = breakerFor(options, (known?.fn ?? fn).name);
+  return sync ? breaker.wrapSync(fn) : breaker.wrap(fn);
+}
+
+function decorate(
+  method: AnyFunction,
+  context: ClassMethodDecoratorContext,
+  options: CircuitOptions,
+  sync: boolean,
+): AnyFunction {
+  if (context === null || typeof context !== "object" || context.kind !== "method") {
+    const kind = (context as { kind?: unknown } | null)?.kind;
+    throw new TypeError(
+      `circuit() decorates methods only, received ${
+        typeof kind === "string" ? `a ${kind}` : describeValue(method)
+      }`,
+    );
+  }
+  const name = typeof context.name === "symbol" ? context.name.description ?? "" : context.name;
+  return guardFunction(method, { ...options, ...(options.name ? {} : { name }) }, sync);
+}
+
+function breakerFor(options: CircuitOptions, functionName: string): Breaker {
+  const { breaker: given, ...rest } = options;
+  if (given instanceof Breaker) return given;
+  const BreakerClass: BreakerClass = given ?? Breaker;
+  if (
+    typeof BreakerClass !== "function" ||
+    !(BreakerClass === Breaker || BreakerClass.prototype instanceof Breaker)
+  ) {
+    throw new TypeError(
+      `Cannot create breaker: "breaker" must be a Breaker or a Breaker subclass, received ${
+        describeValue(given)
+      }`,
+    );
+  }
+  const named = rest.name !== undefined || BreakerClass.defaults?.name !== undefined ||
+    functionName === "";
+  return new BreakerClass(
+    (named ? rest : { ...rest, name: functionName }) as BreakerOptions,
+  );
+}
+
+/**
+ * The breaker guarding a function returned by `circuit()`, `wrap()` or a decorated method, or
+ * `undefined` for a function nobody guards.
+ *
+ * @example Reading a decorated method's breaker
+ * ```ts
+ * import { breakerOf, circuit } from "@circuit/breaker";
+ *
+ * const load = circuit(async () => "ok");
+ * breakerOf(load)?.state; // "closed"
+ * ```
+ */
+export function breakerOf(fn: unknown): Breaker | undefined {
+  return guardOf(fn)?.breaker;
+}

@@ -1,0 +1,74 @@
+/**
+ * Classifies a call's error or result as a failure, a success or neither, by the policy's
+ * matchers: `ignore` first, then `exclude`, then `isFailure`.
+ *
+ * @module
+ */
+
+import type { Policy } from "./policy.ts";
+
+/** How an outcome counts. */
+export type Verdict = "failure" | "success" | "neutral";
+
+/**
+ * How an error thrown by a call counts. A matcher that throws is reported and judged as if it
+ * were not configured.
+ *
+ * @example
+ * ```ts
+ * import { classifyError } from "./classify.ts";
+ * import { createPolicy } from "./policy.ts";
+ * const policy = createPolicy({ exclude: TypeError });
+ * classifyError(policy, new TypeError("bad input")); // "success"
+ * classifyError(policy, new Error("down")); // "failure"
+ * ```
+ */
+export function classifyError(policy: Policy, error: unknown): Verdict {
+  if (policy.ignore !== undefined && matches(policy, "ignore", error, false)) return "neutral";
+  if (policy.exclude !== undefined && matches(policy, "exclude", error, false)) return "success";
+  if (policy.isFailure === undefined) return "failure";
+  return matches(policy, "isFailure", error, true) ? "failure" : "success";
+}
+
+/**
+ * Whether a returned value counts as a failure (`isFailureResult`). A throwing predicate is
+ * reported and the value counts as a success.
+ *
+ * @example
+ * ```ts
+ * import { isFailedResult } from "./classify.ts";
+ * import { createPolicy } from "./policy.ts";
+ * const policy = createPolicy({ isFailureResult: (r) => r === "error" });
+ * isFailedResult(policy, "error"); // true
+ * ```
+ */
+export function isFailedResult(policy: Policy, result: unknown): boolean {
+  const predicate = policy.isFailureResult;
+  if (predicate === undefined) return false;
+  try {
+    return Boolean(predicate(result));
+  } catch (error) {
+    policy.report(
+      `Circuit "${policy.name}": "isFailureResult" threw; the result counts as a success`,
+      error,
+    );
+    return false;
+  }
+}
+
+function matches(
+  policy: Policy,
+  option: "ignore" | "exclude" | "isFailure",
+  error: unknown,
+  whenBroken: boolean,
+): boolean {
+  try {
+    return Boolean((policy[option] as (error: unknown) => boolean)(error));
+  } catch (thrown) {
+    policy.report(
+      `Circuit "${policy.name}": the "${option}" matcher threw; judging as if it were not set`,
+      thrown,
+    );
+    return whenBroken;
+  }
+}

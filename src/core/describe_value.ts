@@ -1,0 +1,40 @@
+/**
+ * How a received value is shown in an error message: strings quoted, numbers as written,
+ * functions and objects by name, so that the message says what was passed.
+ *
+ * @module
+ */
+
+/**
+ * Describes a value for an error message, e.g. `0`, `"5"`, `NaN`, `function load`, `an array`.
+ *
+ * @example Describing received values
+ * ```ts
+ * import { describeValue } from "./describe_value.ts";
+ * describeValue("5"); // '"5"'
+ * describeValue(NaN); // "NaN"
+ * ```
+ */
+export function describeValue(value: unknown): string {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+    case "number":
+      return Object.is(value, -0) ? "-0" : String(value);
+    case "bigint":
+      return `${value}n`;
+    case "function": {
+      const source = Function.prototype.toString.call(value);
+      const kind = source.startsWith("class") ? "class" : "function";
+      return value.name ? `${kind} ${value.name}` : `an anonymous ${kind}`;
+    }
+    case "object": {
+      if (value === null) return "null";
+      if (Array.isArray(value)) return `an array of ${value.length}`;
+      const name = Object.getPrototypeOf(value)?.constructor?.name;
+      return typeof name === "string" && name !== "Object" ? `a ${name}` : "an object";
+    }
+    default:
+      return String(value);
+  }
+}

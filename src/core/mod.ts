@@ -1,0 +1,69 @@
+/**
+ * The pure core of `@circuit/breaker`: every decision a breaker makes, as pure functions of
+ * `(policy, snapshot, event, now)` that return the next immutable snapshot. No clock, no
+ * timers, no I/O: use it to run a breaker over your own storage or scheduler, or to test a
+ * policy with a hand-made clock.
+ *
+ * ```ts
+ * import { admit, createPolicy, INITIAL_SNAPSHOT, isRejection, recordFailure } from "@circuit/breaker/core";
+ *
+ * const policy = createPolicy({ failureThreshold: 2, recoveryTimeout: 1_000 });
+ * let snapshot = INITIAL_SNAPSHOT;
+ * snapshot = recordFailure(policy, snapshot, snapshot.generation, new Error("down"), 0, 0);
+ * snapshot = recordFailure(policy, snapshot, snapshot.generation, new Error("down"), 0, 0);
+ * const verdict = admit(policy, snapshot, 500);
+ * if (isRejection(verdict)) console.log(`open: retry in ${verdict.retryAfterMs} ms`); // 500
+ * ```
+ *
+ * @module
+ */
+
+export { classifyError, isFailedResult, type Verdict } from "./classify.ts";
+export type {
+  ErrorClass,
+  ErrorMatcher,
+  PolicyOptions,
+  RecoveryContext,
+  RecoveryRampOptions,
+  RecoveryTimeout,
+  WindowOptions,
+} from "./options.ts";
+export { createPolicy, type Policy, POLICY_OPTIONS, type Reporter } from "./policy.ts";
+export { retryAfterHint } from "./retry_after.ts";
+export { snapshotFromJSON, type SnapshotJSON, snapshotToJSON } from "./serialize.ts";
+export {
+  type BreakerState,
+  INITIAL_SNAPSHOT,
+  type RecordedState,
+  recordedState,
+  retryAfterAt,
+  type Snapshot,
+  stateAt,
+} from "./snapshot.ts";
+export {
+  admit,
+  close,
+  halfOpen,
+  isolate,
+  isRejection,
+  needsClock,
+  open,
+  rampShare,
+  reconfigure,
+  recordFailure,
+  recordNeutral,
+  recordSuccess,
+  type Rejection,
+  release,
+} from "./transitions.ts";
+export {
+  type Bucket,
+  type CallWindow,
+  recordCall,
+  type TimeWindow,
+  type WindowJSON,
+  type WindowPolicy,
+  type WindowState,
+  type WindowStats,
+  windowStats,
+} from "./window.ts";

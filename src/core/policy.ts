@@ -1,0 +1,306 @@
+/**
+ * Options validated into a policy: the frozen, normalized rules a breaker's transitions
+ * follow. Every bad value is rejected here with the option's path and the value received.
+ *
+ * @module
+ */
+
+import { describeValue } from "./describe_value.ts";
+import type {
+  ErrorClass,
+  ErrorMatcher,
+  PolicyOptions,
+  RecoveryRampOptions,
+  RecoveryTimeout,
+} from "./options.ts";
+import type { WindowPolicy, WindowStats } from "./window.ts";
+
+/**
+ * Where the core reports a problem in user code it runs on the breaker's behalf (a throwing
+ * matcher or `shouldTrip`, a bad `recoveryTimeout` result). It never throws to the caller.
+ */
+export type Reporter = (message: string, error?: unknown) => void;
+
+/**
+ * The validated, normalized rules of one breaker.
+ *
+ * @example
+ * ```ts
+ * import { createPolicy } from "./policy.ts";
+ * const policy = createPolicy({ name: "db", failureThreshold: 3 });
+ * policy.failureThreshold; // 3
+ * ```
+ */
+export interface Policy {
+  readonly name: string;
+  readonly failureThreshold: number;
+  readonly recoveryTimeout: number | RecoveryTimeout;
+  readonly halfOpenMaxCalls: number;
+  readonly successThreshold: number;
+  readonly isFailure: ((error: unknown) => boolean) | undefined;
+  readonly exclude: ((error: unknown) => boolean) | undefined;
+  readonly ignore: ((error: unknown) => boolean) | undefined;
+  readonly isFailureResult: ((result: unknown) => boolean) | undefined;
+  readonly timeout: number | undefined;
+  readonly failureRate: number | undefined;
+  readonly slowCallRate: number | undefined;
+  readonly slowCallDuration: number | undefined;
+  readonly minimumCalls: number;
+  /** Set when a rule judges a window (a rate rule or `shouldTrip`). */
+  readonly window: WindowPolicy | undefined;
+  readonly shouldTrip: ((stats: WindowStats) => boolean) | undefined;
+  readonly recoveryRamp: Required<RecoveryRampOptions> | undefined;
+  readonly maxRetryAfter: number;
+  /** Whether every call needs the clock: a time window or the slow-call rule. */
+  readonly timed: boolean;
+  readonly report: Reporter;
+}
+
+/** The option names a policy reads. */
+export const POLICY_OPTIONS: readonly (keyof PolicyOptions)[] = [
+  "name",
+  "failureThreshold",
+  "recoveryTimeout",
+  "halfOpenMaxCalls",
+  "successThreshold",
+  "isFailure",
+  "exclude",
+  "ignore",
+  "isFailureResult",
+  "timeout",
+  "failureRate",
+  "slowCallRate",
+  "slowCallDuration",
+  "minimumCalls",
+  "window",
+  "shouldTrip",
+  "recoveryRamp",
+  "maxRetryAfter",
+];
+
+/** The longest delay `setTimeout` honours (larger ones fire at once on some runtimes). */
+const MAX_TIMER_DELAY = 2_147_483_647;
+const DEFAULT_RECOVERY_TIMEOUT = 30_000;
+
+const reportToConsole: Reporter = (message, error) => {
+  if (error === undefined) console.error(message);
+  else console.error(message, error);
+};
+
+/**
+ * Validates options into a policy. Throws a `TypeError` (wrong type) or `RangeError` (value
+ * out of range) whose message starts with `context` and names the option and the value.
+ *
+ * @param options The options to validate.
+ * @param context How messages start.
+ * @param report Where problems found while running user rules are reported.
+ * @example
+ * ```ts
+ * import { createPolicy } from "./policy.ts";
+ * try {
+ *   createPolicy({ failureThreshold: 0 });
+ * } catch (error) {
+ *   // RangeError: Cannot create breaker: "failureThreshold" must be an integer >= 1 or Infinity, received 0
+ * }
+ * ```
+ */
+export function createPolicy(
+  options: PolicyOptions,
+  context = "Cannot create breaker",
+  report: Reporter = reportToConsole,
+): Policy {
+  const fail = (path: string, expected: string, received: unknown, type = false): never => {
+    const message = `${context}: "${path}" must be ${expected}, received ${
+      describeValue(received)
+    }`;
+    throw type ? new TypeError(message) : new RangeError(message);
+  };
+  const number = (path: string, value: unknown): number =>
+    typeof value === "number" ? value : fail(path, "a number", value, true);
+  const integer = (path: string, value: unknown, fallback: number, allowInfinity = false) => {
+    if (value === undefined) return fallback;
+    const n = number(path, value);
+    if (Number.isSafeInteger(n) && n >= 1) return n;
+    if (allowInfinity && n === Infinity) return n;
+    return fail(path, `an integer >= 1${allowInfinity ? " or Infinity" : ""}`, value);
+  };
+  const duration = (path: string, value: unknown, min = 0): number => {
+    const n = number(path, value);
+    return Number.isFinite(n) && n >= min ? n : fail(path, `a finite number >= ${min}`, value);
+  };
+  const rate = (path: string, value: unknown): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = number(path, value);
+    return n > 0 && n <= 1 ? n : fail(path, "a number in (0, 1]", value);
+  };
+  const fn = <F>(path: string, value: unknown): F | undefined =>
+    value === undefined || typeof value === "function"
+      ? value as F | undefined
+      : fail(path, "a function", value, true);
+  const matcher = (path: string, value: unknown) => compileMatchers(path, value, fail);
+
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `${context}: options must be an object, received ${describeValue(options)}`,
+    );
+  }
+  const name = options.name ?? "breaker";
+  if (typeof name !== "string" || name === "") fail("name", "a non-empty string", name, true);
+
+  const failureRate = rate("failureRate", options.failureRate);
+  const slowCallRate = rate("slowCallRate", options.slowCallRate);
+  const shouldTrip = fn<Policy["shouldTrip"]>("shouldTrip", options.shouldTrip);
+  let slowCallDuration: number | undefined;
+  if (options.slowCallDuration !== undefined) {
+    slowCallDuration = duration("slowCallDuration", options.slowCallDuration);
+  } else if (slowCallRate !== undefined) {
+    fail("slowCallDuration", 'a finite number >= 0 when "slowCallRate" is set', undefined, true);
+  }
+  const judgesWindow = failureRate !== undefined || slowCallRate !== undefined ||
+    shouldTrip !== undefined;
+  const window = windowPolicy(options.window, fail, duration);
+  const minimumCallsDefault = window.kind === "calls" ? Math.min(20, window.calls) : 20;
+  const minimumCalls = integer("minimumCalls", options.minimumCalls, minimumCallsDefault);
+  if (window.kind === "calls" && minimumCalls > window.calls) {
+    fail("minimumCalls", `an integer <= "window.calls" (${window.calls})`, minimumCalls);
+  }
+
+  let recoveryTimeout: number | RecoveryTimeout = DEFAULT_RECOVERY_TIMEOUT;
+  if (typeof options.recoveryTimeout === "function") recoveryTimeout = options.recoveryTimeout;
+  else if (options.recoveryTimeout !== undefined) {
+    if (typeof options.recoveryTimeout !== "number") {
+      fail("recoveryTimeout", "a number or a function", options.recoveryTimeout, true);
+    }
+    recoveryTimeout = duration("recoveryTimeout", options.recoveryTimeout);
+  }
+
+  let timeout: number | undefined;
+  if (options.timeout !== undefined) {
+    timeout = number("timeout", options.timeout);
+    if (!(timeout > 0 && timeout <= MAX_TIMER_DELAY)) {
+      fail("timeout", `a number > 0 and <= ${MAX_TIMER_DELAY}`, options.timeout);
+    }
+  }
+
+  return Object.freeze({
+    name,
+    failureThreshold: integer(
+      "failureThreshold",
+      options.failureThreshold,
+      judgesWindow ? Infinity : 5,
+      true,
+    ),
+    recoveryTimeout,
+    halfOpenMaxCalls: integer("halfOpenMaxCalls", options.halfOpenMaxCalls, 1),
+    successThreshold: integer("successThreshold", options.successThreshold, 1),
+    isFailure: matcher("isFailure", options.isFailure),
+    exclude: matcher("exclude", options.exclude),
+    ignore: matcher("ignore", options.ignore),
+    isFailureResult: fn<Policy["isFailureResult"]>("isFailureResult", options.isFailureResult),
+    timeout,
+    failureRate,
+    slowCallRate,
+    slowCallDuration,
+    minimumCalls,
+    window: judgesWindow ? window : undefined,
+    shouldTrip,
+    recoveryRamp: rampPolicy(options.recoveryRamp, fail, duration, rate),
+    maxRetryAfter: options.maxRetryAfter === undefined
+      ? 3_600_000
+      : duration("maxRetryAfter", options.maxRetryAfter),
+    timed: judgesWindow && (window.kind === "time" || slowCallRate !== undefined),
+    report,
+  });
+}
+
+type Fail = (path: string, expected: string, received: unknown, type?: boolean) => never;
+
+function windowPolicy(
+  value: unknown,
+  fail: Fail,
+  duration: (path: string, value: unknown, min?: number) => number,
+): WindowPolicy {
+  if (value === undefined) return { kind: "time", duration: 60_000, buckets: 10, bucketMs: 6_000 };
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return fail("window", "{ duration, buckets? } or { calls }", value, true);
+  }
+  const form = value as Record<string, unknown>;
+  for (const key of Object.keys(form)) {
+    if (key !== "duration" && key !== "buckets" && key !== "calls") {
+      fail("window", `{ duration, buckets? } or { calls } (unknown key "${key}")`, value, true);
+    }
+  }
+  if (form.calls !== undefined) {
+    if (form.duration !== undefined || form.buckets !== undefined) {
+      fail("window", "either { duration, buckets? } or { calls }, not both", value, true);
+    }
+    const calls = form.calls;
+    if (typeof calls !== "number") return fail("window.calls", "a number", calls, true);
+    if (!Number.isSafeInteger(calls) || calls < 1) {
+      return fail("window.calls", "an integer >= 1", calls);
+    }
+    return { kind: "calls", calls };
+  }
+  if (form.duration === undefined) {
+    return fail("window.duration", "a finite number >= 1", undefined, true);
+  }
+  const total = duration("window.duration", form.duration, 1);
+  const buckets = form.buckets ?? 10;
+  if (typeof buckets !== "number") return fail("window.buckets", "a number", buckets, true);
+  if (!Number.isSafeInteger(buckets) || buckets < 1) {
+    return fail("window.buckets", "an integer >= 1", buckets);
+  }
+  if (buckets > total) {
+    return fail("window.buckets", `an integer <= "window.duration" (${total})`, buckets);
+  }
+  return { kind: "time", duration: total, buckets, bucketMs: total / buckets };
+}
+
+function rampPolicy(
+  value: unknown,
+  fail: Fail,
+  duration: (path: string, value: unknown, min?: number) => number,
+  rate: (path: string, value: unknown) => number | undefined,
+): Required<RecoveryRampOptions> | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== "object") {
+    return fail("recoveryRamp", "{ duration, initialRate? }", value, true);
+  }
+  const form = value as Record<string, unknown>;
+  for (const key of Object.keys(form)) {
+    if (key !== "duration" && key !== "initialRate") {
+      fail("recoveryRamp", `{ duration, initialRate? } (unknown key "${key}")`, value, true);
+    }
+  }
+  const length = duration("recoveryRamp.duration", form.duration);
+  if (length === 0) fail("recoveryRamp.duration", "a finite number > 0", 0);
+  const initialRate = rate("recoveryRamp.initialRate", form.initialRate) ?? 0.1;
+  return Object.freeze({ duration: length, initialRate });
+}
+
+function isErrorClass(value: ErrorMatcher): value is ErrorClass {
+  const prototype = (value as { prototype?: unknown }).prototype;
+  if (prototype === undefined) return false; // arrows, methods and bound functions
+  return value === Error || prototype instanceof Error ||
+    Function.prototype.toString.call(value).startsWith("class");
+}
+
+function compileMatchers(
+  path: string,
+  value: unknown,
+  fail: Fail,
+): ((error: unknown) => boolean) | undefined {
+  if (value === undefined) return undefined;
+  const expected = "an error class, a predicate or a non-empty array of them";
+  const list = Array.isArray(value) ? value as unknown[] : [value];
+  if (list.length === 0) fail(path, expected, value);
+  const tests = list.map((item, i): (error: unknown) => boolean => {
+    const itemPath = Array.isArray(value) ? `${path}[${i}]` : path;
+    if (typeof item !== "function") return fail(itemPath, expected, item, true);
+    const errorMatcher = item as ErrorMatcher;
+    if (isErrorClass(errorMatcher)) return (error) => error instanceof errorMatcher;
+    return errorMatcher;
+  });
+  if (tests.length === 1) return tests[0];
+  return (error) => tests.some((test) => test(error));
+}

@@ -1,0 +1,141 @@
+/**
+ * Snapshots as JSON: `snapshotToJSON` for `toJSON()`, stores and logs; `snapshotFromJSON` to
+ * restore one, rejecting anything that is not a well-formed snapshot of a known version.
+ *
+ * @module
+ */
+
+import { describeValue } from "./describe_value.ts";
+import type { Policy } from "./policy.ts";
+import { INITIAL_SNAPSHOT, type RecordedState, type Snapshot } from "./snapshot.ts";
+import { windowFromJSON, type WindowJSON, windowToJSON } from "./window.ts";
+
+/**
+ * A snapshot's serialized form (version 1). In-flight trials, isolation and the last failure
+ * are local to a process and are not part of it.
+ *
+ * @example
+ * ```ts
+ * import type { SnapshotJSON } from "./serialize.ts";
+ * const closed: SnapshotJSON = {
+ *   version: 1, state: "closed", generation: 0, failureCount: 0, openUntil: null, openings: 0,
+ *   trialSuccesses: 0, rampStart: null, rampUntil: null, rampCalls: 0, window: null,
+ * };
+ * ```
+ */
+export interface SnapshotJSON {
+  readonly version: 1;
+  readonly state: RecordedState;
+  readonly generation: number;
+  readonly failureCount: number;
+  readonly openUntil: number | null;
+  readonly openings: number;
+  readonly trialSuccesses: number;
+  readonly rampStart: number | null;
+  readonly rampUntil: number | null;
+  readonly rampCalls: number;
+  readonly window: WindowJSON | null;
+}
+
+const STATES: readonly RecordedState[] = ["closed", "open", "half-open", "recovering"];
+
+/**
+ * The snapshot's serialized form.
+ *
+ * @example
+ * ```ts
+ * import { snapshotToJSON } from "./serialize.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * JSON.stringify(snapshotToJSON(INITIAL_SNAPSHOT));
+ * ```
+ */
+export function snapshotToJSON(snapshot: Snapshot): SnapshotJSON {
+  return {
+    version: 1,
+    state: snapshot.state,
+    generation: snapshot.generation,
+    failureCount: snapshot.failureCount,
+    openUntil: snapshot.openUntil ?? null,
+    openings: snapshot.openings,
+    trialSuccesses: snapshot.trialSuccesses,
+    rampStart: snapshot.rampStart ?? null,
+    rampUntil: snapshot.rampUntil ?? null,
+    rampCalls: snapshot.rampCalls,
+    window: snapshot.window === undefined ? null : windowToJSON(snapshot.window),
+  };
+}
+
+/**
+ * Restores a snapshot from its serialized form. A window that does not fit the policy (another
+ * kind or size) is dropped. Throws a `TypeError` that starts with `context` and names the
+ * first malformed field.
+ *
+ * @example
+ * ```ts
+ * import { snapshotFromJSON, snapshotToJSON } from "./serialize.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * const policy = createPolicy({});
+ * snapshotFromJSON(policy, JSON.parse(JSON.stringify(snapshotToJSON(INITIAL_SNAPSHOT)))).state; // "closed"
+ * ```
+ */
+export function snapshotFromJSON(
+  policy: Policy,
+  json: unknown,
+  context = "Cannot restore breaker state",
+): Snapshot {
+  const fail = (path: string, expected: string, received: unknown): never => {
+    throw new TypeError(
+      `${context}: "${path}" must be ${expected}, received ${describeValue(received)}`,
+    );
+  };
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    return fail("state", "a snapshot object from toJSON()", json);
+  }
+  const form = json as Record<string, unknown>;
+  if (form.version !== 1) fail("state.version", "1 (a snapshot from toJSON())", form.version);
+  const state = form.state as RecordedState;
+  if (!STATES.includes(state)) fail("state.state", `one of ${STATES.join(", ")}`, form.state);
+  const count = (key: string): number => {
+    const value = form[key];
+    return Number.isSafeInteger(value) && (value as number) >= 0
+      ? value as number
+      : fail(`state.${key}`, "an integer >= 0", value);
+  };
+  const time = (key: string, required: boolean): number | undefined => {
+    const value = form[key];
+    if (!required) {
+      return value === null || value === undefined
+        ? undefined
+        : fail(`state.${key}`, `null while ${state}`, value);
+    }
+    return typeof value === "number" && Number.isFinite(value)
+      ? value
+      : fail(`state.${key}`, `a finite number while ${state}`, value);
+  };
+  const openUntil = time("openUntil", state === "open");
+  const rampStart = time("rampStart", state === "recovering");
+  const rampUntil = time("rampUntil", state === "recovering");
+  if (rampStart !== undefined && rampUntil !== undefined && rampUntil < rampStart) {
+    fail("state.rampUntil", `a time >= "rampStart" (${rampStart})`, rampUntil);
+  }
+  let window;
+  try {
+    window = windowFromJSON(policy.window, form.window, "state.window");
+  } catch (error) {
+    throw new TypeError(`${context}: ${(error as Error).message}`);
+  }
+  return {
+    ...INITIAL_SNAPSHOT,
+    state,
+    generation: count("generation"),
+    failureCount: count("failureCount"),
+    openUntil,
+    openings: count("openings"),
+    trialSuccesses: count("trialSuccesses"),
+    rampStart,
+    rampUntil,
+    rampCalls: count("rampCalls"),
+    window,
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * The snapshot: an immutable value holding everything a breaker knows. Transitions return a
+ * new snapshot, or the same object when nothing changed.
+ *
+ * @module
+ */
+
+import type { WindowState } from "./window.ts";
+
+/** The states a snapshot records. `"half-open"` is also read from an elapsed `"open"`. */
+export type RecordedState = "closed" | "open" | "half-open" | "recovering";
+
+/**
+ * A breaker's state as read at a moment: an open circuit whose period has elapsed reads
+ * `"half-open"`, an isolated one `"isolated"`.
+ *
+ * @example
+ * ```ts
+ * import type { BreakerState } from "./snapshot.ts";
+ * const state: BreakerState = "half-open";
+ * ```
+ */
+export type BreakerState = RecordedState | "isolated";
+
+/**
+ * Everything a breaker knows, as an immutable value.
+ *
+ * @example
+ * ```ts
+ * import { INITIAL_SNAPSHOT, type Snapshot } from "./snapshot.ts";
+ * const snapshot: Snapshot = INITIAL_SNAPSHOT;
+ * snapshot.state; // "closed"
+ * ```
+ */
+export interface Snapshot {
+  readonly state: RecordedState;
+  /**
+   * Counts state changes. A call's outcome is recorded only if the generation it was admitted
+   * in is still current.
+   */
+  readonly generation: number;
+  /** Consecutive failures; a success while closed resets it, closing the circuit too. */
+  readonly failureCount: number;
+  /** While open: when trial calls may start (epoch ms). */
+  readonly openUntil: number | undefined;
+  /** Openings since the circuit last recovered. */
+  readonly openings: number;
+  /** While half-open: trial calls in flight. */
+  readonly trials: number;
+  /** While half-open: trial calls that succeeded. */
+  readonly trialSuccesses: number;
+  /** While recovering: when the ramp started (epoch ms). */
+  readonly rampStart: number | undefined;
+  /** While recovering: when the ramp ends (epoch ms). */
+  readonly rampUntil: number | undefined;
+  /** While recovering: admission decisions made so far, which spread admissions evenly. */
+  readonly rampCalls: number;
+  /** Outcomes the rate rules judge; `undefined` when empty. */
+  readonly window: WindowState | undefined;
+  /** Open `isolate()` holds; a local overlay, never serialized. */
+  readonly isolated: number;
+  /** The last failure recorded (an error, or a value `isFailureResult` marked); not serialized. */
+  readonly lastFailure: unknown;
+}
+
+/** A closed circuit with no history. */
+export const INITIAL_SNAPSHOT: Snapshot = Object.freeze({
+  state: "closed",
+  generation: 0,
+  failureCount: 0,
+  openUntil: undefined,
+  openings: 0,
+  trials: 0,
+  trialSuccesses: 0,
+  rampStart: undefined,
+  rampUntil: undefined,
+  rampCalls: 0,
+  window: undefined,
+  isolated: 0,
+  lastFailure: undefined,
+});
+
+/**
+ * The state as read at `now`: isolation first, then an elapsed open period reads
+ * `"half-open"` and an elapsed ramp `"closed"`. Reading never changes the snapshot.
+ *
+ * @example
+ * ```ts
+ * import { INITIAL_SNAPSHOT, stateAt } from "./snapshot.ts";
+ * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
+ * stateAt(open, 999); // "open"
+ * stateAt(open, 1000); // "half-open"
+ * ```
+ */
+export function stateAt(snapshot: Snapshot, now: number): BreakerState {
+  if (snapshot.isolated !== 0) return "isolated";
+  switch (snapshot.state) {
+    case "open":
+      return now >= (snapshot.openUntil as number) ? "half-open" : "open";
+    case "recovering":
+      return now >= (snapshot.rampUntil as number) ? "closed" : "recovering";
+    default:
+      return snapshot.state;
+  }
+}
+
+/**
+ * The state last recorded (isolation first), without reading the clock: the state events
+ * announce. An elapsed open period is still `"open"` here until a call is admitted.
+ *
+ * @example
+ * ```ts
+ * import { INITIAL_SNAPSHOT, recordedState } from "./snapshot.ts";
+ * recordedState({ ...INITIAL_SNAPSHOT, isolated: 1 }); // "isolated"
+ * ```
+ */
+export function recordedState(snapshot: Snapshot): BreakerState {
+  return snapshot.isolated !== 0 ? "isolated" : snapshot.state;
+}
+
+/**
+ * Milliseconds until a call may be admitted: the rest of the open period, `Infinity` while
+ * isolated, else 0.
+ *
+ * @example
+ * ```ts
+ * import { INITIAL_SNAPSHOT, retryAfterAt } from "./snapshot.ts";
+ * retryAfterAt({ ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 }, 400); // 600
+ * ```
+ */
+export function retryAfterAt(snapshot: Snapshot, now: number): number {
+  if (snapshot.isolated !== 0) return Infinity;
+  if (snapshot.state !== "open") return 0;
+  return Math.max(0, (snapshot.openUntil as number) - now);
+}

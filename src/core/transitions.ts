@@ -1,0 +1,452 @@
+/**
+ * The transitions: pure functions `(policy, snapshot, event, now) -> snapshot` that decide
+ * everything a breaker does. A transition that changes nothing returns the snapshot it was
+ * given, so the common case (a success while closed) allocates nothing.
+ *
+ * @module
+ */
+
+import type { Policy } from "./policy.ts";
+import { retryAfterHint } from "./retry_after.ts";
+import type { BreakerState, Snapshot } from "./snapshot.ts";
+import { recordCall, sameWindow, statsOf, type WindowState } from "./window.ts";
+
+/**
+ * A call turned away: the state it met and how long until a call may be admitted. The
+ * snapshot to keep comes along, since turning a call away can change it (the ramp's counter).
+ *
+ * @example
+ * ```ts
+ * import { admit, isRejection } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
+ * const verdict = admit(createPolicy({}), open, 400);
+ * if (isRejection(verdict)) verdict.retryAfterMs; // 600
+ * ```
+ */
+export interface Rejection {
+  readonly rejectedIn: BreakerState;
+  readonly retryAfterMs: number;
+  readonly snapshot: Snapshot;
+}
+
+const DEFAULT_PERIOD = 30_000;
+
+/** Whether an admission verdict turned the call away. */
+export function isRejection(verdict: Snapshot | Rejection): verdict is Rejection {
+  return (verdict as Partial<Rejection>).rejectedIn !== undefined;
+}
+
+/**
+ * Whether deciding about a call needs the time: anything but a closed circuit without a
+ * timed rule can be decided without reading the clock.
+ *
+ * @example
+ * ```ts
+ * import { needsClock } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * needsClock(createPolicy({}), INITIAL_SNAPSHOT); // false
+ * ```
+ */
+export function needsClock(policy: Policy, snapshot: Snapshot): boolean {
+  return policy.timed || snapshot.state !== "closed" || snapshot.isolated !== 0;
+}
+
+/**
+ * Decides whether a call may run. Returns the snapshot to keep when it may (the same object
+ * while closed), or a {@linkcode Rejection}. An elapsed open period turns half-open here, and
+ * the call becomes its first trial.
+ *
+ * @example
+ * ```ts
+ * import { admit } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * admit(createPolicy({}), INITIAL_SNAPSHOT, 0) === INITIAL_SNAPSHOT; // true
+ * ```
+ */
+export function admit(policy: Policy, snapshot: Snapshot, now: number): Snapshot | Rejection {
+  if (snapshot.isolated !== 0) return reject(snapshot, "isolated", Infinity);
+  switch (snapshot.state) {
+    case "closed":
+      return snapshot;
+    case "open": {
+      const openUntil = snapshot.openUntil as number;
+      if (now < openUntil) return reject(snapshot, "open", openUntil - now);
+      return { ...halfOpenFrom(snapshot), trials: 1 };
+    }
+    case "half-open":
+      if (snapshot.trials < policy.halfOpenMaxCalls) {
+        return { ...snapshot, trials: snapshot.trials + 1 };
+      }
+      return reject(snapshot, "half-open", 0);
+    case "recovering": {
+      const ramp = policy.recoveryRamp;
+      if (ramp === undefined || now >= (snapshot.rampUntil as number)) return endRamp(snapshot);
+      const calls = snapshot.rampCalls;
+      const next = { ...snapshot, rampCalls: calls + 1 };
+      const share = rampShare(ramp.initialRate, snapshot, now);
+      // Admit whenever the running total of `share` crosses an integer: over any k
+      // consecutive calls about k * share are admitted, without randomness.
+      return Math.ceil((calls + 1) * share) > Math.ceil(calls * share)
+        ? next
+        : reject(next, "recovering", 0);
+    }
+  }
+}
+
+/**
+ * The share of calls the ramp admits at `now`: from `initialRate` at its start to 1 at its end.
+ *
+ * @example
+ * ```ts
+ * import { rampShare } from "./transitions.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * const ramp = { ...INITIAL_SNAPSHOT, state: "recovering", rampStart: 0, rampUntil: 1000 } as const;
+ * rampShare(0.1, ramp, 500); // 0.55
+ * ```
+ */
+export function rampShare(initialRate: number, snapshot: Snapshot, now: number): number {
+  const start = snapshot.rampStart as number;
+  const length = (snapshot.rampUntil as number) - start;
+  const elapsed = Math.min(Math.max(now - start, 0), length);
+  return length <= 0 ? 1 : initialRate + (1 - initialRate) * (elapsed / length);
+}
+
+/**
+ * Records a successful call admitted in `generation`. While closed it resets the consecutive
+ * count and feeds the window (a slow success can trip the slow-call rule); while half-open it
+ * counts a successful trial and closes the circuit after `successThreshold` of them.
+ *
+ * @example
+ * ```ts
+ * import { recordSuccess } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * recordSuccess(createPolicy({}), INITIAL_SNAPSHOT, 0, 0, 0) === INITIAL_SNAPSHOT; // true
+ * ```
+ */
+export function recordSuccess(
+  policy: Policy,
+  snapshot: Snapshot,
+  generation: number,
+  durationMs: number,
+  now: number,
+): Snapshot {
+  if (generation !== snapshot.generation) return snapshot;
+  switch (snapshot.state) {
+    case "closed":
+    case "recovering": {
+      const current = rampEnded(snapshot, now) ? endRamp(snapshot) : snapshot;
+      if (policy.window === undefined) {
+        return current.failureCount === 0 ? current : { ...current, failureCount: 0 };
+      }
+      const window = recordCall(
+        policy.window,
+        current.window,
+        now,
+        false,
+        isSlow(policy, durationMs),
+      );
+      const next = { ...current, failureCount: 0, window };
+      return rulesTrip(policy, window) ? openFrom(policy, next, now, undefined) : next;
+    }
+    case "half-open": {
+      const trialSuccesses = snapshot.trialSuccesses + 1;
+      if (trialSuccesses >= policy.successThreshold) return closeFrom(policy, snapshot, now, true);
+      return { ...snapshot, trials: Math.max(0, snapshot.trials - 1), trialSuccesses };
+    }
+    default:
+      return snapshot; // no call runs in an open generation
+  }
+}
+
+/**
+ * Records a failed call admitted in `generation` (`failure` is the error, or the value that
+ * `isFailureResult` marked). Opens the circuit when a rule trips; a failed trial reopens it.
+ *
+ * @example
+ * ```ts
+ * import { recordFailure } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * const next = recordFailure(createPolicy({ failureThreshold: 1 }), INITIAL_SNAPSHOT, 0, new Error("down"), 0, 5);
+ * next.state; // "open"
+ * next.openUntil; // 30005
+ * ```
+ */
+export function recordFailure(
+  policy: Policy,
+  snapshot: Snapshot,
+  generation: number,
+  failure: unknown,
+  durationMs: number,
+  now: number,
+): Snapshot {
+  if (generation !== snapshot.generation) return snapshot;
+  switch (snapshot.state) {
+    case "closed":
+    case "recovering": {
+      const current = rampEnded(snapshot, now) ? endRamp(snapshot) : snapshot;
+      const failureCount = current.failureCount + 1;
+      const window = policy.window === undefined
+        ? current.window
+        : recordCall(policy.window, current.window, now, true, isSlow(policy, durationMs));
+      const next = { ...current, failureCount, window, lastFailure: failure };
+      const trips = failureCount >= policy.failureThreshold ||
+        (policy.window !== undefined && rulesTrip(policy, window as WindowState));
+      return trips ? openFrom(policy, next, now, failure) : next;
+    }
+    case "half-open":
+      return openFrom(
+        policy,
+        { ...snapshot, failureCount: snapshot.failureCount + 1, lastFailure: failure },
+        now,
+        failure,
+      );
+    default:
+      return snapshot;
+  }
+}
+
+/**
+ * Records a call that counts neither way (an ignored error, the caller's abort): a trial
+ * returns its permit, nothing else changes.
+ *
+ * @example
+ * ```ts
+ * import { recordNeutral } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * const trial = { ...INITIAL_SNAPSHOT, state: "half-open", trials: 1 } as const;
+ * recordNeutral(createPolicy({}), trial, 0).trials; // 0
+ * ```
+ */
+export function recordNeutral(_policy: Policy, snapshot: Snapshot, generation: number): Snapshot {
+  if (generation !== snapshot.generation || snapshot.state !== "half-open") return snapshot;
+  return snapshot.trials === 0 ? snapshot : { ...snapshot, trials: snapshot.trials - 1 };
+}
+
+/**
+ * Opens the circuit by hand, for a normal recovery period from `now`.
+ *
+ * @example
+ * ```ts
+ * import { open } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * open(createPolicy({ recoveryTimeout: 100 }), INITIAL_SNAPSHOT, 0).openUntil; // 100
+ * ```
+ */
+export function open(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
+  return openFrom(policy, snapshot, now, undefined);
+}
+
+/**
+ * Puts the circuit in half-open by hand: the next calls are trials.
+ *
+ * @example
+ * ```ts
+ * import { halfOpen } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * halfOpen(createPolicy({}), INITIAL_SNAPSHOT, 0).state; // "half-open"
+ * ```
+ */
+export function halfOpen(_policy: Policy, snapshot: Snapshot, _now: number): Snapshot {
+  return snapshot.state === "half-open" ? snapshot : halfOpenFrom(snapshot);
+}
+
+/**
+ * Closes the circuit by hand: counts and openings reset, and no recovery ramp starts.
+ *
+ * @example
+ * ```ts
+ * import { close, open } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * const policy = createPolicy({});
+ * close(policy, open(policy, INITIAL_SNAPSHOT, 0), 1).state; // "closed"
+ * ```
+ */
+export function close(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
+  if (snapshot.state === "closed") {
+    return snapshot.failureCount === 0 && snapshot.openings === 0
+      ? snapshot
+      : { ...snapshot, failureCount: 0, openings: 0 };
+  }
+  return closeFrom(policy, snapshot, now, false);
+}
+
+/**
+ * Adds an isolation hold: the circuit rejects every call until the last hold is released.
+ * Outcomes of calls already running are ignored.
+ *
+ * @example
+ * ```ts
+ * import { isolate } from "./transitions.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * isolate(INITIAL_SNAPSHOT).isolated; // 1
+ * ```
+ */
+export function isolate(snapshot: Snapshot): Snapshot {
+  if (snapshot.isolated !== 0) return { ...snapshot, isolated: snapshot.isolated + 1 };
+  return { ...snapshot, isolated: 1, generation: snapshot.generation + 1, trials: 0 };
+}
+
+/**
+ * Releases an isolation hold; releasing the last one closes the circuit.
+ *
+ * @example
+ * ```ts
+ * import { isolate, release } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * release(createPolicy({}), isolate(INITIAL_SNAPSHOT), 0).isolated; // 0
+ * ```
+ */
+export function release(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
+  if (snapshot.isolated > 1) return { ...snapshot, isolated: snapshot.isolated - 1 };
+  if (snapshot.isolated === 0) return snapshot;
+  return closeFrom(policy, { ...snapshot, isolated: 0 }, now, false);
+}
+
+/**
+ * Adapts a snapshot to a new policy (`configure()`): the window is kept only when the new
+ * policy windows the same history, and a ramp ends when the new policy has none.
+ *
+ * @example
+ * ```ts
+ * import { reconfigure } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * reconfigure(createPolicy({}), createPolicy({ failureThreshold: 2 }), INITIAL_SNAPSHOT) === INITIAL_SNAPSHOT; // true
+ * ```
+ */
+export function reconfigure(before: Policy, after: Policy, snapshot: Snapshot): Snapshot {
+  let next = snapshot;
+  if (next.window !== undefined && !sameWindow(before.window, after.window)) {
+    next = { ...next, window: undefined };
+  }
+  if (next.state === "recovering" && after.recoveryRamp === undefined) next = endRamp(next);
+  return next;
+}
+
+function reject(snapshot: Snapshot, rejectedIn: BreakerState, retryAfterMs: number): Rejection {
+  return { rejectedIn, retryAfterMs, snapshot };
+}
+
+function isSlow(policy: Policy, durationMs: number): boolean {
+  return policy.slowCallDuration !== undefined && durationMs > policy.slowCallDuration;
+}
+
+function rampEnded(snapshot: Snapshot, now: number): boolean {
+  return snapshot.state === "recovering" && now >= (snapshot.rampUntil as number);
+}
+
+/** The rate rules (once the window has `minimumCalls`) and `shouldTrip`. */
+function rulesTrip(policy: Policy, window: WindowState): boolean {
+  const { calls, failures, slowCalls } = window;
+  if (calls >= policy.minimumCalls) {
+    if (policy.failureRate !== undefined && failures / calls >= policy.failureRate) return true;
+    if (policy.slowCallRate !== undefined && slowCalls / calls >= policy.slowCallRate) return true;
+  }
+  if (policy.shouldTrip === undefined) return false;
+  try {
+    return Boolean(policy.shouldTrip(statsOf(calls, failures, slowCalls)));
+  } catch (error) {
+    policy.report(`Circuit "${policy.name}": "shouldTrip" threw; counting it as false`, error);
+    return false;
+  }
+}
+
+function openFrom(policy: Policy, snapshot: Snapshot, now: number, failure: unknown): Snapshot {
+  const openings = snapshot.openings + 1;
+  let period = recoveryPeriod(policy, openings, failure ?? snapshot.lastFailure);
+  if (failure !== undefined) {
+    const hint = retryAfterHint(failure, now);
+    if (hint !== undefined) period = Math.max(period, Math.min(hint, policy.maxRetryAfter));
+  }
+  return {
+    ...snapshot,
+    state: "open",
+    generation: snapshot.generation + 1,
+    openUntil: now + period,
+    openings,
+    trials: 0,
+    trialSuccesses: 0,
+    rampStart: undefined,
+    rampUntil: undefined,
+    rampCalls: 0,
+    window: undefined,
+  };
+}
+
+function recoveryPeriod(policy: Policy, openings: number, lastFailure: unknown): number {
+  const timeout = policy.recoveryTimeout;
+  if (typeof timeout === "number") return timeout;
+  let period: unknown;
+  try {
+    period = timeout({ openings, lastFailure });
+  } catch (error) {
+    policy.report(
+      `Circuit "${policy.name}": "recoveryTimeout" threw; using ${DEFAULT_PERIOD} ms`,
+      error,
+    );
+    return DEFAULT_PERIOD;
+  }
+  if (typeof period === "number" && Number.isFinite(period) && period >= 0) return period;
+  policy.report(
+    `Circuit "${policy.name}": "recoveryTimeout" returned ${
+      typeof period === "string" ? JSON.stringify(period) : String(period)
+    }, not a finite number >= 0; using ${DEFAULT_PERIOD} ms`,
+  );
+  return DEFAULT_PERIOD;
+}
+
+function halfOpenFrom(snapshot: Snapshot): Snapshot {
+  return {
+    ...snapshot,
+    state: "half-open",
+    generation: snapshot.generation + 1,
+    openUntil: undefined,
+    trials: 0,
+    trialSuccesses: 0,
+    rampStart: undefined,
+    rampUntil: undefined,
+    rampCalls: 0,
+    window: undefined,
+  };
+}
+
+function closeFrom(policy: Policy, snapshot: Snapshot, now: number, byTrials: boolean): Snapshot {
+  const ramp = byTrials ? policy.recoveryRamp : undefined;
+  return {
+    ...snapshot,
+    state: ramp === undefined ? "closed" : "recovering",
+    generation: snapshot.generation + 1,
+    failureCount: 0,
+    openUntil: undefined,
+    openings: ramp === undefined ? 0 : snapshot.openings,
+    trials: 0,
+    trialSuccesses: 0,
+    rampStart: ramp === undefined ? undefined : now,
+    rampUntil: ramp === undefined ? undefined : now + ramp.duration,
+    rampCalls: 0,
+    window: undefined,
+  };
+}
+
+/** The ramp is over: closed, and `openings` resets. Not a change of generation. */
+function endRamp(snapshot: Snapshot): Snapshot {
+  return {
+    ...snapshot,
+    state: "closed",
+    openings: 0,
+    rampStart: undefined,
+    rampUntil: undefined,
+    rampCalls: 0,
+  };
+}

@@ -1,0 +1,353 @@
+/**
+ * Sliding windows of call outcomes for the rate rules, as immutable values with O(1) amortized
+ * work per recorded call whatever the window's size.
+ *
+ * - A count window keeps the exact outcomes of the last `calls` calls, two bits each, packed 15
+ *   to a number in a persistent queue.
+ * - A time window keeps one bucket of counts per `duration / buckets` ms that saw calls, in a
+ *   persistent queue; it covers at least `duration` ms and at most one bucket more. Buckets are
+ *   expired by the time of the call being recorded, so idle time never leaves stale counts.
+ *
+ * @module
+ */
+
+import { describeValue } from "./describe_value.ts";
+import { type Fifo, fromArray, peek, push, shift, toArray } from "./fifo.ts";
+
+/** How outcomes are windowed: the last N calls, or the last T ms in buckets. */
+export type WindowPolicy =
+  | { readonly kind: "calls"; readonly calls: number }
+  | {
+    readonly kind: "time";
+    readonly duration: number;
+    readonly buckets: number;
+    /** `duration / buckets`. */
+    readonly bucketMs: number;
+  };
+
+/** Counts over a window, as given to `shouldTrip`. */
+export interface WindowStats {
+  /** Calls recorded in the window (successes and failures; neutral outcomes are not recorded). */
+  readonly calls: number;
+  /** Failed calls in the window. */
+  readonly failures: number;
+  /** Calls slower than `slowCallDuration`, whatever their outcome. */
+  readonly slowCalls: number;
+  /** `failures / calls`, 0 when there were no calls. */
+  readonly failureRate: number;
+  /** `slowCalls / calls`, 0 when there were no calls. */
+  readonly slowCallRate: number;
+}
+
+/** The exact outcomes of the last `calls` calls. */
+export interface CallWindow {
+  readonly kind: "calls";
+  readonly calls: number;
+  readonly failures: number;
+  readonly slowCalls: number;
+  /** Outcome codes of the newest, unfinished chunk. */
+  readonly fill: number;
+  /** How many codes `fill` holds (0 to 14). */
+  readonly fillSize: number;
+  /** Full chunks of 15 codes, oldest first. */
+  readonly chunks: Fifo<number> | undefined;
+  /** Codes already evicted from the oldest chunk (or from `fill` when there is none). */
+  readonly drop: number;
+}
+
+/** One time bucket that saw calls. */
+export interface Bucket {
+  readonly index: number;
+  readonly calls: number;
+  readonly failures: number;
+  readonly slowCalls: number;
+}
+
+/** Counts of the last `duration` ms, by bucket. */
+export interface TimeWindow {
+  readonly kind: "time";
+  /** The bucket size the indexes are counted in. */
+  readonly bucketMs: number;
+  readonly calls: number;
+  readonly failures: number;
+  readonly slowCalls: number;
+  /** The current bucket, `floor(now / bucketMs)` of the newest call. */
+  readonly head: Bucket;
+  /** Older buckets that saw calls, oldest first. */
+  readonly past: Fifo<Bucket> | undefined;
+}
+
+/** A window's state; `undefined` in a snapshot is the empty window. */
+export type WindowState = CallWindow | TimeWindow;
+
+/** The serialized form of a window, part of a snapshot's JSON. */
+export type WindowJSON =
+  | { readonly kind: "calls"; readonly outcomes: string }
+  | {
+    readonly kind: "time";
+    readonly bucketMs: number;
+    /** `[index, calls, failures, slowCalls]`, oldest first. */
+    readonly buckets: ReadonlyArray<readonly [number, number, number, number]>;
+  };
+
+const CHUNK = 15; // codes per number: 30 bits, a small integer for the engine
+const FAILED = 1;
+const SLOW = 2;
+
+/**
+ * Returns the window with one more call recorded at `now`.
+ *
+ * @example Recording into a count window
+ * ```ts
+ * import { recordCall } from "./window.ts";
+ * const policy = { kind: "calls", calls: 2 } as const;
+ * let window = recordCall(policy, undefined, 0, true, false);
+ * window = recordCall(policy, window, 0, false, false);
+ * window = recordCall(policy, window, 0, false, false); // the failure falls out
+ * window.failures; // 0
+ * ```
+ */
+export function recordCall(
+  policy: WindowPolicy,
+  window: WindowState | undefined,
+  now: number,
+  failed: boolean,
+  slow: boolean,
+): WindowState {
+  return policy.kind === "calls"
+    ? recordInCalls(policy.calls, window as CallWindow | undefined, failed, slow)
+    : recordInTime(policy, window as TimeWindow | undefined, now, failed, slow);
+}
+
+function recordInCalls(
+  limit: number,
+  window: CallWindow | undefined,
+  failed: boolean,
+  slow: boolean,
+): CallWindow {
+  const code = (failed ? FAILED : 0) | (slow ? SLOW : 0);
+  let calls = 1, failures = code & FAILED, slowCalls = code >> 1;
+  let fill = code, fillSize = 1, chunks: Fifo<number> | undefined, drop = 0;
+  if (window !== undefined) {
+    calls += window.calls;
+    failures += window.failures;
+    slowCalls += window.slowCalls;
+    fill = window.fill | (code << (2 * window.fillSize));
+    fillSize += window.fillSize;
+    chunks = window.chunks;
+    drop = window.drop;
+  }
+  if (fillSize === CHUNK) {
+    chunks = push(chunks, fill);
+    fill = 0;
+    fillSize = 0;
+  }
+  if (calls > limit) {
+    const oldest = chunks === undefined ? fill : peek(chunks);
+    const evicted = (oldest >> (2 * drop)) & 3;
+    drop += 1;
+    if (chunks !== undefined && drop === CHUNK) {
+      chunks = shift(chunks);
+      drop = 0;
+    }
+    calls -= 1;
+    failures -= evicted & FAILED;
+    slowCalls -= evicted >> 1;
+  }
+  return { kind: "calls", calls, failures, slowCalls, fill, fillSize, chunks, drop };
+}
+
+function recordInTime(
+  policy: Extract<WindowPolicy, { kind: "time" }>,
+  window: TimeWindow | undefined,
+  now: number,
+  failed: boolean,
+  slow: boolean,
+): TimeWindow {
+  const failures = failed ? 1 : 0;
+  const slowCalls = slow ? 1 : 0;
+  const index = Math.floor(now / policy.bucketMs);
+  if (window === undefined) {
+    const head = { index, calls: 1, failures, slowCalls };
+    const bucketMs = policy.bucketMs;
+    return { kind: "time", bucketMs, calls: 1, failures, slowCalls, head, past: undefined };
+  }
+  let { head, past, calls, failures: totalFailures, slowCalls: totalSlow } = window;
+  // A clock that went back counts the call in the current bucket.
+  if (index > head.index) {
+    past = push(past, head);
+    head = { index, calls: 0, failures: 0, slowCalls: 0 };
+    const oldest = index - policy.buckets;
+    while (past !== undefined && peek(past).index < oldest) {
+      const expired = peek(past);
+      past = shift(past);
+      calls -= expired.calls;
+      totalFailures -= expired.failures;
+      totalSlow -= expired.slowCalls;
+    }
+  }
+  return {
+    kind: "time",
+    bucketMs: window.bucketMs,
+    calls: calls + 1,
+    failures: totalFailures + failures,
+    slowCalls: totalSlow + slowCalls,
+    head: {
+      index: head.index,
+      calls: head.calls + 1,
+      failures: head.failures + failures,
+      slowCalls: head.slowCalls + slowCalls,
+    },
+    past,
+  };
+}
+
+/**
+ * The window's counts as seen at `now`: a time window leaves out buckets that have expired
+ * since its last recorded call.
+ *
+ * @example Reading a window's stats
+ * ```ts
+ * import { recordCall, windowStats } from "./window.ts";
+ * const policy = { kind: "time", duration: 1000, buckets: 10, bucketMs: 100 } as const;
+ * const window = recordCall(policy, undefined, 0, true, false);
+ * windowStats(policy, window, 50).failureRate; // 1
+ * windowStats(policy, window, 5000).calls; // 0
+ * ```
+ */
+export function windowStats(
+  policy: WindowPolicy | undefined,
+  window: WindowState | undefined,
+  now: number,
+): WindowStats {
+  if (policy === undefined || window === undefined) return statsOf(0, 0, 0);
+  if (window.kind === "calls" || policy.kind === "calls") {
+    return statsOf(window.calls, window.failures, window.slowCalls);
+  }
+  const oldest = Math.floor(now / policy.bucketMs) - policy.buckets;
+  if (
+    window.head.index >= oldest && (window.past === undefined || peek(window.past).index >= oldest)
+  ) {
+    return statsOf(window.calls, window.failures, window.slowCalls);
+  }
+  let calls = 0, failures = 0, slowCalls = 0;
+  for (const bucket of [...toArray(window.past), window.head]) {
+    if (bucket.index < oldest) continue;
+    calls += bucket.calls;
+    failures += bucket.failures;
+    slowCalls += bucket.slowCalls;
+  }
+  return statsOf(calls, failures, slowCalls);
+}
+
+/** Stats from counts, with the rates computed. */
+export function statsOf(calls: number, failures: number, slowCalls: number): WindowStats {
+  return {
+    calls,
+    failures,
+    slowCalls,
+    failureRate: calls === 0 ? 0 : failures / calls,
+    slowCallRate: calls === 0 ? 0 : slowCalls / calls,
+  };
+}
+
+/** Whether two window policies keep the same history (so a window can be kept across them). */
+export function sameWindow(a: WindowPolicy | undefined, b: WindowPolicy | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.kind === "calls") return b.kind === "calls" && a.calls === b.calls;
+  return b.kind === "time" && a.bucketMs === b.bucketMs && a.buckets === b.buckets;
+}
+
+/** The window's serialized form. */
+export function windowToJSON(window: WindowState): WindowJSON {
+  if (window.kind === "time") {
+    return {
+      kind: "time",
+      bucketMs: window.bucketMs,
+      buckets: [...toArray(window.past), window.head].map((
+        b,
+      ) => [b.index, b.calls, b.failures, b.slowCalls] as const),
+    };
+  }
+  let outcomes = "";
+  const chunks = toArray(window.chunks);
+  const codes: number[] = [];
+  for (const chunk of chunks) {
+    for (let i = 0; i < CHUNK; i++) codes.push((chunk >> (2 * i)) & 3);
+  }
+  for (let i = 0; i < window.fillSize; i++) codes.push((window.fill >> (2 * i)) & 3);
+  for (const code of codes.slice(window.drop)) outcomes += code;
+  return { kind: "calls", outcomes };
+}
+
+/**
+ * Rebuilds a window from its serialized form for the given policy, or returns `undefined` when
+ * the form does not fit the policy (another kind or bucket size: the history is dropped).
+ * Throws a `TypeError` naming the path when the form is malformed.
+ */
+export function windowFromJSON(
+  policy: WindowPolicy | undefined,
+  json: unknown,
+  path: string,
+): WindowState | undefined {
+  if (json === null || json === undefined) return undefined;
+  if (typeof json !== "object") throw malformed(path, "an object or null", json);
+  const form = json as Record<string, unknown>;
+  if (form.kind === "calls") {
+    const outcomes = form.outcomes;
+    if (typeof outcomes !== "string" || !/^[0-3]*$/.test(outcomes)) {
+      throw malformed(`${path}.outcomes`, "a string of digits 0 to 3", outcomes);
+    }
+    if (policy?.kind !== "calls") return undefined;
+    let window: WindowState | undefined;
+    for (const digit of outcomes) {
+      const code = Number(digit);
+      window = recordCall(policy, window, 0, (code & FAILED) !== 0, (code & SLOW) !== 0);
+    }
+    return window;
+  }
+  if (form.kind === "time") {
+    const { bucketMs, buckets } = form;
+    if (typeof bucketMs !== "number" || !(bucketMs > 0) || !Number.isFinite(bucketMs)) {
+      throw malformed(`${path}.bucketMs`, "a finite number > 0", bucketMs);
+    }
+    if (!Array.isArray(buckets) || buckets.length === 0) {
+      throw malformed(`${path}.buckets`, "a non-empty array", buckets);
+    }
+    const parsed: Bucket[] = buckets.map((entry, i) => parseBucket(entry, `${path}.buckets[${i}]`));
+    for (let i = 1; i < parsed.length; i++) {
+      if (parsed[i]!.index <= parsed[i - 1]!.index) {
+        throw malformed(`${path}.buckets[${i}]`, "an index above the previous one", buckets[i]);
+      }
+    }
+    if (policy?.kind !== "time" || policy.bucketMs !== bucketMs) return undefined;
+    const head = parsed[parsed.length - 1]!;
+    const past = fromArray(parsed.slice(0, -1));
+    let calls = 0, failures = 0, slowCalls = 0;
+    for (const bucket of parsed) {
+      calls += bucket.calls;
+      failures += bucket.failures;
+      slowCalls += bucket.slowCalls;
+    }
+    return { kind: "time", bucketMs, calls, failures, slowCalls, head, past };
+  }
+  throw malformed(`${path}.kind`, '"calls" or "time"', form.kind);
+}
+
+function parseBucket(entry: unknown, path: string): Bucket {
+  if (
+    !Array.isArray(entry) || entry.length !== 4 ||
+    !entry.every((n) => Number.isSafeInteger(n) && n >= 0)
+  ) {
+    throw malformed(path, "[index, calls, failures, slowCalls] of integers >= 0", entry);
+  }
+  const [index, calls, failures, slowCalls] = entry as [number, number, number, number];
+  if (failures > calls || slowCalls > calls || calls === 0) {
+    throw malformed(path, "calls >= 1 with failures and slowCalls <= calls", entry);
+  }
+  return { index, calls, failures, slowCalls };
+}
+
+function malformed(path: string, expected: string, received: unknown): TypeError {
+  return new TypeError(`"${path}" must be ${expected}, received ${describeValue(received)}`);
+}

@@ -1,0 +1,107 @@
+/**
+ * The errors a breaker raises: {@linkcode BreakerOpenError} when it turns a call away and
+ * {@linkcode TimeoutError} when a call or a stream runs past its time.
+ *
+ * @module
+ */
+
+import type { BreakerState } from "./core/snapshot.ts";
+
+/**
+ * What a {@linkcode BreakerOpenError} reports.
+ *
+ * @example
+ * ```ts
+ * import type { BreakerOpenErrorOptions } from "./errors.ts";
+ * const options: BreakerOpenErrorOptions = { breaker: "db", state: "open", retryAfterMs: 1200 };
+ * ```
+ */
+export interface BreakerOpenErrorOptions {
+  /** The breaker's name. */
+  readonly breaker: string;
+  /** The state that turned the call away. */
+  readonly state: Exclude<BreakerState, "closed">;
+  /** Milliseconds until a call may be admitted (`Infinity` while isolated). */
+  readonly retryAfterMs: number;
+  /** The last failure the breaker recorded, if any. */
+  readonly cause?: unknown;
+}
+
+/**
+ * The call was not run: the circuit is open, half-open with every trial in flight, recovering
+ * (the call fell outside the admitted share), or isolated.
+ *
+ * @example Telling a rejection from the dependency's own error
+ * ```ts
+ * import { Breaker, BreakerOpenError } from "@circuit/breaker";
+ *
+ * const breaker = new Breaker({ name: "db" });
+ * breaker.open();
+ * try {
+ *   await breaker.execute(() => Promise.resolve("rows"));
+ * } catch (error) {
+ *   if (error instanceof BreakerOpenError) console.log(`retry in ${error.retryAfterMs} ms`);
+ * }
+ * ```
+ */
+export class BreakerOpenError extends Error {
+  /** Always `"BreakerOpenError"`. */
+  override readonly name = "BreakerOpenError";
+  /** The breaker's name. */
+  readonly breaker: string;
+  /** The state that turned the call away. */
+  readonly state: Exclude<BreakerState, "closed">;
+  /** Milliseconds until a call may be admitted (`Infinity` while isolated). */
+  readonly retryAfterMs: number;
+
+  /** Creates the error; its message says the breaker, the state and when to retry. */
+  constructor(options: BreakerOpenErrorOptions) {
+    super(
+      openMessage(options.breaker, options.state, options.retryAfterMs),
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.breaker = options.breaker;
+    this.state = options.state;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+function openMessage(breaker: string, state: BreakerState, retryAfterMs: number): string {
+  const circuit = `Circuit ${JSON.stringify(breaker)}`;
+  switch (state) {
+    case "isolated":
+      return `${circuit} is isolated`;
+    case "half-open":
+      return `${circuit} is half-open: every trial call is in flight`;
+    case "recovering":
+      return `${circuit} is recovering: the call fell outside the share admitted now`;
+    default:
+      return `${circuit} is open: retry in ${Math.ceil(retryAfterMs)} ms`;
+  }
+}
+
+/**
+ * A call ran past the breaker's `timeout`, or a stream waited past `firstItemTimeout` or
+ * `idleTimeout`. It always counts as a failure.
+ *
+ * @example
+ * ```ts
+ * import { Breaker, TimeoutError } from "@circuit/breaker";
+ *
+ * const breaker = new Breaker({ timeout: 10 });
+ * try {
+ *   await breaker.execute((signal) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))));
+ * } catch (error) {
+ *   console.log(error instanceof TimeoutError); // true
+ * }
+ * ```
+ */
+export class TimeoutError extends Error {
+  /** Always `"TimeoutError"`. */
+  override readonly name = "TimeoutError";
+
+  /** Creates the error with a message. */
+  constructor(message = "The call timed out", options?: ErrorOptions) {
+    super(message, options);
+  }
+}

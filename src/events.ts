@@ -1,0 +1,113 @@
+/**
+ * What a breaker tells its listeners, and the listener shape.
+ *
+ * @module
+ */
+
+import type { Breaker } from "./breaker.ts";
+import type { BreakerState } from "./core/snapshot.ts";
+import type { BreakerOpenError } from "./errors.ts";
+
+/**
+ * The circuit changed state. `from` is the state last announced.
+ *
+ * @example
+ * ```ts
+ * import type { StateChangeEvent } from "./events.ts";
+ * const log = ({ breaker, from, to }: StateChangeEvent) => console.log(`${breaker.name}: ${from} -> ${to}`);
+ * ```
+ */
+export interface StateChangeEvent {
+  readonly breaker: Breaker;
+  readonly from: BreakerState;
+  readonly to: BreakerState;
+}
+
+/**
+ * An admitted call is about to run.
+ *
+ * @example
+ * ```ts
+ * import type { CallEvent } from "./events.ts";
+ * const count = (_event: CallEvent) => {};
+ * ```
+ */
+export interface CallEvent {
+  readonly breaker: Breaker;
+}
+
+/**
+ * A call counted as a success (it returned, or threw an error the matchers exclude).
+ *
+ * @example
+ * ```ts
+ * import type { SuccessEvent } from "./events.ts";
+ * const timing = ({ durationMs }: SuccessEvent) => console.log(durationMs);
+ * ```
+ */
+export interface SuccessEvent {
+  readonly breaker: Breaker;
+  /** How long the call took, by the breaker's clock. */
+  readonly durationMs: number;
+}
+
+/**
+ * A call counted as a failure.
+ *
+ * @example
+ * ```ts
+ * import type { FailureEvent } from "./events.ts";
+ * const log = ({ error }: FailureEvent) => console.warn(error);
+ * ```
+ */
+export interface FailureEvent {
+  readonly breaker: Breaker;
+  /** The error thrown, or the value `isFailureResult` marked. */
+  readonly error: unknown;
+  /** How long the call took, by the breaker's clock. */
+  readonly durationMs: number;
+}
+
+/**
+ * A call was turned away without running.
+ *
+ * @example
+ * ```ts
+ * import type { RejectedEvent } from "./events.ts";
+ * const log = ({ error }: RejectedEvent) => console.warn(error.message);
+ * ```
+ */
+export interface RejectedEvent {
+  readonly breaker: Breaker;
+  readonly error: BreakerOpenError;
+}
+
+/**
+ * Hooks called after the breaker's new state is in place. A hook that throws (or returns a
+ * promise that rejects) is reported with `console.error` and changes nothing.
+ *
+ * @example Logging state changes
+ * ```ts
+ * import { Breaker } from "@circuit/breaker";
+ *
+ * const breaker = new Breaker({
+ *   name: "db",
+ *   listeners: [{ stateChange: ({ from, to }) => console.log(`db: ${from} -> ${to}`) }],
+ * });
+ * ```
+ */
+export interface BreakerListener {
+  /** The circuit changed state. */
+  stateChange?(event: StateChangeEvent): void;
+  /** An admitted call is about to run. */
+  beforeCall?(event: CallEvent): void;
+  /** A call counted as a success. */
+  success?(event: SuccessEvent): void;
+  /** A call counted as a failure. */
+  failure?(event: FailureEvent): void;
+  /** A call was turned away. */
+  rejected?(event: RejectedEvent): void;
+}
+
+/** The hooks of a listener. */
+export type ListenerHook = keyof BreakerListener;
