@@ -27,9 +27,11 @@ export {
   Breaker,
   BREAKER_OPTIONS,
   type BreakerOptions,
+  type ConfigurableOptions,
   type ExecuteOptions,
 } from "./src/breaker.ts";
 export {
+  type AnyFunction,
   type BreakerClass,
   breakerOf,
   type Circuit,

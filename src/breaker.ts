@@ -84,6 +84,17 @@ export interface ExecuteOptions {
 
 /** Options `configure()` cannot change: they make a breaker what it is. */
 const FIXED_OPTIONS = ["name", "state", "listeners"] as const;
+
+/**
+ * The options `configure()` can change: all but `name`, `state` and `listeners`.
+ *
+ * @example
+ * ```ts
+ * import type { ConfigurableOptions } from "@circuit/breaker";
+ * const tighter: ConfigurableOptions = { failureThreshold: 2 };
+ * ```
+ */
+export type ConfigurableOptions = Omit<BreakerOptions, "name" | "state" | "listeners">;
 const SHELL_OPTIONS = ["fallback", "listeners", "clock", "state"] as const;
 /** Every option a `Breaker` accepts. */
 export const BREAKER_OPTIONS: readonly string[] = [...POLICY_OPTIONS, ...SHELL_OPTIONS];
@@ -435,7 +446,7 @@ export class Breaker {
    * breaker.configure({ failureThreshold: 2 });
    * ```
    */
-  configure(options: Omit<BreakerOptions, (typeof FIXED_OPTIONS)[number]>): void {
+  configure(options: ConfigurableOptions): void {
     const context = `Cannot configure breaker ${JSON.stringify(this.#policy.name)}`;
     if (options === null || typeof options !== "object") {
       throw new TypeError(

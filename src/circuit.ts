@@ -14,8 +14,17 @@ import {
 } from "./breaker.ts";
 import { describeValue } from "./core/describe_value.ts";
 
+/**
+ * Any function: what `circuit()` accepts, with its `this`, parameters and result kept.
+ *
+ * @example
+ * ```ts
+ * import type { AnyFunction } from "@circuit/breaker";
+ * const fn: AnyFunction = (id: string) => id;
+ * ```
+ */
 // deno-lint-ignore no-explicit-any
-type AnyFunction = (this: any, ...args: any[]) => any;
+export type AnyFunction = (this: any, ...args: any[]) => any;
 
 /**
  * A `Breaker` subclass (or `Breaker` itself) that `circuit()` instantiates.

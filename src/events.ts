@@ -18,8 +18,11 @@ import type { BreakerOpenError } from "./errors.ts";
  * ```
  */
 export interface StateChangeEvent {
+  /** The breaker. */
   readonly breaker: Breaker;
+  /** The state announced before. */
   readonly from: BreakerState;
+  /** The new state. */
   readonly to: BreakerState;
 }
 
@@ -33,6 +36,7 @@ export interface StateChangeEvent {
  * ```
  */
 export interface CallEvent {
+  /** The breaker. */
   readonly breaker: Breaker;
 }
 
@@ -46,6 +50,7 @@ export interface CallEvent {
  * ```
  */
 export interface SuccessEvent {
+  /** The breaker. */
   readonly breaker: Breaker;
   /** How long the call took, by the breaker's clock. */
   readonly durationMs: number;
@@ -61,6 +66,7 @@ export interface SuccessEvent {
  * ```
  */
 export interface FailureEvent {
+  /** The breaker. */
   readonly breaker: Breaker;
   /** The error thrown, or the value `isFailureResult` marked. */
   readonly error: unknown;
@@ -78,7 +84,9 @@ export interface FailureEvent {
  * ```
  */
 export interface RejectedEvent {
+  /** The breaker. */
   readonly breaker: Breaker;
+  /** The error the caller gets (unless a fallback serves the call). */
   readonly error: BreakerOpenError;
 }
 

@@ -7,8 +7,10 @@
  */
 
 /** One cell of an immutable singly linked list. */
-interface Cell<T> {
+export interface Cell<T> {
+  /** The item. */
   readonly value: T;
+  /** The rest of the list. */
   readonly next: Cell<T> | undefined;
 }
 

@@ -18,6 +18,7 @@
  * @module
  */
 
+export type { Cell, Fifo } from "./fifo.ts";
 export { classifyError, isFailedResult, type Verdict } from "./classify.ts";
 export type {
   ErrorClass,

@@ -32,27 +32,45 @@ export type Reporter = (message: string, error?: unknown) => void;
  * ```
  */
 export interface Policy {
+  /** The breaker's name, for messages. */
   readonly name: string;
+  /** Consecutive failures that open the circuit (`Infinity`: off). */
   readonly failureThreshold: number;
+  /** The open period in ms, or the function computing it per opening. */
   readonly recoveryTimeout: number | RecoveryTimeout;
+  /** Trial calls admitted at once while half-open. */
   readonly halfOpenMaxCalls: number;
+  /** Successful trials that close the circuit. */
   readonly successThreshold: number;
+  /** The compiled `isFailure` matchers; `undefined`: every error. */
   readonly isFailure: ((error: unknown) => boolean) | undefined;
+  /** The compiled `exclude` matchers. */
   readonly exclude: ((error: unknown) => boolean) | undefined;
+  /** The compiled `ignore` matchers. */
   readonly ignore: ((error: unknown) => boolean) | undefined;
+  /** Marks returned values as failures. */
   readonly isFailureResult: ((result: unknown) => boolean) | undefined;
+  /** Time allowed per call, in ms. */
   readonly timeout: number | undefined;
+  /** The failure-rate rule's threshold. */
   readonly failureRate: number | undefined;
+  /** The slow-call rule's threshold. */
   readonly slowCallRate: number | undefined;
+  /** Calls slower than this many ms are slow. */
   readonly slowCallDuration: number | undefined;
+  /** Calls the window needs before the rate rules judge it. */
   readonly minimumCalls: number;
   /** Set when a rule judges a window (a rate rule or `shouldTrip`). */
   readonly window: WindowPolicy | undefined;
+  /** The custom trip rule. */
   readonly shouldTrip: ((stats: WindowStats) => boolean) | undefined;
+  /** The recovery ramp, with its defaults filled in. */
   readonly recoveryRamp: Required<RecoveryRampOptions> | undefined;
+  /** The longest open period a `Retry-After` can ask for, in ms. */
   readonly maxRetryAfter: number;
   /** Whether every call needs the clock: a time window or the slow-call rule. */
   readonly timed: boolean;
+  /** Where problems in user rules are reported. */
   readonly report: Reporter;
 }
 

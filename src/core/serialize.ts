@@ -24,16 +24,27 @@ import { windowFromJSON, type WindowJSON, windowToJSON } from "./window.ts";
  * ```
  */
 export interface SnapshotJSON {
+  /** The format's version. */
   readonly version: 1;
+  /** The recorded state. */
   readonly state: RecordedState;
+  /** State changes so far. */
   readonly generation: number;
+  /** Consecutive failures. */
   readonly failureCount: number;
+  /** While open: when trials may start, epoch ms. */
   readonly openUntil: number | null;
+  /** Openings since the circuit last recovered. */
   readonly openings: number;
+  /** While half-open: successful trials. */
   readonly trialSuccesses: number;
+  /** While recovering: when the ramp started, epoch ms. */
   readonly rampStart: number | null;
+  /** While recovering: when the ramp ends, epoch ms. */
   readonly rampUntil: number | null;
+  /** While recovering: admission decisions made. */
   readonly rampCalls: number;
+  /** The rate rules' window, or `null` when empty. */
   readonly window: WindowJSON | null;
 }
 

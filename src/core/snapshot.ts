@@ -33,6 +33,7 @@ export type BreakerState = RecordedState | "isolated";
  * ```
  */
 export interface Snapshot {
+  /** The state recorded; see `stateAt()` for the state at a moment. */
   readonly state: RecordedState;
   /**
    * Counts state changes. A call's outcome is recorded only if the generation it was admitted

@@ -26,8 +26,11 @@ import { recordCall, sameWindow, statsOf, type WindowState } from "./window.ts";
  * ```
  */
 export interface Rejection {
+  /** The state that turned the call away. */
   readonly rejectedIn: BreakerState;
+  /** Milliseconds until a call may be admitted (`Infinity` while isolated). */
   readonly retryAfterMs: number;
+  /** The snapshot to keep. */
   readonly snapshot: Snapshot;
 }
 

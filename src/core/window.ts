@@ -16,10 +16,18 @@ import { type Fifo, fromArray, peek, push, shift, toArray } from "./fifo.ts";
 
 /** How outcomes are windowed: the last N calls, or the last T ms in buckets. */
 export type WindowPolicy =
-  | { readonly kind: "calls"; readonly calls: number }
   | {
+    /** The last `calls` calls. */
+    readonly kind: "calls";
+    /** How many calls are judged. */
+    readonly calls: number;
+  }
+  | {
+    /** The last `duration` ms. */
     readonly kind: "time";
+    /** History kept, in ms. */
     readonly duration: number;
+    /** Buckets the duration is split into. */
     readonly buckets: number;
     /** `duration / buckets`. */
     readonly bucketMs: number;
@@ -41,9 +49,13 @@ export interface WindowStats {
 
 /** The exact outcomes of the last `calls` calls. */
 export interface CallWindow {
+  /** A count window. */
   readonly kind: "calls";
+  /** Calls in the window. */
   readonly calls: number;
+  /** Failed calls in the window. */
   readonly failures: number;
+  /** Slow calls in the window. */
   readonly slowCalls: number;
   /** Outcome codes of the newest, unfinished chunk. */
   readonly fill: number;
@@ -57,19 +69,27 @@ export interface CallWindow {
 
 /** One time bucket that saw calls. */
 export interface Bucket {
+  /** `floor(time / bucketMs)` of the bucket's calls. */
   readonly index: number;
+  /** Calls in the bucket. */
   readonly calls: number;
+  /** Failed calls in the bucket. */
   readonly failures: number;
+  /** Slow calls in the bucket. */
   readonly slowCalls: number;
 }
 
 /** Counts of the last `duration` ms, by bucket. */
 export interface TimeWindow {
+  /** A time window. */
   readonly kind: "time";
   /** The bucket size the indexes are counted in. */
   readonly bucketMs: number;
+  /** Calls in the window. */
   readonly calls: number;
+  /** Failed calls in the window. */
   readonly failures: number;
+  /** Slow calls in the window. */
   readonly slowCalls: number;
   /** The current bucket, `floor(now / bucketMs)` of the newest call. */
   readonly head: Bucket;
@@ -82,9 +102,16 @@ export type WindowState = CallWindow | TimeWindow;
 
 /** The serialized form of a window, part of a snapshot's JSON. */
 export type WindowJSON =
-  | { readonly kind: "calls"; readonly outcomes: string }
   | {
+    /** A count window. */
+    readonly kind: "calls";
+    /** One digit per call, oldest first: 1 failed, 2 slow, 3 both, 0 neither. */
+    readonly outcomes: string;
+  }
+  | {
+    /** A time window. */
     readonly kind: "time";
+    /** The bucket size the indexes are counted in. */
     readonly bucketMs: number;
     /** `[index, calls, failures, slowCalls]`, oldest first. */
     readonly buckets: ReadonlyArray<readonly [number, number, number, number]>;
