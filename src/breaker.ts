@@ -176,10 +176,11 @@ export class Breaker {
     }
     const merged = copyOptions({ ...defaults, ...options });
     checkOptionNames(merged, BREAKER_OPTIONS, context);
+    const parsed = parseOptions(merged, context);
     this.#options = merged;
-    this.#policy = createPolicy(merged, context);
-    this.#clock = checkClock(merged.clock, context);
-    this.#fallback = checkFallback(merged.fallback, context);
+    this.#policy = parsed.policy;
+    this.#clock = parsed.clock;
+    this.#fallback = parsed.fallback;
     this.#listeners = checkListeners(merged.listeners, context);
     this.#timed = this.#policy.timed || this.#listeners.length !== 0;
     this.#snapshot = merged.state === undefined
@@ -464,9 +465,7 @@ export class Breaker {
       }
     }
     const merged = copyOptions({ ...this.#options, ...options });
-    const policy = createPolicy(merged, context);
-    const clock = checkClock(merged.clock, context);
-    const fallback = checkFallback(merged.fallback, context);
+    const { policy, clock, fallback } = parseOptions(merged, context);
     // Everything is valid: only now does the breaker change.
     this.#snapshot = reconfigure(this.#policy, policy, this.#snapshot);
     this.#options = merged;
@@ -875,6 +874,23 @@ function copyOptions<T extends BreakerOptions>(options: T): T {
     }
   }
   return copy as T;
+}
+
+/**
+ * Validates a breaker's options (all of them, listeners too) into what the breaker keeps.
+ * Throws the first problem found, naming the option.
+ */
+export function parseOptions(
+  options: BreakerOptions,
+  context: string,
+): { policy: Policy; clock: () => number; fallback: AnyFunction | undefined } {
+  const policy = createPolicy(options, context);
+  checkListeners(options.listeners, context);
+  return {
+    policy,
+    clock: checkClock(options.clock, context),
+    fallback: checkFallback(options.fallback, context),
+  };
 }
 
 function checkClock(clock: unknown, context: string): () => number {

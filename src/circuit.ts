@@ -11,6 +11,7 @@ import {
   type BreakerOptions,
   checkOptionNames,
   guardOf,
+  parseOptions,
 } from "./breaker.ts";
 import { describeValue } from "./core/describe_value.ts";
 
@@ -173,6 +174,11 @@ function createCircuit(defaults: CircuitOptions): Circuit {
       return guardFunction(target as AnyFunction, merge(defaults, options), sync);
     }
     const merged = merge(defaults, target);
+    if (!(merged.breaker instanceof Breaker)) {
+      // Decorator options are complete: report a bad one here, not at the class definition.
+      const { breaker: _, ...breakerOptions } = merged;
+      parseOptions(breakerOptions as BreakerOptions, "Cannot create breaker");
+    }
     return (method: AnyFunction, context: ClassMethodDecoratorContext) =>
       decorate(method, context, merged, sync);
   };
