@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { Breaker, breakerOf, BreakerOpenError, circuit } from "../mod.ts";
+import { describe, it } from "./timer_leaks.ts";
+import { manualClock } from "./manual_clock.ts";
+
+describe("circuit()", () => {
+  it("circuit(fn) returns an async wrapper named after fn, with a breaker of that name", async () => {
+    async function loadUser(id: string) {
+      return { id };
+    }
+    const guarded = circuit(loadUser);
+    assert.equal(guarded.name, "loadUser");
+    assert.equal(guarded.length, 1);
+    assert.deepEqual(await guarded("7"), { id: "7" });
+    assert.equal(breakerOf(guarded)?.name, "loadUser");
+  });
+
+  it("circuit(fn) opens after 5 consecutive failures by default", async () => {
+    let calls = 0;
+    const flaky = circuit(() => {
+      calls++;
+      return Promise.reject(new Error("down"));
+    });
+    for (let i = 0; i < 5; i++) await assert.rejects(flaky(), /down/);
+    await assert.rejects(flaky(), BreakerOpenError);
+    assert.equal(calls, 5);
+  });
+
+  it("circuit(fn, options) applies the options; options.name wins over the function's name", async () => {
+    const guarded = circuit(function fetchThing() {
+      return Promise.reject(new Error("x"));
+    }, { name: "things", failureThreshold: 1 });
+    await guarded().catch(() => {});
+    const error = await guarded().catch((e) => e);
+    assert.ok(error instanceof BreakerOpenError);
+    assert.equal(error.breaker, "things");
+  });
+
+  it("circuit(fn) keeps this", async () => {
+    class Repo {
+      prefix = "user:";
+      find = circuit(function (this: Repo, id: string) {
+        return Promise.resolve(this.prefix + id);
+      });
+    }
+    assert.equal(await new Repo().find("1"), "user:1");
+  });
+
+  it("circuit(fn) turns a plain function's result into a promise and a throw into a rejection", async () => {
+    const error = new Error("sync throw");
+    const guarded = circuit((x: number) => {
+      if (x < 0) throw error;
+      return x * 2;
+    });
+    assert.equal(await guarded(2), 4);
+    await assert.rejects(guarded(-1), (e) => e === error);
+  });
+
+  it("circuit(fn) serves the fallback with the call's arguments while open", async () => {
+    const guarded = circuit((id: string): Promise<string> => Promise.reject(new Error(id)), {
+      failureThreshold: 1,
+      fallback: (id) => `cached ${id}`,
+    });
+    await guarded("a").catch(() => {});
+    assert.equal(await guarded("b"), "cached b");
+  });
+
+  it("circuit(fn, { breaker }) shares an existing breaker between functions", async () => {
+    const shared = new Breaker({ name: "shared", failureThreshold: 2 });
+    const a = circuit(() => Promise.reject(new Error("a")), { breaker: shared });
+    const b = circuit(() => Promise.resolve("b"), { breaker: shared });
+    await a().catch(() => {});
+    await a().catch(() => {});
+    await assert.rejects(b(), BreakerOpenError);
+    assert.equal(breakerOf(a), shared);
+    assert.equal(breakerOf(b), shared);
+  });
+
+  it("circuit(fn, { breaker: instance, ...other }) is an error", () => {
+    assert.throws(() => circuit(() => Promise.resolve(1), { breaker: new Breaker(), timeout: 5 }), {
+      name: "TypeError",
+      message:
+        'Cannot create breaker: "breaker" is an existing Breaker, so "timeout" cannot be given; configure that breaker instead',
+    });
+  });
+
+  it("circuit(fn, { breaker: Subclass }) instantiates the subclass with its defaults", async () => {
+    class Strict extends Breaker {
+      static override defaults = { failureThreshold: 1 };
+    }
+    const guarded = circuit(function load() {
+      return Promise.reject(new Error("x"));
+    }, { breaker: Strict });
+    const breaker = breakerOf(guarded);
+    assert.ok(breaker instanceof Strict);
+    assert.equal(breaker?.name, "load");
+    await guarded().catch(() => {});
+    assert.equal(breaker?.state, "open");
+    assert.throws(() => circuit(() => 1, { breaker: Date as never }), {
+      name: "TypeError",
+      message:
+        'Cannot create breaker: "breaker" must be a Breaker or a Breaker subclass, received function Date',
+    });
+  });
+
+  it("circuit(guarded, { breaker: same }) returns the guarded function: no outcome counted twice", async () => {
+    const breaker = new Breaker({ failureThreshold: 2 });
+    const once = breaker.wrap(() => Promise.reject(new Error("x")));
+    assert.equal(circuit(once, { breaker }), once);
+    assert.equal(breaker.wrap(once), once);
+    await once().catch(() => {});
+    assert.equal(breaker.failureCount, 1);
+    const sync = breaker.wrapSync(() => 1);
+    assert.equal(breaker.wrapSync(sync), sync);
+    // An async wrapper over a sync-guarded function guards the original, once.
+    const asyncOfSync = breaker.wrap(breaker.wrapSync((): number => {
+      throw new Error("y");
+    }));
+    await asyncOfSync().catch(() => {});
+    assert.equal(breaker.failureCount, 2);
+  });
+
+  it("circuit.sync(fn) guards a synchronous function without promises", () => {
+    const parse = circuit.sync((text: string) => JSON.parse(text), { failureThreshold: 1 });
+    assert.deepEqual(parse("[1]"), [1]);
+    assert.throws(() => parse("{"), SyntaxError);
+    assert.throws(() => parse("[1]"), BreakerOpenError);
+  });
+
+  it("circuit.with(defaults) makes a circuit() with other defaults", async () => {
+    const strict = circuit.with({ failureThreshold: 1 });
+    const guarded = strict(() => Promise.reject(new Error("x")));
+    await guarded().catch(() => {});
+    assert.equal(breakerOf(guarded)?.state, "open");
+    const lenient = strict(() => Promise.reject(new Error("x")), { failureThreshold: 3 });
+    await lenient().catch(() => {});
+    assert.equal(breakerOf(lenient)?.state, "closed");
+    const layered = strict.with({ recoveryTimeout: 5 });
+    const clock = manualClock(0);
+    const g = layered(() => Promise.reject(new Error("x")), { clock });
+    await g().catch(() => {});
+    assert.equal(breakerOf(g)?.openUntil, 5);
+  });
+
+  it("circuit() rejects generator functions until streams are supported", () => {
+    assert.throws(() => circuit(async function* gen() {}), { name: "TypeError" });
+  });
+});
+
+describe("circuit() as a method decorator", () => {
+  it("circuit(options) makes one breaker per decorated method, shared by all instances", async () => {
+    class Api {
+      id: string;
+      constructor(id: string) {
+        this.id = id;
+      }
+      @circuit({ failureThreshold: 2 })
+      load(fail: boolean): Promise<string> {
+        return fail ? Promise.reject(new Error(this.id)) : Promise.resolve(this.id);
+      }
+      @circuit()
+      other(): Promise<string> {
+        return Promise.resolve(`other ${this.id}`);
+      }
+    }
+    const a = new Api("a"), b = new Api("b");
+    assert.equal(await a.load(false), "a");
+    assert.equal(await b.load(false), "b");
+    await a.load(true).catch(() => {});
+    await b.load(true).catch(() => {});
+    // Failures on two instances opened the one breaker of `load`.
+    const error = await a.load(false).catch((e) => e);
+    assert.ok(error instanceof BreakerOpenError);
+    assert.equal(error.breaker, "load");
+    assert.equal(await b.other(), "other b", "each method has its own breaker");
+    assert.equal(breakerOf(Api.prototype.load), breakerOf(a.load));
+    assert.notEqual(breakerOf(Api.prototype.load), breakerOf(Api.prototype.other));
+  });
+
+  it("circuit.sync(options) decorates a synchronous method", () => {
+    class Parser {
+      @circuit.sync({ failureThreshold: 1, fallback: () => null })
+      parse(text: string): unknown {
+        return JSON.parse(text);
+      }
+    }
+    const parser = new Parser();
+    assert.throws(() => parser.parse("{"), SyntaxError);
+    assert.equal(parser.parse("[1]"), null);
+  });
+
+  it("circuit(options) rejects a bad option when called, and non-method targets", () => {
+    assert.throws(() => circuit({ failureThreshold: 0 }), { name: "RangeError" });
+    const decorator = circuit({}) as unknown as (v: unknown, c: unknown) => unknown;
+    assert.throws(() => decorator(undefined, { kind: "field", name: "x" }), {
+      name: "TypeError",
+      message: "circuit() decorates methods only, received a field",
+    });
+  });
+});

@@ -1,0 +1,86 @@
+// Type-level tests: they pass when this file type-checks (`deno check`, and `deno test`,
+// which checks before running). Each assertion fails compilation if a type drifts.
+import assert from "node:assert/strict";
+import { Breaker, circuit, type CircuitOptions } from "../mod.ts";
+import { describe, it } from "./timer_leaks.ts";
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true
+  : false;
+function expectType<T extends true>(_proof?: T): void {}
+
+interface User {
+  id: string;
+}
+const loadUser = (id: string, _verbose?: boolean): Promise<User> => Promise.resolve({ id });
+function withThis(this: { base: number }, add: number): Promise<number> {
+  return Promise.resolve(this.base + add);
+}
+const syncParse = (text: string): { ok: boolean } => ({ ok: text === "ok" });
+
+describe("types", () => {
+  it("circuit(fn) keeps this, parameters and the awaited return type", () => {
+    const guarded = circuit(loadUser);
+    expectType<
+      Equal<typeof guarded, (this: unknown, id: string, _verbose?: boolean) => Promise<User>>
+    >(
+      true,
+    );
+    const bound = circuit(withThis);
+    expectType<Equal<ThisParameterType<typeof bound>, { base: number }>>(true);
+    expectType<Equal<ReturnType<typeof bound>, Promise<number>>>(true);
+    const plain = circuit((x: number) => x * 2);
+    expectType<Equal<ReturnType<typeof plain>, Promise<number>>>(true);
+    assert.ok(true);
+  });
+
+  it("circuit.sync(fn) and wrapSync keep the exact function type", () => {
+    const parse = circuit.sync(syncParse);
+    expectType<Equal<typeof parse, typeof syncParse>>(true);
+    const wrapped = new Breaker().wrapSync(syncParse);
+    expectType<Equal<ReturnType<typeof wrapped>, { ok: boolean }>>(true);
+    assert.ok(true);
+  });
+
+  it("circuit() types the fallback and isFailureResult by the function", () => {
+    const options: CircuitOptions<typeof loadUser> = {
+      fallback: (id) => ({ id }),
+      isFailureResult: (user) => user.id === "",
+    };
+    circuit(loadUser, options);
+    // @ts-expect-error: the fallback must return what the function returns
+    circuit(loadUser, { fallback: (id: string) => id.length });
+    // @ts-expect-error: wrong parameter type in the fallback
+    circuit(loadUser, { fallback: (id: number) => ({ id: String(id) }) });
+    assert.ok(true);
+  });
+
+  it("execute() and wrap() infer results", async () => {
+    const breaker = new Breaker();
+    const n = await breaker.execute((signal) => Promise.resolve(signal.aborted ? 0 : 1));
+    expectType<Equal<typeof n, number>>(true);
+    const s = breaker.executeSync(() => "text");
+    expectType<Equal<typeof s, string>>(true);
+    const wrapped = breaker.wrap(loadUser);
+    expectType<Equal<Parameters<typeof wrapped>, [id: string, _verbose?: boolean | undefined]>>(
+      true,
+    );
+    // @ts-expect-error: the wrapper checks its arguments
+    await wrapped(42);
+    assert.equal(n, 1);
+  });
+
+  it("the method decorator accepts async methods only; circuit.sync decorates sync ones", () => {
+    class Api {
+      @circuit({ failureThreshold: 3 })
+      load(id: string): Promise<User> {
+        return Promise.resolve({ id });
+      }
+      @circuit.sync()
+      parse(text: string): number {
+        return Number(text);
+      }
+    }
+    expectType<Equal<ReturnType<Api["load"]>, Promise<User>>>(true);
+    assert.ok(new Api());
+  });
+});
