@@ -37,6 +37,11 @@ export function retryAfterHint(failure: unknown, now: number): number | undefine
   if (typeof header !== "string") return undefined;
   const value = header.trim();
   if (/^\d+$/.test(value)) return Number(value) * 1000;
+  // An HTTP date starts with the weekday (IMF-fixdate, RFC 850 and asctime forms alike);
+  // anything else is not an instruction, however leniently `Date.parse` would read it.
+  if (!HTTP_DATE.test(value)) return undefined;
   const date = Date.parse(value);
   return Number.isFinite(date) ? Math.max(0, date - now) : undefined;
 }
+
+const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? /;

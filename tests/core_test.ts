@@ -1,0 +1,303 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  admit,
+  classifyError,
+  close,
+  createPolicy,
+  halfOpen,
+  INITIAL_SNAPSHOT,
+  isolate,
+  isRejection,
+  needsClock,
+  open,
+  type Policy,
+  recordedState,
+  recordFailure,
+  recordNeutral,
+  recordSuccess,
+  release,
+  retryAfterAt,
+  retryAfterHint,
+  type Snapshot,
+  snapshotFromJSON,
+  snapshotToJSON,
+  stateAt,
+} from "../src/core/mod.ts";
+import { fromArray, peek, push, shift, toArray } from "../src/core/fifo.ts";
+import { describe, it } from "./timer_leaks.ts";
+
+const silent = () => {};
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  }
+  return value;
+}
+
+/** Applies the transition, after freezing its input, so any mutation throws. */
+function step(snapshot: Snapshot, transition: (s: Snapshot) => Snapshot): Snapshot {
+  return transition(deepFreeze(snapshot));
+}
+
+describe("core policy", () => {
+  it("createPolicy() fills the defaults of DESIGN.md", () => {
+    const policy = createPolicy({});
+    assert.equal(policy.name, "breaker");
+    assert.equal(policy.failureThreshold, 5);
+    assert.equal(policy.recoveryTimeout, 30_000);
+    assert.equal(policy.halfOpenMaxCalls, 1);
+    assert.equal(policy.successThreshold, 1);
+    assert.equal(policy.window, undefined, "no rule judges a window");
+    assert.equal(policy.timed, false);
+    assert.equal(policy.maxRetryAfter, 3_600_000);
+    assert.ok(Object.isFrozen(policy));
+  });
+
+  it("createPolicy() turns failureThreshold off when a window rule is set", () => {
+    for (const options of [{ failureRate: 0.5 }, { shouldTrip: () => false }]) {
+      const policy = createPolicy(options);
+      assert.equal(policy.failureThreshold, Infinity);
+      assert.deepEqual(policy.window, {
+        kind: "time",
+        duration: 60_000,
+        buckets: 10,
+        bucketMs: 6_000,
+      });
+      assert.equal(policy.minimumCalls, 20);
+    }
+    const both = createPolicy({ failureRate: 0.5, failureThreshold: 3, window: { calls: 10 } });
+    assert.equal(both.failureThreshold, 3);
+    assert.equal(both.minimumCalls, 10, "minimumCalls defaults to at most window.calls");
+    assert.equal(both.timed, false, "a count window without the slow rule needs no clock");
+    assert.equal(createPolicy({ failureRate: 0.5 }).timed, true, "a time window needs the clock");
+    assert.equal(
+      createPolicy({ failureRate: 0.5, window: { calls: 5 }, slowCallRate: 1, slowCallDuration: 5 })
+        .timed,
+      true,
+    );
+  });
+
+  it("classifyError() judges ignore, then exclude, then isFailure", () => {
+    const policy = createPolicy({
+      ignore: (e) => e === "ignored",
+      exclude: RangeError,
+      isFailure: [TypeError, RangeError],
+    });
+    assert.equal(classifyError(policy, "ignored"), "neutral");
+    assert.equal(classifyError(policy, new RangeError()), "success");
+    assert.equal(classifyError(policy, new TypeError()), "failure");
+    assert.equal(classifyError(policy, new Error()), "success");
+    assert.equal(classifyError(createPolicy({}), undefined), "failure");
+  });
+});
+
+describe("core transitions", () => {
+  const policy = createPolicy({ failureThreshold: 2, recoveryTimeout: 100 }, "test", silent);
+
+  it("admit() and recordSuccess() return the same snapshot while closed: no allocation", () => {
+    const closed = deepFreeze({ ...INITIAL_SNAPSHOT });
+    assert.equal(admit(policy, closed, 0), closed);
+    assert.equal(recordSuccess(policy, closed, 0, 0, 0), closed);
+    assert.equal(recordNeutral(policy, closed, 0), closed);
+    assert.equal(close(policy, closed, 0), closed);
+    assert.equal(needsClock(policy, closed), false);
+  });
+
+  it("transitions never change their input snapshot", () => {
+    let s = step(INITIAL_SNAPSHOT, (x) => recordFailure(policy, x, 0, new Error("a"), 0, 0));
+    s = step(s, (x) => recordFailure(policy, x, x.generation, new Error("b"), 0, 0));
+    assert.equal(s.state, "open");
+    const verdict = admit(policy, deepFreeze(s), 100);
+    assert.ok(!isRejection(verdict));
+    s = step(verdict, (x) => recordSuccess(policy, x, x.generation, 0, 100));
+    assert.equal(s.state, "closed");
+    s = step(s, (x) => open(policy, x, 200));
+    s = step(s, (x) => halfOpen(policy, x, 200));
+    s = step(s, (x) => isolate(x));
+    s = step(s, (x) => release(policy, x, 300));
+    assert.equal(s.state, "closed");
+  });
+
+  it("admit() rejects while open with the time left, and turns half-open at now == openUntil", () => {
+    const opened = open(policy, INITIAL_SNAPSHOT, 1_000);
+    const early = admit(policy, opened, 1_099);
+    assert.ok(isRejection(early));
+    assert.equal(early.rejectedIn, "open");
+    assert.equal(early.retryAfterMs, 1);
+    assert.equal(early.snapshot, opened);
+    assert.equal(stateAt(opened, 1_099), "open");
+    assert.equal(stateAt(opened, 1_100), "half-open");
+    assert.equal(recordedState(opened), "open");
+    const trial = admit(policy, opened, 1_100);
+    assert.ok(!isRejection(trial));
+    assert.equal(trial.state, "half-open");
+    assert.equal(trial.trials, 1);
+    assert.equal(trial.generation, opened.generation + 1);
+  });
+
+  it("recordSuccess()/recordFailure() ignore an outcome from another generation", () => {
+    const s = recordFailure(policy, INITIAL_SNAPSHOT, 0, new Error("a"), 0, 0);
+    assert.equal(recordFailure(policy, s, 7, new Error("late"), 0, 0), s);
+    assert.equal(recordSuccess(policy, s, 7, 0, 0), s);
+    const trial = admit(policy, open(policy, s, 0), 100) as Snapshot;
+    assert.equal(recordNeutral(policy, trial, trial.generation - 1), trial);
+    assert.equal(recordNeutral(policy, trial, trial.generation).trials, 0);
+  });
+
+  it("isolate() overlays every state and release() of the last hold closes", () => {
+    const held = isolate(isolate(open(policy, INITIAL_SNAPSHOT, 0)));
+    assert.equal(stateAt(held, 1e12), "isolated");
+    assert.equal(retryAfterAt(held, 0), Infinity);
+    const verdict = admit(policy, held, 1e12);
+    assert.ok(isRejection(verdict) && verdict.retryAfterMs === Infinity);
+    const once = release(policy, held, 5);
+    assert.equal(stateAt(once, 5), "isolated");
+    const closed = release(policy, once, 5);
+    assert.equal(stateAt(closed, 5), "closed");
+    assert.equal(closed.failureCount, 0);
+  });
+});
+
+describe("core retry-after", () => {
+  it("retryAfterHint() reads 429/503 Retry-After in seconds or as a date, and retryAfterMs", () => {
+    const now = Date.UTC(2026, 0, 1);
+    const at = (status: number, value: string) =>
+      retryAfterHint(new Response(null, { status, headers: { "retry-after": value } }), now);
+    assert.equal(at(429, "120"), 120_000);
+    assert.equal(at(503, " 5 "), 5_000);
+    assert.equal(at(503, new Date(now + 90_000).toUTCString()), 90_000);
+    assert.equal(at(503, new Date(now - 90_000).toUTCString()), 0);
+    assert.equal(at(500, "120"), undefined, "only 429 and 503 carry the instruction");
+    assert.equal(at(503, "soon"), undefined);
+    assert.equal(at(503, "-5"), undefined);
+    assert.equal(retryAfterHint({ retryAfterMs: 250 }, now), 250);
+    assert.equal(retryAfterHint({ retryAfterMs: NaN }, now), undefined);
+    assert.equal(retryAfterHint("503", now), undefined);
+    assert.equal(
+      retryAfterHint({
+        status: 503,
+        headers: {
+          get() {
+            throw new Error("x");
+          },
+        },
+      }, now),
+      undefined,
+    );
+  });
+});
+
+describe("core fifo", () => {
+  it("push/shift/peek behave as an array queue", () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.integer(), fc.constant("shift"))), (ops) => {
+        let queue = fromArray<number>([]);
+        const model: number[] = [];
+        for (const op of ops) {
+          if (op === "shift") {
+            if (queue === undefined) continue;
+            assert.equal(peek(queue), model[0]);
+            queue = shift(queue);
+            model.shift();
+          } else {
+            queue = push(queue, op);
+            model.push(op);
+          }
+          assert.deepEqual(toArray(queue), model);
+          assert.equal(queue?.size ?? 0, model.length);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("shift() leaves the queue it was given intact", () => {
+    const queue = fromArray([1, 2, 3])!;
+    const rest = shift(queue)!;
+    assert.deepEqual(toArray(queue), [1, 2, 3]);
+    assert.deepEqual(toArray(push(rest, 4)), [2, 3, 4]);
+    assert.deepEqual(toArray(push(rest, 5)), [2, 3, 5]);
+  });
+});
+
+describe("core serialization", () => {
+  const windowed = createPolicy({ failureRate: 0.5, window: { calls: 40 }, minimumCalls: 40 });
+  const timedPolicy = createPolicy({ failureRate: 0.5, window: { duration: 1_000, buckets: 4 } });
+
+  function roundTrip(p: Policy, s: Snapshot): Snapshot {
+    return snapshotFromJSON(p, JSON.parse(JSON.stringify(snapshotToJSON(s))));
+  }
+
+  it("snapshotToJSON()/snapshotFromJSON() round-trip every state with its window", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.nat(3_000)), { maxLength: 120 }), (calls) => {
+        for (const p of [windowed, timedPolicy]) {
+          let s: Snapshot = INITIAL_SNAPSHOT;
+          let now = 0;
+          for (const [failed, gap] of calls) {
+            now += gap;
+            s = failed
+              ? recordFailure(p, s, s.generation, "x", 0, now)
+              : recordSuccess(p, s, s.generation, 0, now);
+            if (s.state !== "closed") s = close(p, s, now);
+          }
+          const restored = roundTrip(p, s);
+          assert.deepEqual(snapshotToJSON(restored), snapshotToJSON(s));
+          assert.equal(restored.window?.calls, s.window?.calls);
+          assert.equal(restored.window?.failures, s.window?.failures);
+        }
+      }),
+      { numRuns: 100 },
+    );
+    for (
+      const s of [
+        open(windowed, INITIAL_SNAPSHOT, 5),
+        halfOpen(windowed, INITIAL_SNAPSHOT, 5),
+        {
+          ...INITIAL_SNAPSHOT,
+          state: "recovering",
+          rampStart: 1,
+          rampUntil: 10,
+          rampCalls: 3,
+        } as const,
+      ]
+    ) {
+      assert.deepEqual(snapshotToJSON(roundTrip(windowed, s)), snapshotToJSON(s));
+    }
+  });
+
+  it("snapshotFromJSON() drops a window that does not fit the policy", () => {
+    let s: Snapshot = INITIAL_SNAPSHOT;
+    s = recordFailure(windowed, s, 0, "x", 0, 0);
+    const json = JSON.parse(JSON.stringify(snapshotToJSON(s)));
+    assert.equal(snapshotFromJSON(timedPolicy, json).window, undefined);
+    assert.equal(snapshotFromJSON(createPolicy({}), json).window, undefined);
+    const smaller = createPolicy({ failureRate: 0.5, window: { calls: 1 } });
+    s = recordSuccess(windowed, s, 0, 0, 0);
+    const kept = snapshotFromJSON(smaller, JSON.parse(JSON.stringify(snapshotToJSON(s))));
+    assert.equal(kept.window?.calls, 1, "a smaller count window keeps the newest outcomes");
+    assert.equal(kept.window?.failures, 0);
+  });
+
+  it("snapshotFromJSON() rejects malformed windows with the path of the bad field", () => {
+    const base = snapshotToJSON(INITIAL_SNAPSHOT);
+    const bad: [unknown, RegExp][] = [
+      [{ kind: "time", bucketMs: 250, buckets: [[1, 1, 2, 0]] }, /"state.window.buckets\[0\]"/],
+      [
+        { kind: "time", bucketMs: 250, buckets: [[2, 1, 0, 0], [1, 1, 0, 0]] },
+        /above the previous/,
+      ],
+      [{ kind: "time", bucketMs: -1, buckets: [[1, 1, 0, 0]] }, /"state.window.bucketMs"/],
+      [{ kind: "ring" }, /"state.window.kind"/],
+    ];
+    for (const [window, message] of bad) {
+      assert.throws(() => snapshotFromJSON(timedPolicy, { ...base, window }), {
+        name: "TypeError",
+        message,
+      });
+    }
+  });
+});
