@@ -37,7 +37,9 @@ export {
   type Circuit,
   circuit,
   type CircuitOptions,
+  type FallbackResult,
   type GuardedFunction,
+  type ItemOf,
   type MethodDecorator,
   type SyncMethodDecorator,
 } from "./src/circuit.ts";
@@ -53,6 +55,7 @@ export type { SnapshotJSON } from "./src/core/serialize.ts";
 export type { BreakerState, Snapshot } from "./src/core/snapshot.ts";
 export type { WindowStats } from "./src/core/window.ts";
 export { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./src/errors.ts";
+export type { StreamOptions, StreamSource } from "./src/stream.ts";
 export type {
   BreakerListener,
   CallEvent,

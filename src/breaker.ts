@@ -37,6 +37,13 @@ import {
 import { type WindowStats, windowStats } from "./core/window.ts";
 import { BreakerOpenError, TimeoutError } from "./errors.ts";
 import type { BreakerListener, ListenerHook } from "./events.ts";
+import {
+  GuardedAsyncStream,
+  guardReadable,
+  type Opener,
+  type StreamOptions,
+  type StreamSource,
+} from "./stream.ts";
 
 /**
  * A breaker's options: the policy (see the core's `PolicyOptions`) plus what the shell needs.
@@ -113,6 +120,41 @@ type Settle = {
   readonly onError: (error: unknown) => never;
 };
 
+/** A call admitted by the breaker: what its outcome is recorded against. */
+export interface Permit {
+  readonly generation: number;
+  readonly start: number;
+  readonly timed: boolean;
+}
+
+/**
+ * What the stream guards need of a breaker: admission and outcomes, through the same paths
+ * as calls. Internal: not part of the public API.
+ */
+export interface CallHooks {
+  readonly policy: Policy;
+  readonly fallback: AnyFunction | undefined;
+  /** Admits a call (announcing changes and `beforeCall`), or refuses it with its error. */
+  begin(): Permit | BreakerOpenError;
+  /** Records a success; `durationMs` overrides the measured duration (for streams). */
+  succeed(permit: Permit, durationMs?: number): void;
+  /** Records a failure, whatever the matchers say (timeouts, failing items and results). */
+  fail(permit: Permit, failure: unknown, durationMs?: number): void;
+  /** Records an error by the matchers. */
+  settleError(permit: Permit, error: unknown, durationMs?: number): void;
+  /** Records an outcome that counts neither way. */
+  neutral(permit: Permit): void;
+  /** Reads the breaker's clock. */
+  now(): number;
+}
+
+let hooksOf: (breaker: Breaker) => CallHooks;
+
+/** The internal hooks of a breaker (for the stream guards). */
+export function callHooks(breaker: Breaker): CallHooks {
+  return hooksOf(breaker);
+}
+
 /** The signal given to functions that nothing can abort. */
 const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 const NO_ARGS: readonly never[] = [];
@@ -146,6 +188,26 @@ export class Breaker {
    * ```
    */
   static defaults: BreakerOptions = {};
+
+  static {
+    hooksOf = (breaker) => ({
+      get policy() {
+        return breaker.#policy;
+      },
+      get fallback() {
+        return breaker.#fallback;
+      },
+      begin: () => breaker.#begin(),
+      succeed: (permit, durationMs) =>
+        breaker.#settleSuccess(permit.generation, permit.start, permit.timed, durationMs),
+      fail: (permit, failure, durationMs) =>
+        breaker.#settleFailure(failure, permit.generation, permit.start, permit.timed, durationMs),
+      settleError: (permit, error, durationMs) =>
+        breaker.#settleError(error, permit.generation, permit.start, permit.timed, durationMs),
+      neutral: (permit) => breaker.#settleNeutral(permit.generation),
+      now: () => breaker.#now(),
+    });
+  }
 
   #options: BreakerOptions;
   #policy: Policy;
@@ -354,6 +416,69 @@ export class Breaker {
       return call(this, args) as R;
     };
     return markGuarded(wrapper, target, this, true);
+  }
+
+  /**
+   * Guards a stream: an async iterable, or a function that returns one given a signal (which
+   * aborts when the guarded stream ends early). The stream is admitted at its first read;
+   * it counts as a success when the source completes or the consumer stops early, and as a
+   * failure when the source throws, stalls past `firstItemTimeout`/`idleTimeout` (rejecting
+   * the read with `TimeoutError`), or yields an item `isFailureItem` marks. While calls are
+   * turned away the first read rejects with {@linkcode BreakerOpenError}, or the `fallback`'s
+   * iterable is served.
+   *
+   * @example Guarding an LLM token stream
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   *
+   * const llm = new Breaker({ name: "llm", firstItemTimeout: 10_000, idleTimeout: 2_000 });
+   * async function* tokens(_signal: AbortSignal) {
+   *   yield "Hello";
+   *   yield " world";
+   * }
+   * for await (const token of llm.stream(tokens)) console.log(token);
+   * ```
+   */
+  stream<T>(source: StreamSource<T>, options?: StreamOptions<T>): AsyncIterableIterator<T> {
+    const hooks = hooksOf(this);
+    if (typeof source === "function") {
+      return new GuardedAsyncStream(
+        hooks,
+        source as Opener<T>,
+        true,
+        undefined,
+        options,
+        undefined,
+        NO_ARGS,
+      );
+    }
+    if (source === null || typeof source !== "object") {
+      throw new TypeError(
+        `Cannot guard stream: "source" must be an async iterable or a function returning one, received ${
+          describeValue(source)
+        }`,
+      );
+    }
+    return new GuardedAsyncStream(hooks, () => source, false, source, options, undefined, NO_ARGS);
+  }
+
+  /**
+   * Guards a `ReadableStream` (a `Response.body`, say) and returns a `ReadableStream`, with
+   * the rules of {@linkcode Breaker.stream}. The source is read only as the result is read;
+   * cancelling the result cancels the source with the same reason.
+   *
+   * @example Proxying a streamed response
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   *
+   * const upstream = new Breaker({ name: "upstream", idleTimeout: 5_000 });
+   * const body = new Response("streamed").body!;
+   * const proxied = new Response(upstream.readable(body));
+   * await proxied.text(); // "streamed"
+   * ```
+   */
+  readable<T>(stream: ReadableStream<T>, options?: StreamOptions<T>): ReadableStream<T> {
+    return guardReadable(hooksOf(this), stream, options);
   }
 
   /**
@@ -681,6 +806,14 @@ export class Breaker {
 
   /** A rejected admission: keeps the snapshot, tells listeners, serves the fallback or throws. */
   #turnAway(rejection: Rejection, thisArg: unknown, args: readonly unknown[] | undefined): unknown {
+    const error = this.#refuse(rejection);
+    const fallback = this.#fallback;
+    if (fallback === undefined) throw error;
+    return fallback.apply(thisArg, (args ?? NO_ARGS) as unknown[]);
+  }
+
+  /** Keeps the snapshot a rejection brings, tells listeners, and returns the caller's error. */
+  #refuse(rejection: Rejection): BreakerOpenError {
     if (rejection.snapshot !== this.#snapshot) this.#change(rejection.snapshot);
     const error = new BreakerOpenError({
       breaker: this.#policy.name,
@@ -689,9 +822,24 @@ export class Breaker {
       cause: rejection.snapshot.lastFailure,
     });
     if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
-    const fallback = this.#fallback;
-    if (fallback === undefined) throw error;
-    return fallback.apply(thisArg, (args ?? NO_ARGS) as unknown[]);
+    return error;
+  }
+
+  /** Admission for a stream: a permit, or the error of a refusal. */
+  #begin(): Permit | BreakerOpenError {
+    const policy = this.#policy;
+    const before = this.#snapshot;
+    const timed = this.#timed || needsClock(policy, before);
+    const start = timed ? this.#now() : 0;
+    const verdict = admit(policy, before, start);
+    let generation = before.generation;
+    if (verdict !== before) {
+      if (isRejection(verdict)) return this.#refuse(verdict);
+      this.#change(verdict);
+      generation = verdict.generation;
+    }
+    if (this.#listeners.length !== 0) this.#emit("beforeCall", { breaker: this });
+    return { generation, start, timed };
   }
 
   #settlersFor(generation: number): Settle {
@@ -716,32 +864,45 @@ export class Breaker {
     return value;
   }
 
-  #settleError(error: unknown, generation: number, start: number, timed: boolean): void {
+  #settleError(
+    error: unknown,
+    generation: number,
+    start: number,
+    timed: boolean,
+    durationMs?: number,
+  ): void {
     switch (classifyError(this.#policy, error)) {
       case "failure":
-        return this.#settleFailure(error, generation, start, timed);
+        return this.#settleFailure(error, generation, start, timed, durationMs);
       case "success":
-        return this.#settleSuccess(generation, start, timed);
+        return this.#settleSuccess(generation, start, timed, durationMs);
       default:
         return this.#settleNeutral(generation);
     }
   }
 
-  #settleSuccess(generation: number, start: number, timed: boolean): void {
+  #settleSuccess(generation: number, start: number, timed: boolean, duration?: number): void {
     const before = this.#snapshot;
     const end = timed ? this.#settledAt(start) : 0;
-    const next = recordSuccess(this.#policy, before, generation, end - start, end);
+    const durationMs = duration ?? end - start;
+    const next = recordSuccess(this.#policy, before, generation, durationMs, end);
     if (next !== before) this.#snapshot = next;
     if (this.#listeners.length !== 0 && timed) {
-      this.#emit("success", { breaker: this, durationMs: end - start });
+      this.#emit("success", { breaker: this, durationMs });
     }
     if (next !== before) this.#announce(before, next);
   }
 
-  #settleFailure(failure: unknown, generation: number, start: number, timed: boolean): void {
+  #settleFailure(
+    failure: unknown,
+    generation: number,
+    start: number,
+    timed: boolean,
+    duration?: number,
+  ): void {
     const before = this.#snapshot;
     const end = this.#settledAt(start);
-    const durationMs = timed ? end - start : 0;
+    const durationMs = timed ? duration ?? end - start : 0;
     const next = recordFailure(this.#policy, before, generation, failure, durationMs, end);
     if (next !== before) this.#snapshot = next;
     if (this.#listeners.length !== 0 && timed) {
@@ -827,7 +988,8 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     typeof (value as { then?: unknown }).then === "function";
 }
 
-function markGuarded<W extends AnyFunction>(
+/** Marks `wrapper` as guarding `fn` with `breaker`, named like `fn`. */
+export function markGuarded<W extends AnyFunction>(
   wrapper: W,
   fn: AnyFunction,
   breaker: Breaker,

@@ -14,6 +14,7 @@ import {
   parseOptions,
 } from "./breaker.ts";
 import { describeValue } from "./core/describe_value.ts";
+import { guardAsyncGeneratorFunction, guardGeneratorFunction } from "./stream.ts";
 
 /**
  * Any function: what `circuit()` accepts, with its `this`, parameters and result kept.
@@ -55,21 +56,52 @@ export type BreakerClass = (new (options?: BreakerOptions) => Breaker) & {
  * ```
  */
 export interface CircuitOptions<F extends AnyFunction = AnyFunction>
-  extends Omit<BreakerOptions, "fallback" | "isFailureResult"> {
+  extends Omit<BreakerOptions, "fallback" | "isFailureResult" | "isFailureItem"> {
   /**
    * An existing breaker to share (then no other option may be given), or a `Breaker`
    * subclass to instantiate.
    * @default {Breaker}
    */
   readonly breaker?: Breaker | BreakerClass;
-  /** Called with the call's arguments and `this` instead of rejecting while calls are turned away. */
+  /**
+   * Called with the call's arguments and `this` instead of rejecting while calls are turned
+   * away; for a generator function it returns an iterable whose items are passed through.
+   */
   readonly fallback?: (
     this: ThisParameterType<F>,
     ...args: Parameters<F>
-  ) => Awaited<ReturnType<F>> | PromiseLike<Awaited<ReturnType<F>>>;
+  ) => FallbackResult<ReturnType<F>>;
   /** Marks a returned value as a failure; the value is still returned. */
   readonly isFailureResult?: (result: Awaited<ReturnType<F>>) => boolean;
+  /** For a generator function: marks an item reporting an in-band error (the stream fails). */
+  readonly isFailureItem?: (item: ItemOf<ReturnType<F>>) => boolean;
 }
+
+/**
+ * What a fallback returns for a function returning `R`: the same value (or a promise of it),
+ * or, for a generator function, an iterable of the same items.
+ *
+ * @example
+ * ```ts
+ * import type { FallbackResult } from "@circuit/breaker";
+ * type Cached = FallbackResult<Promise<string>>; // string | PromiseLike<string>
+ * ```
+ */
+export type FallbackResult<R> = R extends AsyncIterator<infer Y> ? AsyncIterable<Y> | Iterable<Y>
+  : R extends Iterator<infer Y> ? Iterable<Y>
+  : Awaited<R> | PromiseLike<Awaited<R>>;
+
+/**
+ * The item type of a stream a generator function returns (`never` for other functions).
+ *
+ * @example
+ * ```ts
+ * import type { ItemOf } from "@circuit/breaker";
+ * type Token = ItemOf<AsyncGenerator<string>>; // string
+ * ```
+ */
+export type ItemOf<R> = R extends AsyncIterator<infer Y> ? Y : R extends Iterator<infer Y> ? Y
+: never;
 
 /**
  * The async function `circuit(fn)` returns: `fn`'s `this` and parameters, its awaited result.
@@ -123,6 +155,16 @@ export type SyncMethodDecorator = <This, Args extends unknown[], R>(
  * ```
  */
 export interface Circuit {
+  /** Guards an async generator function: each call returns a guarded stream. */
+  <This, Args extends unknown[], Y>(
+    fn: (this: This, ...args: Args) => AsyncGenerator<Y, unknown, undefined>,
+    options?: CircuitOptions<(this: This, ...args: Args) => AsyncGenerator<Y, unknown, undefined>>,
+  ): (this: This, ...args: Args) => AsyncGenerator<Y, void, undefined>;
+  /** Guards a generator function: each call returns a guarded sync stream. */
+  <This, Args extends unknown[], Y>(
+    fn: (this: This, ...args: Args) => Generator<Y, unknown, undefined>,
+    options?: CircuitOptions<(this: This, ...args: Args) => Generator<Y, unknown, undefined>>,
+  ): (this: This, ...args: Args) => Generator<Y, void, undefined>;
   /** Guards `fn` (async, or returning a promise or a value) with a breaker of its own. */
   <F extends AnyFunction>(fn: F, options?: CircuitOptions<F>): GuardedFunction<F>;
   /** A method decorator: one breaker per decorated method, shared by all instances. */
@@ -213,15 +255,17 @@ function merge(defaults: CircuitOptions, options: unknown): CircuitOptions {
 }
 
 function guardFunction(fn: AnyFunction, options: CircuitOptions, sync: boolean): AnyFunction {
-  const kind = Object.prototype.toString.call(fn);
-  if (kind === "[object AsyncGeneratorFunction]" || kind === "[object GeneratorFunction]") {
-    throw new TypeError(
-      `Cannot guard ${describeValue(fn)}: generator functions are not supported yet`,
-    );
-  }
   const known = guardOf(fn);
   const breaker = breakerFor(options, (known?.fn ?? fn).name);
-  return sync ? breaker.wrapSync(fn) : breaker.wrap(fn);
+  if (known?.breaker === breaker) return fn;
+  switch (Object.prototype.toString.call(fn)) {
+    case "[object AsyncGeneratorFunction]":
+      return guardAsyncGeneratorFunction(breaker, fn);
+    case "[object GeneratorFunction]":
+      return guardGeneratorFunction(breaker, fn);
+    default:
+      return sync ? breaker.wrapSync(fn) : breaker.wrap(fn);
+  }
 }
 
 function decorate(

@@ -142,8 +142,19 @@ describe("circuit()", () => {
     assert.equal(breakerOf(g)?.openUntil, 5);
   });
 
-  it("circuit() rejects generator functions until streams are supported", () => {
-    assert.throws(() => circuit(async function* gen() {}), { name: "TypeError" });
+  it("circuit() guards generator functions as streams, keeping their kind", async () => {
+    const asyncItems = circuit(async function* items(n: number) {
+      for (let i = 0; i < n; i++) yield i;
+    });
+    assert.equal(asyncItems.name, "items");
+    const seen: number[] = [];
+    for await (const item of asyncItems(3)) seen.push(item);
+    assert.deepEqual(seen, [0, 1, 2]);
+    const syncItems = circuit(function* letters() {
+      yield "a";
+      yield "b";
+    });
+    assert.deepEqual([...syncItems()], ["a", "b"]);
   });
 });
 

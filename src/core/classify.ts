@@ -43,13 +43,39 @@ export function classifyError(policy: Policy, error: unknown): Verdict {
  * ```
  */
 export function isFailedResult(policy: Policy, result: unknown): boolean {
-  const predicate = policy.isFailureResult;
+  return marks(policy, "isFailureResult", result);
+}
+
+/**
+ * Whether a stream item reports an in-band error (`isFailureItem`). A throwing predicate is
+ * reported and the item counts as fine.
+ *
+ * @example
+ * ```ts
+ * import { isFailedItem } from "./classify.ts";
+ * import { createPolicy } from "./policy.ts";
+ * const policy = createPolicy({ isFailureItem: (item) => (item as { error?: unknown }).error !== undefined });
+ * isFailedItem(policy, { error: "overloaded" }); // true
+ * ```
+ */
+export function isFailedItem(policy: Policy, item: unknown): boolean {
+  return marks(policy, "isFailureItem", item);
+}
+
+function marks(
+  policy: Policy,
+  option: "isFailureResult" | "isFailureItem",
+  value: unknown,
+): boolean {
+  const predicate = policy[option];
   if (predicate === undefined) return false;
   try {
-    return Boolean(predicate(result));
+    return Boolean(predicate(value));
   } catch (error) {
     policy.report(
-      `Circuit "${policy.name}": "isFailureResult" threw; the result counts as a success`,
+      `Circuit "${policy.name}": "${option}" threw; the ${
+        option === "isFailureItem" ? "item" : "result"
+      } counts as a success`,
       error,
     );
     return false;

@@ -19,7 +19,7 @@
  */
 
 export type { Cell, Fifo } from "./fifo.ts";
-export { classifyError, isFailedResult, type Verdict } from "./classify.ts";
+export { classifyError, isFailedItem, isFailedResult, type Verdict } from "./classify.ts";
 export type {
   ErrorClass,
   ErrorMatcher,

@@ -188,4 +188,16 @@ export interface PolicyOptions {
    * @default {3_600_000}
    */
   readonly maxRetryAfter?: number;
+  /**
+   * Streams: ms a guarded stream may wait for its first item; past it the consumer gets
+   * `TimeoutError` (a failure). Only time spent waiting on the source counts.
+   */
+  readonly firstItemTimeout?: number;
+  /** Streams: ms a guarded stream may wait for each later item (and for its end). */
+  readonly idleTimeout?: number;
+  /**
+   * Streams: marks an item that reports an error in-band (an SSE `event: error`, a chunk with
+   * an error field): the stream counts as a failure. The item is still passed on.
+   */
+  readonly isFailureItem?: (item: unknown) => boolean;
 }

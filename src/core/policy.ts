@@ -68,6 +68,12 @@ export interface Policy {
   readonly recoveryRamp: Required<RecoveryRampOptions> | undefined;
   /** The longest open period a `Retry-After` can ask for, in ms. */
   readonly maxRetryAfter: number;
+  /** Streams: ms to wait for the first item. */
+  readonly firstItemTimeout: number | undefined;
+  /** Streams: ms to wait for each later item. */
+  readonly idleTimeout: number | undefined;
+  /** Streams: marks an item reporting an in-band error. */
+  readonly isFailureItem: ((item: unknown) => boolean) | undefined;
   /** Whether every call needs the clock: a time window or the slow-call rule. */
   readonly timed: boolean;
   /** Where problems in user rules are reported. */
@@ -94,6 +100,9 @@ export const POLICY_OPTIONS: readonly (keyof PolicyOptions)[] = [
   "shouldTrip",
   "recoveryRamp",
   "maxRetryAfter",
+  "firstItemTimeout",
+  "idleTimeout",
+  "isFailureItem",
 ];
 
 /** The longest delay `setTimeout` honours (larger ones fire at once on some runtimes). */
@@ -192,13 +201,13 @@ export function createPolicy(
     recoveryTimeout = duration("recoveryTimeout", options.recoveryTimeout);
   }
 
-  let timeout: number | undefined;
-  if (options.timeout !== undefined) {
-    timeout = number("timeout", options.timeout);
-    if (!(timeout > 0 && timeout <= MAX_TIMER_DELAY)) {
-      fail("timeout", `a number > 0 and <= ${MAX_TIMER_DELAY}`, options.timeout);
-    }
-  }
+  const delay = (path: string, value: unknown): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = number(path, value);
+    return n > 0 && n <= MAX_TIMER_DELAY
+      ? n
+      : fail(path, `a number > 0 and <= ${MAX_TIMER_DELAY}`, value);
+  };
 
   return Object.freeze({
     name,
@@ -215,7 +224,7 @@ export function createPolicy(
     exclude: matcher("exclude", options.exclude),
     ignore: matcher("ignore", options.ignore),
     isFailureResult: fn<Policy["isFailureResult"]>("isFailureResult", options.isFailureResult),
-    timeout,
+    timeout: delay("timeout", options.timeout),
     failureRate,
     slowCallRate,
     slowCallDuration,
@@ -226,6 +235,9 @@ export function createPolicy(
     maxRetryAfter: options.maxRetryAfter === undefined
       ? 3_600_000
       : duration("maxRetryAfter", options.maxRetryAfter),
+    firstItemTimeout: delay("firstItemTimeout", options.firstItemTimeout),
+    idleTimeout: delay("idleTimeout", options.idleTimeout),
+    isFailureItem: fn<Policy["isFailureItem"]>("isFailureItem", options.isFailureItem),
     timed: judgesWindow && (window.kind === "time" || slowCallRate !== undefined),
     report,
   });

@@ -1,0 +1,617 @@
+/**
+ * Guards for streams: async iterables, sync iterables and `ReadableStream`s. A guarded stream
+ * is one call to the dependency: admitted at its first read, a success when the source
+ * completes or the consumer stops early, a failure when the source throws, stalls, or yields
+ * an item that reports an error in-band.
+ *
+ * @module
+ */
+
+import { type Breaker, type CallHooks, callHooks, markGuarded, type Permit } from "./breaker.ts";
+import { describeValue } from "./core/describe_value.ts";
+import { BreakerOpenError, TimeoutError } from "./errors.ts";
+
+/**
+ * Options of one guarded stream; the timeouts and `isFailureItem` override the breaker's.
+ *
+ * @example
+ * ```ts
+ * import type { StreamOptions } from "@circuit/breaker";
+ * const options: StreamOptions<string> = { firstItemTimeout: 5_000, idleTimeout: 1_000 };
+ * ```
+ */
+export interface StreamOptions<T = unknown> {
+  /** The caller's signal: when it aborts, a pending read rejects with its reason (neutral). */
+  readonly signal?: AbortSignal | undefined;
+  /** Ms to wait for the first item (only time spent waiting on the source counts). */
+  readonly firstItemTimeout?: number | undefined;
+  /** Ms to wait for each later item, and for the end. */
+  readonly idleTimeout?: number | undefined;
+  /** Marks an item reporting an in-band error: the stream counts as a failure. */
+  readonly isFailureItem?: ((item: T) => boolean) | undefined;
+}
+
+/**
+ * What `Breaker.stream()` guards: an async iterable, or a function returning one, given a
+ * signal that aborts when the guarded stream ends early.
+ *
+ * @example
+ * ```ts
+ * import type { StreamSource } from "@circuit/breaker";
+ * const source: StreamSource<Uint8Array> = (signal) => fetch("https://example.com", { signal }).then((r) => r.body!) as never;
+ * ```
+ */
+export type StreamSource<T> = AsyncIterable<T> | ((signal: AbortSignal) => AsyncIterable<T>);
+
+const IDLE = 0;
+const RUNNING = 1;
+const FALLBACK = 2;
+const DONE = 3;
+type Phase = typeof IDLE | typeof RUNNING | typeof FALLBACK | typeof DONE;
+
+const DONE_RESULT: IteratorReturnResult<void> = Object.freeze({ done: true, value: undefined });
+const MAX_TIMER_DELAY = 2_147_483_647;
+
+/** How the source is obtained when the stream is admitted. */
+export type Opener<T> = (signal: AbortSignal | undefined) => AsyncIterable<T> | Iterable<T>;
+
+interface Resolved<T> {
+  readonly signal: AbortSignal | undefined;
+  readonly firstItemTimeout: number | undefined;
+  readonly idleTimeout: number | undefined;
+  readonly isFailureItem: ((item: T) => boolean) | undefined;
+}
+
+/** Validates per-stream options over the breaker's. */
+function resolveOptions<T>(hooks: CallHooks, options: StreamOptions<T> | undefined): Resolved<T> {
+  const context = "Cannot guard stream";
+  if (options !== undefined && (options === null || typeof options !== "object")) {
+    throw new TypeError(
+      `${context}: options must be an object, received ${describeValue(options)}`,
+    );
+  }
+  const policy = hooks.policy;
+  const signal = options?.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(
+      `${context}: "signal" must be an AbortSignal, received ${describeValue(signal)}`,
+    );
+  }
+  const delay = (name: "firstItemTimeout" | "idleTimeout"): number | undefined => {
+    const value = options?.[name];
+    if (value === undefined) return policy[name];
+    if (typeof value !== "number") {
+      throw new TypeError(
+        `${context}: "${name}" must be a number, received ${describeValue(value)}`,
+      );
+    }
+    if (!(value > 0 && value <= MAX_TIMER_DELAY)) {
+      throw new RangeError(
+        `${context}: "${name}" must be a number > 0 and <= ${MAX_TIMER_DELAY}, received ${
+          describeValue(value)
+        }`,
+      );
+    }
+    return value;
+  };
+  const isFailureItem = options?.isFailureItem ?? policy.isFailureItem;
+  if (isFailureItem !== undefined && typeof isFailureItem !== "function") {
+    throw new TypeError(
+      `${context}: "isFailureItem" must be a function, received ${describeValue(isFailureItem)}`,
+    );
+  }
+  return {
+    signal,
+    firstItemTimeout: delay("firstItemTimeout"),
+    idleTimeout: delay("idleTimeout"),
+    isFailureItem: isFailureItem as ((item: T) => boolean) | undefined,
+  };
+}
+
+/**
+ * One guarded async stream. It pulls the source only when the consumer pulls (no read-ahead)
+ * and ends the source (`return()`) on every exit but normal completion.
+ */
+export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined> {
+  #hooks: CallHooks;
+  #open: Opener<T>;
+  /** Whether the opener takes a signal (then it aborts when the stream ends early). */
+  #wantsSignal: boolean;
+  /** The source handed over before admission, to end if the stream is refused. */
+  #handedOver: unknown;
+  #thisArg: unknown;
+  #args: readonly unknown[];
+  #options: Resolved<T>;
+  #phase: Phase = IDLE;
+  #iterator: AsyncIterator<T> | Iterator<T> | undefined;
+  #permit: Permit | undefined;
+  #controller: AbortController | undefined;
+  /** Whether the stream's outcome is recorded (once per stream). */
+  #recorded = false;
+  #received = false;
+  #firstItemAt: number | undefined;
+  #pending: Promise<IteratorResult<T, void>> | undefined;
+  #settlers: [(result: IteratorResult<T, void>) => void, (error: unknown) => void] | undefined;
+  #limit = 0;
+  #pullStart = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #abortReason: { reason: unknown } | undefined;
+
+  constructor(
+    hooks: CallHooks,
+    open: Opener<T>,
+    wantsSignal: boolean,
+    handedOver: unknown,
+    options: StreamOptions<T> | undefined,
+    thisArg: unknown,
+    args: readonly unknown[],
+  ) {
+    this.#hooks = hooks;
+    this.#open = open;
+    this.#wantsSignal = wantsSignal;
+    this.#handedOver = handedOver;
+    this.#options = resolveOptions(hooks, options);
+    this.#thisArg = thisArg;
+    this.#args = args;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T, void>> {
+    const pending = this.#pending;
+    if (pending !== undefined) {
+      // Asked again before the last read settled: reads are served one at a time, in order.
+      const again = () => this.next();
+      return pending.then(again, again);
+    }
+    switch (this.#phase) {
+      case RUNNING:
+        return this.#pull();
+      case FALLBACK:
+        return Promise.resolve((this.#iterator as AsyncIterator<T>).next());
+      case DONE: {
+        const aborted = this.#abortReason;
+        if (aborted === undefined) return Promise.resolve(DONE_RESULT);
+        this.#abortReason = undefined;
+        return Promise.reject(aborted.reason);
+      }
+      default:
+        return this.#start();
+    }
+  }
+
+  return(value?: unknown): Promise<IteratorResult<T, void>> {
+    const phase = this.#phase;
+    this.#phase = DONE;
+    this.#abortReason = undefined;
+    if (phase === IDLE) {
+      endSource(this.#handedOver, value, this.#hooks);
+      return Promise.resolve(DONE_RESULT);
+    }
+    if (phase === FALLBACK) {
+      const iterator = this.#iterator as AsyncIterator<T>;
+      return Promise.resolve(iterator.return?.()).then(() => DONE_RESULT);
+    }
+    if (phase === DONE) return Promise.resolve(DONE_RESULT);
+    // The consumer stopped early: a success.
+    const pulling = this.#pending !== undefined;
+    const settlers = this.#settlers;
+    this.#settlers = undefined;
+    settlers?.[0](DONE_RESULT);
+    this.#finish();
+    this.#record("success");
+    this.#controller?.abort();
+    const ended = endSource(this.#iterator, value, pulling ? this.#hooks : undefined);
+    // A source blocked in a read would never answer return(): don't wait for it then.
+    return pulling ? Promise.resolve(DONE_RESULT) : ended.then(() => DONE_RESULT);
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<T, void>> {
+    return this.return().then(() => Promise.reject(error));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.return().then(() => {});
+  }
+
+  /** The first read: admission, then the source (or the fallback). */
+  #start(): Promise<IteratorResult<T, void>> {
+    const { signal } = this.#options;
+    if (signal?.aborted) {
+      this.#phase = DONE;
+      endSource(this.#handedOver, signal.reason, this.#hooks);
+      return Promise.reject(signal.reason);
+    }
+    const permit = this.#hooks.begin();
+    if (permit instanceof BreakerOpenError) return this.#refused(permit);
+    this.#permit = permit;
+    this.#phase = RUNNING;
+    let iterable: AsyncIterable<T> | Iterable<T>;
+    try {
+      if (this.#wantsSignal) this.#controller = new AbortController();
+      iterable = this.#open(this.#controller?.signal);
+      this.#iterator = iteratorOf(iterable);
+    } catch (error) {
+      this.#finish();
+      this.#record("error", error);
+      return Promise.reject(error);
+    }
+    signal?.addEventListener("abort", this.#onAbort, { once: true });
+    return this.#pull();
+  }
+
+  /** Refused at the first read: end the handed-over source, serve the fallback or reject. */
+  #refused(error: BreakerOpenError): Promise<IteratorResult<T, void>> {
+    endSource(this.#handedOver, error, this.#hooks);
+    const fallback = this.#hooks.fallback;
+    if (fallback === undefined) {
+      this.#phase = DONE;
+      return Promise.reject(error);
+    }
+    try {
+      this.#iterator = iteratorOf(fallback.apply(this.#thisArg, this.#args as unknown[]));
+    } catch (thrown) {
+      this.#phase = DONE;
+      return Promise.reject(thrown);
+    }
+    this.#phase = FALLBACK;
+    return Promise.resolve((this.#iterator as AsyncIterator<T>).next());
+  }
+
+  #pull(): Promise<IteratorResult<T, void>> {
+    const { signal } = this.#options;
+    const limit = this.#received ? this.#options.idleTimeout : this.#options.firstItemTimeout;
+    let read: Promise<IteratorResult<T>> | IteratorResult<T>;
+    try {
+      read = (this.#iterator as AsyncIterator<T>).next();
+    } catch (error) {
+      return Promise.reject(this.#onError(error));
+    }
+    if (limit === undefined && signal === undefined) {
+      const pending = Promise.resolve(read).then(this.#onItem, this.#onErrorThrow);
+      this.#pending = pending;
+      return pending;
+    }
+    // A deadline or the caller's signal can end this read before the source answers.
+    const pending = new Promise<IteratorResult<T, void>>((resolve, reject) => {
+      this.#settlers = [resolve, reject];
+    });
+    this.#pending = pending;
+    if (limit !== undefined) {
+      this.#limit = limit;
+      this.#pullStart = this.#hooks.now();
+      this.#timer ??= setTimeout(this.#onTimer, limit);
+    }
+    Promise.resolve(read).then(
+      (result) => {
+        const settlers = this.#settlers;
+        if (this.#pending !== pending || settlers === undefined) return;
+        this.#settlers = undefined;
+        try {
+          settlers[0](this.#onItem(result));
+        } catch (error) {
+          settlers[1](error);
+        }
+      },
+      (error) => {
+        const settlers = this.#settlers;
+        if (this.#pending !== pending || settlers === undefined) return;
+        this.#settlers = undefined;
+        settlers[1](this.#onError(error));
+      },
+    );
+    return pending;
+  }
+
+  #onItem = (result: IteratorResult<T>): IteratorResult<T, void> => {
+    this.#pending = undefined;
+    if (this.#phase !== RUNNING) return DONE_RESULT;
+    if (result.done) {
+      this.#finish();
+      this.#record("success");
+      return DONE_RESULT;
+    }
+    if (!this.#received) {
+      this.#received = true;
+      if (this.#permit?.timed) this.#firstItemAt = this.#hooks.now();
+    }
+    const isFailureItem = this.#options.isFailureItem;
+    if (
+      isFailureItem !== undefined && !this.#recorded &&
+      itemFails(this.#hooks, isFailureItem, result.value)
+    ) {
+      this.#record("failure", result.value);
+    }
+    return result;
+  };
+
+  #onError(error: unknown): unknown {
+    this.#pending = undefined;
+    if (this.#phase !== RUNNING) return error;
+    this.#finish();
+    this.#record("error", error);
+    endSource(this.#iterator, error, this.#hooks);
+    return error;
+  }
+
+  #onErrorThrow = (error: unknown): never => {
+    throw this.#onError(error);
+  };
+
+  #onTimer = (): void => {
+    this.#timer = undefined;
+    if (this.#phase !== RUNNING || this.#settlers === undefined) return;
+    const limit = this.#limit;
+    const waited = this.#hooks.now() - this.#pullStart;
+    if (waited < limit) {
+      this.#timer = setTimeout(this.#onTimer, limit - waited);
+      return;
+    }
+    const [, reject] = this.#settlers;
+    this.#settlers = undefined;
+    this.#pending = undefined;
+    const error = new TimeoutError(
+      `Circuit ${JSON.stringify(this.#hooks.policy.name)}: the stream waited ${limit} ms for its ${
+        this.#received ? "next item" : "first item"
+      }`,
+    );
+    this.#finish();
+    this.#record("failure", error);
+    this.#controller?.abort(error);
+    endSource(this.#iterator, error, this.#hooks);
+    reject(error);
+  };
+
+  #onAbort = (): void => {
+    if (this.#phase !== RUNNING) return;
+    const reason = (this.#options.signal as AbortSignal).reason;
+    const settlers = this.#settlers;
+    this.#settlers = undefined;
+    this.#pending = undefined;
+    this.#finish();
+    this.#record("neutral");
+    this.#controller?.abort(reason);
+    endSource(this.#iterator, reason, this.#hooks);
+    if (settlers !== undefined) settlers[1](reason);
+    else this.#abortReason = { reason };
+  };
+
+  /** Records the stream's outcome, once. */
+  #record(kind: "success" | "failure" | "error" | "neutral", value?: unknown): void {
+    if (this.#recorded) return;
+    this.#recorded = true;
+    const permit = this.#permit as Permit;
+    // A stream's latency is the wait for its first item: its length is the consumer's business.
+    const durationMs = this.#firstItemAt === undefined
+      ? undefined
+      : this.#firstItemAt - permit.start;
+    if (kind === "success") this.#hooks.succeed(permit, durationMs);
+    else if (kind === "failure") this.#hooks.fail(permit, value, durationMs);
+    else if (kind === "error") this.#hooks.settleError(permit, value, durationMs);
+    else this.#hooks.neutral(permit);
+  }
+
+  /** The stream is over: no more timers or listeners. */
+  #finish(): void {
+    this.#phase = DONE;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    this.#options.signal?.removeEventListener("abort", this.#onAbort);
+  }
+}
+
+/**
+ * Guards a synchronous stream, as a real generator: admitted at its first `next()`, a success
+ * when the source completes or the consumer stops, a failure when the source throws or an
+ * item fails. Sync streams have no stall timeouts.
+ */
+export function* guardSyncStream<T>(
+  hooks: CallHooks,
+  open: () => Iterable<T>,
+  thisArg: unknown,
+  args: readonly unknown[],
+): Generator<T, void, undefined> {
+  const permit = hooks.begin();
+  if (permit instanceof BreakerOpenError) {
+    const fallback = hooks.fallback;
+    if (fallback === undefined) throw permit;
+    const iterable = fallback.apply(thisArg, args as unknown[]) as Iterable<T>;
+    if (typeof iterable?.[Symbol.iterator] !== "function") {
+      throw new TypeError(
+        `Circuit ${
+          JSON.stringify(hooks.policy.name)
+        }: the fallback of a sync stream must return an iterable, received ${
+          describeValue(iterable)
+        }`,
+      );
+    }
+    yield* iterable;
+    return;
+  }
+  let recorded = false;
+  let firstItemAt: number | undefined;
+  const record = (kind: "success" | "failure" | "error", value?: unknown) => {
+    if (recorded) return;
+    recorded = true;
+    const durationMs = firstItemAt === undefined ? undefined : firstItemAt - permit.start;
+    if (kind === "success") hooks.succeed(permit, durationMs);
+    else if (kind === "failure") hooks.fail(permit, value, durationMs);
+    else hooks.settleError(permit, value, durationMs);
+  };
+  let iterator: Iterator<T>;
+  try {
+    iterator = open()[Symbol.iterator]();
+  } catch (error) {
+    record("error", error);
+    throw error;
+  }
+  const isFailureItem = hooks.policy.isFailureItem;
+  let completed = false;
+  try {
+    while (true) {
+      let result: IteratorResult<T>;
+      try {
+        result = iterator.next();
+      } catch (error) {
+        record("error", error);
+        throw error;
+      }
+      if (result.done) {
+        completed = true;
+        record("success");
+        return;
+      }
+      if (firstItemAt === undefined && permit.timed) firstItemAt = hooks.now();
+      if (
+        isFailureItem !== undefined && !recorded && itemFails(hooks, isFailureItem, result.value)
+      ) {
+        record("failure", result.value);
+      }
+      yield result.value;
+    }
+  } finally {
+    if (!completed) {
+      record("success"); // the consumer stopped early (a source error is recorded already)
+      iterator.return?.();
+    }
+  }
+}
+
+function itemFails<T>(hooks: CallHooks, isFailureItem: (item: T) => boolean, item: T): boolean {
+  try {
+    return Boolean(isFailureItem(item));
+  } catch (error) {
+    hooks.policy.report(
+      `Circuit "${hooks.policy.name}": "isFailureItem" threw; the item counts as fine`,
+      error,
+    );
+    return false;
+  }
+}
+
+/** The iterator of an async or sync iterable (a `ReadableStream` read through its reader). */
+function iteratorOf<T>(iterable: unknown): AsyncIterator<T> | Iterator<T> {
+  if (iterable !== null && typeof iterable === "object") {
+    const source = iterable as Partial<AsyncIterable<T> & Iterable<T>>;
+    const asyncIterator = source[Symbol.asyncIterator];
+    if (typeof asyncIterator === "function") return asyncIterator.call(source);
+    const syncIterator = source[Symbol.iterator];
+    if (typeof syncIterator === "function") return syncIterator.call(source);
+    if (iterable instanceof ReadableStream) return readerIterator(iterable as ReadableStream<T>);
+  }
+  throw new TypeError(
+    `A stream source must be an async iterable or an iterable, received ${describeValue(iterable)}`,
+  );
+}
+
+/**
+ * Ends a source on an early exit: `return()` for an iterator, `cancel()` for a stream, with
+ * the reason. Without `hooks` the returned promise carries the source's own cleanup error;
+ * with them it is reported instead (nobody waits for it).
+ */
+function endSource(source: unknown, reason: unknown, hooks?: CallHooks): Promise<unknown> {
+  if (source === null || typeof source !== "object") return Promise.resolve();
+  const target = source as {
+    return?: (value?: unknown) => unknown;
+    cancel?: (r?: unknown) => unknown;
+  };
+  let ended: unknown;
+  try {
+    if (typeof target.return === "function") ended = target.return(reason);
+    else if (typeof target.cancel === "function") ended = target.cancel(reason);
+  } catch (error) {
+    ended = Promise.reject(error);
+  }
+  const promise = Promise.resolve(ended);
+  if (hooks === undefined) return promise;
+  return promise.catch((error) =>
+    hooks.policy.report(
+      `Circuit "${hooks.policy.name}": the stream's source failed while being ended`,
+      error,
+    )
+  );
+}
+
+/** Reads a `ReadableStream` as an async iterator whose `return(reason)` cancels it. */
+export function readerIterator<T>(stream: ReadableStream<T>): AsyncIterator<T> & {
+  cancel(reason?: unknown): Promise<void>;
+} {
+  let reader: ReadableStreamDefaultReader<T> | undefined;
+  const cancel = (reason?: unknown) =>
+    reader === undefined ? stream.cancel(reason) : reader.cancel(reason);
+  return {
+    next: () => (reader ??= stream.getReader()).read() as Promise<IteratorResult<T>>,
+    return: (reason?: unknown) => cancel(reason).then(() => DONE_RESULT as IteratorResult<T>),
+    cancel,
+  };
+}
+
+/**
+ * Guards a `ReadableStream`: the returned stream pulls the source only when read
+ * (`highWaterMark` 0), and cancelling it cancels the source with the same reason.
+ */
+export function guardReadable<T>(
+  hooks: CallHooks,
+  source: ReadableStream<T>,
+  options: StreamOptions<T> | undefined,
+): ReadableStream<T> {
+  if (!(source instanceof ReadableStream)) {
+    throw new TypeError(
+      `Cannot guard stream: "stream" must be a ReadableStream, received ${describeValue(source)}`,
+    );
+  }
+  const handedOver = readerIterator(source);
+  const guarded = new GuardedAsyncStream<T>(
+    hooks,
+    () => ({ [Symbol.asyncIterator]: () => handedOver }),
+    false,
+    handedOver,
+    options,
+    undefined,
+    [],
+  );
+  return new ReadableStream<T>({
+    pull: (controller) =>
+      guarded.next().then((result) => {
+        if (result.done) controller.close();
+        else controller.enqueue(result.value);
+      }),
+    cancel: (reason) => guarded.return(reason).then(() => {}),
+  }, { highWaterMark: 0 });
+}
+
+// deno-lint-ignore no-explicit-any
+type AnyFunction = (this: any, ...args: any[]) => any;
+
+/**
+ * Guards an async generator function: each call returns a guarded stream over the generator
+ * it would have returned, called with the same `this` and arguments at the first read.
+ */
+export function guardAsyncGeneratorFunction(breaker: Breaker, fn: AnyFunction): AnyFunction {
+  const hooks = callHooks(breaker);
+  const wrapper = function (this: unknown, ...args: unknown[]) {
+    return new GuardedAsyncStream(
+      hooks,
+      () => fn.apply(this, args),
+      false,
+      undefined,
+      undefined,
+      this,
+      args,
+    );
+  };
+  return markGuarded(wrapper, fn, breaker, false);
+}
+
+/** Guards a generator function: each call returns a guarded sync stream. */
+export function guardGeneratorFunction(breaker: Breaker, fn: AnyFunction): AnyFunction {
+  const hooks = callHooks(breaker);
+  const wrapper = function (this: unknown, ...args: unknown[]) {
+    return guardSyncStream(hooks, () => fn.apply(this, args), this, args);
+  };
+  return markGuarded(wrapper, fn, breaker, true);
+}
