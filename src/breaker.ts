@@ -548,7 +548,7 @@ export class Breaker {
    * ```
    */
   isolate(): Disposable {
-    this.#change(isolate(this.#snapshot));
+    this.#change(isolate(this.#policy, this.#snapshot, this.#now()));
     let held = true;
     return {
       [Symbol.dispose]: () => {

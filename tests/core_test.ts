@@ -116,7 +116,7 @@ describe("core transitions", () => {
     assert.equal(s.state, "closed");
     s = step(s, (x) => open(policy, x, 200));
     s = step(s, (x) => halfOpen(policy, x, 200));
-    s = step(s, (x) => isolate(x));
+    s = step(s, (x) => isolate(policy, x, 250));
     s = step(s, (x) => release(policy, x, 300));
     assert.equal(s.state, "closed");
   });
@@ -148,7 +148,7 @@ describe("core transitions", () => {
   });
 
   it("isolate() overlays every state and release() of the last hold closes", () => {
-    const held = isolate(isolate(open(policy, INITIAL_SNAPSHOT, 0)));
+    const held = isolate(policy, isolate(policy, open(policy, INITIAL_SNAPSHOT, 0), 0), 0);
     assert.equal(stateAt(held, 1e12), "isolated");
     assert.equal(retryAfterAt(held, 0), Infinity);
     const verdict = admit(policy, held, 1e12);

@@ -74,7 +74,7 @@ export interface Policy {
   readonly idleTimeout: number | undefined;
   /** Streams: marks an item reporting an in-band error. */
   readonly isFailureItem: ((item: unknown) => boolean) | undefined;
-  /** Whether every call needs the clock: a time window or the slow-call rule. */
+  /** Whether every call needs the clock: a time window, or durations for slow calls. */
   readonly timed: boolean;
   /** Where problems in user rules are reported. */
   readonly report: Reporter;
@@ -238,7 +238,7 @@ export function createPolicy(
     firstItemTimeout: delay("firstItemTimeout", options.firstItemTimeout),
     idleTimeout: delay("idleTimeout", options.idleTimeout),
     isFailureItem: fn<Policy["isFailureItem"]>("isFailureItem", options.isFailureItem),
-    timed: judgesWindow && (window.kind === "time" || slowCallRate !== undefined),
+    timed: judgesWindow && (window.kind === "time" || slowCallDuration !== undefined),
     report,
   });
 }

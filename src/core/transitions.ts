@@ -142,7 +142,7 @@ export function recordSuccess(
   switch (snapshot.state) {
     case "closed":
     case "recovering": {
-      const current = rampEnded(snapshot, now) ? endRamp(snapshot) : snapshot;
+      const current = settled(snapshot, now);
       if (policy.window === undefined) {
         return current.failureCount === 0 ? current : { ...current, failureCount: 0 };
       }
@@ -192,7 +192,7 @@ export function recordFailure(
   switch (snapshot.state) {
     case "closed":
     case "recovering": {
-      const current = rampEnded(snapshot, now) ? endRamp(snapshot) : snapshot;
+      const current = settled(snapshot, now);
       const failureCount = current.failureCount + 1;
       const window = policy.window === undefined
         ? current.window
@@ -244,7 +244,7 @@ export function recordNeutral(_policy: Policy, snapshot: Snapshot, generation: n
  * ```
  */
 export function open(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
-  return openFrom(policy, snapshot, now, undefined);
+  return openFrom(policy, settled(snapshot, now), now, undefined);
 }
 
 /**
@@ -258,8 +258,9 @@ export function open(policy: Policy, snapshot: Snapshot, now: number): Snapshot 
  * halfOpen(createPolicy({}), INITIAL_SNAPSHOT, 0).state; // "half-open"
  * ```
  */
-export function halfOpen(_policy: Policy, snapshot: Snapshot, _now: number): Snapshot {
-  return snapshot.state === "half-open" ? snapshot : halfOpenFrom(snapshot);
+export function halfOpen(_policy: Policy, snapshot: Snapshot, now: number): Snapshot {
+  const current = settled(snapshot, now);
+  return current.state === "half-open" ? current : halfOpenFrom(current);
 }
 
 /**
@@ -275,12 +276,13 @@ export function halfOpen(_policy: Policy, snapshot: Snapshot, _now: number): Sna
  * ```
  */
 export function close(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
-  if (snapshot.state === "closed") {
-    return snapshot.failureCount === 0 && snapshot.openings === 0
-      ? snapshot
-      : { ...snapshot, failureCount: 0, openings: 0 };
+  const current = settled(snapshot, now);
+  if (current.state === "closed") {
+    return current.failureCount === 0 && current.openings === 0
+      ? current
+      : { ...current, failureCount: 0, openings: 0 };
   }
-  return closeFrom(policy, snapshot, now, false);
+  return closeFrom(policy, current, now, false);
 }
 
 /**
@@ -290,13 +292,15 @@ export function close(policy: Policy, snapshot: Snapshot, now: number): Snapshot
  * @example
  * ```ts
  * import { isolate } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * isolate(INITIAL_SNAPSHOT).isolated; // 1
+ * isolate(createPolicy({}), INITIAL_SNAPSHOT, 0).isolated; // 1
  * ```
  */
-export function isolate(snapshot: Snapshot): Snapshot {
+export function isolate(_policy: Policy, snapshot: Snapshot, now: number): Snapshot {
   if (snapshot.isolated !== 0) return { ...snapshot, isolated: snapshot.isolated + 1 };
-  return { ...snapshot, isolated: 1, generation: snapshot.generation + 1, trials: 0 };
+  const current = settled(snapshot, now);
+  return { ...current, isolated: 1, generation: current.generation + 1, trials: 0 };
 }
 
 /**
@@ -307,7 +311,8 @@ export function isolate(snapshot: Snapshot): Snapshot {
  * import { isolate, release } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * release(createPolicy({}), isolate(INITIAL_SNAPSHOT), 0).isolated; // 0
+ * const policy = createPolicy({});
+ * release(policy, isolate(policy, INITIAL_SNAPSHOT, 0), 0).isolated; // 0
  * ```
  */
 export function release(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -345,8 +350,11 @@ function isSlow(policy: Policy, durationMs: number): boolean {
   return policy.slowCallDuration !== undefined && durationMs > policy.slowCallDuration;
 }
 
-function rampEnded(snapshot: Snapshot, now: number): boolean {
-  return snapshot.state === "recovering" && now >= (snapshot.rampUntil as number);
+/** The snapshot with an elapsed ramp ended: what any transition at `now` starts from. */
+function settled(snapshot: Snapshot, now: number): Snapshot {
+  return snapshot.state === "recovering" && now >= (snapshot.rampUntil as number)
+    ? endRamp(snapshot)
+    : snapshot;
 }
 
 /** The rate rules (once the window has `minimumCalls`) and `shouldTrip`. */
