@@ -132,9 +132,12 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
   #firstItemAt: number | undefined;
   #pending: Promise<IteratorResult<T, void>> | undefined;
   #settlers: [(result: IteratorResult<T, void>) => void, (error: unknown) => void] | undefined;
-  #limit = 0;
+  /** The current read's stall limit, if it has one. */
+  #limit: number | undefined;
   #pullStart = 0;
+  /** One timer per stream, re-armed only when a read's deadline comes before it fires. */
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerDue = 0;
   #abortReason: { reason: unknown } | undefined;
 
   constructor(
@@ -161,7 +164,7 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
 
   next(): Promise<IteratorResult<T, void>> {
     const pending = this.#pending;
-    if (pending !== undefined) {
+    if (pending !== undefined && this.#phase === RUNNING) {
       // Asked again before the last read settled: reads are served one at a time, in order.
       const again = () => this.next();
       return pending.then(again, again);
@@ -199,6 +202,7 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
     const pulling = this.#pending !== undefined;
     const settlers = this.#settlers;
     this.#settlers = undefined;
+    this.#pending = undefined;
     settlers?.[0](DONE_RESULT);
     this.#finish();
     this.#record("success");
@@ -279,10 +283,14 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
       this.#settlers = [resolve, reject];
     });
     this.#pending = pending;
+    this.#limit = limit;
     if (limit !== undefined) {
-      this.#limit = limit;
-      this.#pullStart = this.#hooks.now();
-      this.#timer ??= setTimeout(this.#onTimer, limit);
+      const now = this.#hooks.now();
+      this.#pullStart = now;
+      if (this.#timer === undefined || this.#timerDue > now + limit) this.#arm(now, limit);
+    } else if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
     }
     Promise.resolve(read).then(
       (result) => {
@@ -332,7 +340,9 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
     if (this.#phase !== RUNNING) return error;
     this.#finish();
     this.#record("error", error);
-    endSource(this.#iterator, error, this.#hooks);
+    // A source that failed may fail again while being ended (an errored stream's cancel()
+    // rejects): that is the same failure, already delivered, so nothing is reported.
+    endSource(this.#iterator, error).catch(() => {});
     return error;
   }
 
@@ -340,13 +350,20 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
     throw this.#onError(error);
   };
 
+  #arm(now: number, delay: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerDue = now + delay;
+    this.#timer = setTimeout(this.#onTimer, delay);
+  }
+
   #onTimer = (): void => {
     this.#timer = undefined;
-    if (this.#phase !== RUNNING || this.#settlers === undefined) return;
     const limit = this.#limit;
-    const waited = this.#hooks.now() - this.#pullStart;
+    if (this.#phase !== RUNNING || this.#settlers === undefined || limit === undefined) return;
+    const now = this.#hooks.now();
+    const waited = now - this.#pullStart;
     if (waited < limit) {
-      this.#timer = setTimeout(this.#onTimer, limit - waited);
+      this.#arm(now, limit - waited);
       return;
     }
     const [, reject] = this.#settlers;
@@ -451,12 +468,14 @@ export function* guardSyncStream<T>(
   }
   const isFailureItem = hooks.policy.isFailureItem;
   let completed = false;
+  let failed = false;
   try {
     while (true) {
       let result: IteratorResult<T>;
       try {
         result = iterator.next();
       } catch (error) {
+        failed = true;
         record("error", error);
         throw error;
       }
@@ -474,8 +493,14 @@ export function* guardSyncStream<T>(
       yield result.value;
     }
   } finally {
-    if (!completed) {
-      record("success"); // the consumer stopped early (a source error is recorded already)
+    if (failed) {
+      try {
+        iterator.return?.();
+      } catch {
+        // the source's own error is already on its way to the consumer: it must not be replaced
+      }
+    } else if (!completed) {
+      record("success"); // the consumer stopped early
       iterator.return?.();
     }
   }
