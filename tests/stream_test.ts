@@ -10,6 +10,8 @@ import {
   circuit,
   TimeoutError,
 } from "../mod.ts";
+import { callHooks } from "../src/breaker.ts";
+import { guardSyncStream } from "../src/stream.ts";
 import { describe, it } from "./timer_leaks.ts";
 import { deferred, flush } from "./manual_clock.ts";
 
@@ -1370,5 +1372,28 @@ describe("Breaker.readable()", () => {
     );
     assert.deepEqual(await collect(marked), ["data: ok", "event: error", "data: after"]);
     assert.equal(breaker.failureCount, 2);
+  });
+});
+
+describe("guarded sync streams: cleanup", () => {
+  it("a guarded sync stream delivers the source's own error even when its return() throws", () => {
+    const error = new Error("source failed");
+    let returned = 0;
+    const source: Iterable<number> = {
+      [Symbol.iterator]: () => ({
+        next: () => {
+          throw error;
+        },
+        return: () => {
+          returned++;
+          throw new Error("cleanup failed");
+        },
+      }),
+    };
+    const breaker = new Breaker({ failureThreshold: 1 });
+    const guarded = guardSyncStream(callHooks(breaker), () => source, undefined, []);
+    assert.throws(() => guarded.next(), (e) => e === error);
+    assert.equal(returned, 1, "the source was ended");
+    assert.equal(breaker.state, "open");
   });
 });
