@@ -22,7 +22,7 @@ const log = (line: string) =>
 let stalling = false;
 const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
   const stall = stalling;
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   let sent = 0;
   const body = new ReadableStream<string>({
     start(controller) {
