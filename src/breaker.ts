@@ -782,18 +782,13 @@ export class Breaker {
 
   /** Runs a synchronous call. */
   #callSync(fn: AnyFunction, thisArg: unknown, args: readonly unknown[]): unknown {
-    const policy = this.#policy;
-    const before = this.#snapshot;
-    const timed = this.#timed || needsClock(policy, before);
-    const start = timed ? this.#now() : 0;
-    const verdict = admit(policy, before, start);
-    let generation = before.generation;
-    if (verdict !== before) {
-      if (isRejection(verdict)) return this.#turnAway(verdict, thisArg, args);
-      this.#change(verdict);
-      generation = verdict.generation;
+    const permit = this.#begin();
+    if (permit instanceof BreakerOpenError) {
+      const fallback = this.#fallback;
+      if (fallback === undefined) throw permit;
+      return fallback.apply(thisArg, args as unknown[]);
     }
-    if (this.#listeners.length !== 0) this.#emit("beforeCall", { breaker: this });
+    const { generation, start, timed } = permit;
     let result: unknown;
     try {
       result = fn.apply(thisArg, args as unknown[]);
