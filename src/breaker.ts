@@ -22,8 +22,10 @@ import {
 import {
   admit,
   close,
+  failureNeedsClock,
   halfOpen,
   isolate,
+  isQuiet,
   isRejection,
   needsClock,
   open,
@@ -116,6 +118,7 @@ const guarded = new WeakMap<
 type AnyFunction = (this: any, ...args: any[]) => any;
 type Settle = {
   readonly generation: number;
+  readonly timed: boolean;
   readonly onValue: (value: unknown) => unknown;
   readonly onError: (error: unknown) => never;
 };
@@ -218,6 +221,8 @@ export class Breaker {
   /** Whether every call reads the clock: a timed rule, or listeners that want durations. */
   #timed: boolean;
   #settle: Settle | undefined;
+  /** The snapshot in which a call needs no admission, clock or recording (see `isQuiet`). */
+  #quiet: Snapshot | undefined;
 
   /**
    * Creates a breaker. Throws a `TypeError` or `RangeError` naming any bad option.
@@ -598,6 +603,7 @@ export class Breaker {
     this.#clock = clock;
     this.#fallback = fallback;
     this.#timed = policy.timed || this.#listeners.length !== 0;
+    this.#quiet = undefined;
   }
 
   /**
@@ -614,6 +620,7 @@ export class Breaker {
     checkListeners([listener], "Cannot add listener");
     this.#listeners = [...this.#listeners, listener];
     this.#timed = true;
+    this.#quiet = undefined;
     return { [Symbol.dispose]: () => this.removeListener(listener) };
   }
 
@@ -634,6 +641,7 @@ export class Breaker {
     if (index === -1) return;
     this.#listeners = this.#listeners.filter((_, i) => i !== index);
     this.#timed = this.#policy.timed || this.#listeners.length !== 0;
+    this.#quiet = undefined;
   }
 
   /** Runs an async call: admission, then the call, then its outcome. Never throws. */
@@ -643,12 +651,50 @@ export class Breaker {
     args: readonly unknown[] | undefined,
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
+    const before = this.#snapshot;
+    if (before === this.#quiet && signal === undefined) {
+      let result: unknown;
+      try {
+        result = args === undefined ? fn(NEVER_ABORTED) : fn.apply(thisArg, args as unknown[]);
+      } catch (error) {
+        this.#settleError(error, before.generation, 0, false);
+        return Promise.reject(error);
+      }
+      if (result instanceof Promise) {
+        let settle = this.#settle;
+        if (settle === undefined || settle.generation !== before.generation || settle.timed) {
+          settle = this.#settle = this.#settlersFor(before.generation);
+        }
+        return result.then(settle.onValue, settle.onError);
+      }
+      if (isThenable(result)) {
+        return Promise.resolve(result).then(
+          (value) => this.#settleValue(value, before.generation, 0, false),
+          (error) => {
+            this.#settleError(error, before.generation, 0, false);
+            throw error;
+          },
+        );
+      }
+      return Promise.resolve(result);
+    }
+    return this.#callGeneral(fn, thisArg, args, signal, before);
+  }
+
+  #callGeneral(
+    fn: AnyFunction,
+    thisArg: unknown,
+    args: readonly unknown[] | undefined,
+    signal: AbortSignal | undefined,
+    before: Snapshot,
+  ): Promise<unknown> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const policy = this.#policy;
-    const before = this.#snapshot;
-    const timed = this.#timed || needsClock(policy, before);
+    const startClock = this.#policy.durations || this.#listeners.length !== 0 ||
+      needsClock(policy, before);
+    const timed = this.#timed || startClock;
     let start = 0;
-    if (timed) {
+    if (startClock) {
       try {
         start = this.#now();
       } catch (error) {
@@ -671,6 +717,7 @@ export class Breaker {
       generation = verdict.generation;
     }
     if (this.#listeners.length !== 0) this.#emit("beforeCall", { breaker: this });
+    else if (isQuiet(policy, this.#snapshot)) this.#quiet = this.#snapshot;
     if (policy.timeout !== undefined || signal !== undefined) {
       return this.#callGuarded(fn, thisArg, args, signal, generation, start, timed);
     }
@@ -693,8 +740,15 @@ export class Breaker {
     if (!timed) {
       // One handler pair per generation: the common path allocates nothing per call.
       let settle = this.#settle;
-      if (settle === undefined || settle.generation !== generation) {
+      if (settle === undefined || settle.generation !== generation || settle.timed) {
         settle = this.#settle = this.#settlersFor(generation);
+      }
+      return promise.then(settle.onValue, settle.onError);
+    }
+    if (!startClock) {
+      let settle = this.#settle;
+      if (settle === undefined || settle.generation !== generation || !settle.timed) {
+        settle = this.#settle = this.#settlersFor(generation, true);
       }
       return promise.then(settle.onValue, settle.onError);
     }
@@ -782,6 +836,16 @@ export class Breaker {
 
   /** Runs a synchronous call. */
   #callSync(fn: AnyFunction, thisArg: unknown, args: readonly unknown[]): unknown {
+    const before = this.#snapshot;
+    if (before === this.#quiet) {
+      // Closed with nothing counted: a success changes nothing, so nothing to decide or record.
+      try {
+        return args === NO_ARGS ? fn() : fn.apply(thisArg, args as unknown[]);
+      } catch (error) {
+        this.#settleError(error, before.generation, 0, false);
+        throw error;
+      }
+    }
     const permit = this.#begin();
     if (permit instanceof BreakerOpenError) {
       const fallback = this.#fallback;
@@ -834,15 +898,18 @@ export class Breaker {
       generation = verdict.generation;
     }
     if (this.#listeners.length !== 0) this.#emit("beforeCall", { breaker: this });
+    else if (isQuiet(policy, this.#snapshot)) this.#quiet = this.#snapshot;
     return { generation, start, timed };
   }
 
-  #settlersFor(generation: number): Settle {
+  #settlersFor(generation: number, timed = false): Settle {
     return {
       generation,
-      onValue: (value) => this.#settleValue(value, generation, 0, false),
+      timed,
+      onValue: (value) =>
+        this.#snapshot === this.#quiet ? value : this.#settleValue(value, generation, 0, timed),
       onError: (error) => {
-        this.#settleError(error, generation, 0, false);
+        this.#settleError(error, generation, 0, timed);
         throw error;
       },
     };
@@ -896,7 +963,7 @@ export class Breaker {
     duration?: number,
   ): void {
     const before = this.#snapshot;
-    const end = this.#settledAt(start);
+    const end = timed || failureNeedsClock(this.#policy, before) ? this.#settledAt(start) : 0;
     const durationMs = timed ? duration ?? end - start : 0;
     const next = recordFailure(this.#policy, before, generation, failure, durationMs, end);
     if (next !== before) this.#snapshot = next;

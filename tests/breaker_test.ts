@@ -845,3 +845,66 @@ describe("Breaker clock", () => {
     assert.equal(breaker.state, "open");
   });
 });
+
+describe("Breaker fast path", () => {
+  it("Breaker notices a listener added after quiet successes", async () => {
+    const breaker = new Breaker();
+    await breaker.execute(succeed(1));
+    breaker.executeSync(() => 1);
+    const events: string[] = [];
+    breaker.addListener({
+      beforeCall: () => events.push("beforeCall"),
+      success: () => events.push("success"),
+    });
+    await breaker.execute(succeed(1));
+    breaker.executeSync(() => 1);
+    assert.deepEqual(events, ["beforeCall", "success", "beforeCall", "success"]);
+  });
+
+  it("Breaker applies a timeout configured after quiet successes", async () => {
+    const timers = FakeTimers.install({ toFake: ["setTimeout", "clearTimeout", "Date"], now: 0 });
+    try {
+      const breaker = new Breaker();
+      await breaker.execute(succeed(1));
+      breaker.configure({ timeout: 10 });
+      const call = breaker.execute(() => new Promise(() => {})).catch((e) => e);
+      await timers.tickAsync(10);
+      assert.ok((await call) instanceof TimeoutError);
+      assert.equal(breaker.failureCount, 1);
+    } finally {
+      timers.uninstall();
+    }
+  });
+
+  it("Breaker counts failures between quiet successes and rejects once isolated", async () => {
+    const breaker = new Breaker({ failureThreshold: 2 });
+    await breaker.execute(succeed(1));
+    await breaker.execute(fail()).catch(() => {});
+    assert.equal(breaker.failureCount, 1);
+    await breaker.execute(succeed(1));
+    assert.equal(breaker.failureCount, 0);
+    breaker.executeSync(() => 1);
+    assert.throws(() =>
+      breaker.executeSync(() => {
+        throw new Error("x");
+      })
+    );
+    assert.equal(breaker.failureCount, 1);
+    breaker.executeSync(() => 1);
+    await trip(breaker, 2);
+    assert.equal(breaker.state, "open");
+    breaker.close();
+    await breaker.execute(succeed(1));
+    using _hold = breaker.isolate();
+    await assert.rejects(breaker.execute(succeed(1)), BreakerOpenError);
+    assert.throws(() => breaker.executeSync(() => 1), BreakerOpenError);
+  });
+
+  it("Breaker applies isFailureResult configured after quiet successes", async () => {
+    const breaker = new Breaker({ failureThreshold: 1 });
+    await breaker.execute(succeed("fine"));
+    breaker.configure({ isFailureResult: (result) => result === "bad" });
+    assert.equal(await breaker.execute(succeed("bad")), "bad");
+    assert.equal(breaker.state, "open");
+  });
+});

@@ -44,8 +44,10 @@ export {
 export {
   admit,
   close,
+  failureNeedsClock,
   halfOpen,
   isolate,
+  isQuiet,
   isRejection,
   needsClock,
   open,

@@ -76,6 +76,8 @@ export interface Policy {
   readonly isFailureItem: ((item: unknown) => boolean) | undefined;
   /** Whether every call needs the clock: a time window, or durations for slow calls. */
   readonly timed: boolean;
+  /** Whether calls' durations are needed (slow calls are counted). */
+  readonly durations: boolean;
   /** Where problems in user rules are reported. */
   readonly report: Reporter;
 }
@@ -239,6 +241,7 @@ export function createPolicy(
     idleTimeout: delay("idleTimeout", options.idleTimeout),
     isFailureItem: fn<Policy["isFailureItem"]>("isFailureItem", options.isFailureItem),
     timed: judgesWindow && (window.kind === "time" || slowCallDuration !== undefined),
+    durations: judgesWindow && slowCallDuration !== undefined,
     report,
   });
 }

@@ -42,8 +42,8 @@ export function isRejection(verdict: Snapshot | Rejection): verdict is Rejection
 }
 
 /**
- * Whether deciding about a call needs the time: anything but a closed circuit without a
- * timed rule can be decided without reading the clock.
+ * Whether admitting a call needs the time: a closed, unisolated circuit admits without it
+ * (a timed rule still needs the time to record the outcome: see `Policy.timed`).
  *
  * @example
  * ```ts
@@ -54,7 +54,45 @@ export function isRejection(verdict: Snapshot | Rejection): verdict is Rejection
  * ```
  */
 export function needsClock(policy: Policy, snapshot: Snapshot): boolean {
-  return policy.timed || snapshot.state !== "closed" || snapshot.isolated !== 0;
+  return snapshot.state !== "closed" || snapshot.isolated !== 0;
+}
+
+/**
+ * Whether, in this snapshot, a call is admitted without the clock and its success changes
+ * nothing: closed with no failure counted, no window, no timeout, no failure results. A shell
+ * may skip admission and recording while its snapshot is this one (and no listener needs events).
+ *
+ * @example
+ * ```ts
+ * import { isQuiet } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * isQuiet(createPolicy({}), INITIAL_SNAPSHOT); // true
+ * isQuiet(createPolicy({ failureRate: 0.5 }), INITIAL_SNAPSHOT); // false
+ * ```
+ */
+export function isQuiet(policy: Policy, snapshot: Snapshot): boolean {
+  return !policy.timed && policy.window === undefined && policy.timeout === undefined &&
+    policy.isFailureResult === undefined && snapshot.state === "closed" &&
+    snapshot.isolated === 0 && snapshot.failureCount === 0;
+}
+
+/**
+ * Whether recording a failure in this snapshot needs the time: when it may open the circuit,
+ * or feeds a window.
+ *
+ * @example
+ * ```ts
+ * import { failureNeedsClock } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * failureNeedsClock(createPolicy({ failureThreshold: 3 }), INITIAL_SNAPSHOT); // false
+ * failureNeedsClock(createPolicy({ failureThreshold: 1 }), INITIAL_SNAPSHOT); // true
+ * ```
+ */
+export function failureNeedsClock(policy: Policy, snapshot: Snapshot): boolean {
+  return snapshot.state !== "closed" || policy.window !== undefined ||
+    snapshot.failureCount + 1 >= policy.failureThreshold;
 }
 
 /**
