@@ -297,8 +297,9 @@ export class Breaker {
   /** Counts in the rate rules' window now (all zero when no rule uses a window). */
   get stats(): WindowStats {
     const policy = this.#policy;
-    const now = policy.window?.kind === "time" ? this.#now() : 0;
-    return windowStats(policy.window, this.#snapshot.window, now);
+    const window = policy.rules?.window;
+    const now = window?.kind === "time" ? this.#now() : 0;
+    return windowStats(window, this.#snapshot.window, now);
   }
 
   /**
@@ -639,7 +640,8 @@ export class Breaker {
   removeListener(listener: BreakerListener): void {
     const index = this.#listeners.indexOf(listener);
     if (index === -1) return;
-    this.#listeners = this.#listeners.filter((_, i) => i !== index);
+    const remaining = this.#listeners.filter((_, i) => i !== index);
+    this.#listeners = remaining.length === 0 ? NO_LISTENERS : remaining;
     this.#timed = this.#policy.timed || this.#listeners.length !== 0;
     this.#quiet = undefined;
   }
@@ -1140,8 +1142,11 @@ const HOOKS: readonly ListenerHook[] = [
   "rejected",
 ];
 
+/** Shared by every breaker without listeners. */
+const NO_LISTENERS: readonly BreakerListener[] = Object.freeze([]);
+
 function checkListeners(listeners: unknown, context: string): readonly BreakerListener[] {
-  if (listeners === undefined) return [];
+  if (listeners === undefined) return NO_LISTENERS;
   if (!Array.isArray(listeners)) {
     throw new TypeError(
       `${context}: "listeners" must be an array of listeners, received ${describeValue(listeners)}`,
@@ -1163,5 +1168,5 @@ function checkListeners(listeners: unknown, context: string): readonly BreakerLi
       }
     }
   });
-  return [...listeners];
+  return listeners.length === 0 ? NO_LISTENERS : [...listeners];
 }

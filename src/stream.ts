@@ -79,7 +79,7 @@ function resolveOptions<T>(hooks: CallHooks, options: StreamOptions<T> | undefin
   }
   const delay = (name: "firstItemTimeout" | "idleTimeout"): number | undefined => {
     const value = options?.[name];
-    if (value === undefined) return policy[name];
+    if (value === undefined) return policy.streams?.[name];
     if (typeof value !== "number") {
       throw new TypeError(
         `${context}: "${name}" must be a number, received ${describeValue(value)}`,
@@ -94,7 +94,7 @@ function resolveOptions<T>(hooks: CallHooks, options: StreamOptions<T> | undefin
     }
     return value;
   };
-  const isFailureItem = options?.isFailureItem ?? policy.isFailureItem;
+  const isFailureItem = options?.isFailureItem ?? policy.streams?.isFailureItem;
   if (isFailureItem !== undefined && typeof isFailureItem !== "function") {
     throw new TypeError(
       `${context}: "isFailureItem" must be a function, received ${describeValue(isFailureItem)}`,
@@ -466,7 +466,7 @@ export function* guardSyncStream<T>(
     record("error", error);
     throw error;
   }
-  const isFailureItem = hooks.policy.isFailureItem;
+  const isFailureItem = hooks.policy.streams?.isFailureItem;
   let completed = false;
   let failed = false;
   try {

@@ -50,7 +50,9 @@ describe("core policy", () => {
     assert.equal(policy.recoveryTimeout, 30_000);
     assert.equal(policy.halfOpenMaxCalls, 1);
     assert.equal(policy.successThreshold, 1);
-    assert.equal(policy.window, undefined, "no rule judges a window");
+    assert.equal(policy.rules, undefined, "no rule judges a window");
+    assert.equal(policy.errors, undefined, "no matcher is kept");
+    assert.equal(policy.streams, undefined, "no stream option is kept");
     assert.equal(policy.timed, false);
     assert.equal(policy.maxRetryAfter, 3_600_000);
     assert.ok(Object.isFrozen(policy));
@@ -60,17 +62,17 @@ describe("core policy", () => {
     for (const options of [{ failureRate: 0.5 }, { shouldTrip: () => false }]) {
       const policy = createPolicy(options);
       assert.equal(policy.failureThreshold, Infinity);
-      assert.deepEqual(policy.window, {
+      assert.deepEqual(policy.rules?.window, {
         kind: "time",
         duration: 60_000,
         buckets: 10,
         bucketMs: 6_000,
       });
-      assert.equal(policy.minimumCalls, 20);
+      assert.equal(policy.rules?.minimumCalls, 20);
     }
     const both = createPolicy({ failureRate: 0.5, failureThreshold: 3, window: { calls: 10 } });
     assert.equal(both.failureThreshold, 3);
-    assert.equal(both.minimumCalls, 10, "minimumCalls defaults to at most window.calls");
+    assert.equal(both.rules?.minimumCalls, 10, "minimumCalls defaults to at most window.calls");
     assert.equal(both.timed, false, "a count window without the slow rule needs no clock");
     assert.equal(createPolicy({ failureRate: 0.5 }).timed, true, "a time window needs the clock");
     assert.equal(

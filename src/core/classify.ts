@@ -24,10 +24,13 @@ export type Verdict = "failure" | "success" | "neutral";
  * ```
  */
 export function classifyError(policy: Policy, error: unknown): Verdict {
-  if (policy.ignore !== undefined && matches(policy, "ignore", error, false)) return "neutral";
-  if (policy.exclude !== undefined && matches(policy, "exclude", error, false)) return "success";
-  if (policy.isFailure === undefined) return "failure";
-  return matches(policy, "isFailure", error, true) ? "failure" : "success";
+  const errors = policy.errors;
+  if (errors === undefined) return "failure";
+  const { ignore, exclude, isFailure } = errors;
+  if (ignore !== undefined && matches(policy, "ignore", ignore, error, false)) return "neutral";
+  if (exclude !== undefined && matches(policy, "exclude", exclude, error, false)) return "success";
+  if (isFailure === undefined) return "failure";
+  return matches(policy, "isFailure", isFailure, error, true) ? "failure" : "success";
 }
 
 /**
@@ -43,7 +46,7 @@ export function classifyError(policy: Policy, error: unknown): Verdict {
  * ```
  */
 export function isFailedResult(policy: Policy, result: unknown): boolean {
-  return marks(policy, "isFailureResult", result);
+  return marks(policy, "isFailureResult", policy.isFailureResult, result);
 }
 
 /**
@@ -59,15 +62,15 @@ export function isFailedResult(policy: Policy, result: unknown): boolean {
  * ```
  */
 export function isFailedItem(policy: Policy, item: unknown): boolean {
-  return marks(policy, "isFailureItem", item);
+  return marks(policy, "isFailureItem", policy.streams?.isFailureItem, item);
 }
 
 function marks(
   policy: Policy,
   option: "isFailureResult" | "isFailureItem",
+  predicate: ((value: unknown) => boolean) | undefined,
   value: unknown,
 ): boolean {
-  const predicate = policy[option];
   if (predicate === undefined) return false;
   try {
     return Boolean(predicate(value));
@@ -85,11 +88,12 @@ function marks(
 function matches(
   policy: Policy,
   option: "ignore" | "exclude" | "isFailure",
+  matcher: (error: unknown) => boolean,
   error: unknown,
   whenBroken: boolean,
 ): boolean {
   try {
-    return Boolean((policy[option] as (error: unknown) => boolean)(error));
+    return Boolean(matcher(error));
   } catch (thrown) {
     policy.report(
       `Circuit "${policy.name}": the "${option}" matcher threw; judging as if it were not set`,

@@ -42,16 +42,58 @@ export interface Policy {
   readonly halfOpenMaxCalls: number;
   /** Successful trials that close the circuit. */
   readonly successThreshold: number;
-  /** The compiled `isFailure` matchers; `undefined`: every error. */
-  readonly isFailure: ((error: unknown) => boolean) | undefined;
-  /** The compiled `exclude` matchers. */
-  readonly exclude: ((error: unknown) => boolean) | undefined;
-  /** The compiled `ignore` matchers. */
-  readonly ignore: ((error: unknown) => boolean) | undefined;
+  /** The compiled error matchers; `undefined` when none is set (every error is a failure). */
+  readonly errors: ErrorMatchers | undefined;
   /** Marks returned values as failures. */
   readonly isFailureResult: ((result: unknown) => boolean) | undefined;
   /** Time allowed per call, in ms. */
   readonly timeout: number | undefined;
+  /** The rules that judge a window; `undefined` when no rule does. */
+  readonly rules: WindowRules | undefined;
+  /** The recovery ramp, with its defaults filled in. */
+  readonly recoveryRamp: Required<RecoveryRampOptions> | undefined;
+  /** The longest open period a `Retry-After` can ask for, in ms. */
+  readonly maxRetryAfter: number;
+  /** The stream options; `undefined` when none is set. */
+  readonly streams: StreamRules | undefined;
+  /** Whether every call needs the clock: a time window, or durations for slow calls. */
+  readonly timed: boolean;
+  /** Whether calls' durations are needed (slow calls are counted). */
+  readonly durations: boolean;
+  /** Where problems in user rules are reported. */
+  readonly report: Reporter;
+}
+
+/**
+ * The compiled error matchers (a policy groups them: a breaker without any keeps none).
+ *
+ * @example
+ * ```ts
+ * import { createPolicy } from "./policy.ts";
+ * createPolicy({ exclude: TypeError }).errors?.exclude?.(new TypeError()); // true
+ * ```
+ */
+export interface ErrorMatchers {
+  /** `isFailure`; `undefined`: every error. */
+  readonly isFailure: ((error: unknown) => boolean) | undefined;
+  /** `exclude`. */
+  readonly exclude: ((error: unknown) => boolean) | undefined;
+  /** `ignore`. */
+  readonly ignore: ((error: unknown) => boolean) | undefined;
+}
+
+/**
+ * The rules that judge a window: the rate rules and `shouldTrip`.
+ *
+ * @example
+ * ```ts
+ * import { createPolicy } from "./policy.ts";
+ * createPolicy({ failureRate: 0.5 }).rules?.minimumCalls; // 20
+ * ```
+ */
+export interface WindowRules {
+  /** How outcomes are windowed. */
+  readonly window: WindowPolicy;
   /** The failure-rate rule's threshold. */
   readonly failureRate: number | undefined;
   /** The slow-call rule's threshold. */
@@ -60,26 +102,26 @@ export interface Policy {
   readonly slowCallDuration: number | undefined;
   /** Calls the window needs before the rate rules judge it. */
   readonly minimumCalls: number;
-  /** Set when a rule judges a window (a rate rule or `shouldTrip`). */
-  readonly window: WindowPolicy | undefined;
   /** The custom trip rule. */
   readonly shouldTrip: ((stats: WindowStats) => boolean) | undefined;
-  /** The recovery ramp, with its defaults filled in. */
-  readonly recoveryRamp: Required<RecoveryRampOptions> | undefined;
-  /** The longest open period a `Retry-After` can ask for, in ms. */
-  readonly maxRetryAfter: number;
-  /** Streams: ms to wait for the first item. */
+}
+
+/**
+ * The stream options of a policy.
+ *
+ * @example
+ * ```ts
+ * import { createPolicy } from "./policy.ts";
+ * createPolicy({ idleTimeout: 1_000 }).streams?.idleTimeout; // 1000
+ * ```
+ */
+export interface StreamRules {
+  /** Ms to wait for the first item. */
   readonly firstItemTimeout: number | undefined;
-  /** Streams: ms to wait for each later item. */
+  /** Ms to wait for each later item. */
   readonly idleTimeout: number | undefined;
-  /** Streams: marks an item reporting an in-band error. */
+  /** Marks an item reporting an in-band error. */
   readonly isFailureItem: ((item: unknown) => boolean) | undefined;
-  /** Whether every call needs the clock: a time window, or durations for slow calls. */
-  readonly timed: boolean;
-  /** Whether calls' durations are needed (slow calls are counted). */
-  readonly durations: boolean;
-  /** Where problems in user rules are reported. */
-  readonly report: Reporter;
 }
 
 /** The option names a policy reads. */
@@ -178,7 +220,7 @@ export function createPolicy(
 
   const failureRate = rate("failureRate", options.failureRate);
   const slowCallRate = rate("slowCallRate", options.slowCallRate);
-  const shouldTrip = fn<Policy["shouldTrip"]>("shouldTrip", options.shouldTrip);
+  const shouldTrip = fn<WindowRules["shouldTrip"]>("shouldTrip", options.shouldTrip);
   let slowCallDuration: number | undefined;
   if (options.slowCallDuration !== undefined) {
     slowCallDuration = duration("slowCallDuration", options.slowCallDuration);
@@ -222,24 +264,32 @@ export function createPolicy(
     recoveryTimeout,
     halfOpenMaxCalls: integer("halfOpenMaxCalls", options.halfOpenMaxCalls, 1),
     successThreshold: integer("successThreshold", options.successThreshold, 1),
-    isFailure: matcher("isFailure", options.isFailure),
-    exclude: matcher("exclude", options.exclude),
-    ignore: matcher("ignore", options.ignore),
+    errors: errorMatchers(
+      matcher("isFailure", options.isFailure),
+      matcher("exclude", options.exclude),
+      matcher("ignore", options.ignore),
+    ),
     isFailureResult: fn<Policy["isFailureResult"]>("isFailureResult", options.isFailureResult),
     timeout: delay("timeout", options.timeout),
-    failureRate,
-    slowCallRate,
-    slowCallDuration,
-    minimumCalls,
-    window: judgesWindow ? window : undefined,
-    shouldTrip,
+    rules: judgesWindow
+      ? Object.freeze({
+        window,
+        failureRate,
+        slowCallRate,
+        slowCallDuration,
+        minimumCalls,
+        shouldTrip,
+      })
+      : undefined,
     recoveryRamp: rampPolicy(options.recoveryRamp, fail, duration, rate),
     maxRetryAfter: options.maxRetryAfter === undefined
       ? 3_600_000
       : duration("maxRetryAfter", options.maxRetryAfter),
-    firstItemTimeout: delay("firstItemTimeout", options.firstItemTimeout),
-    idleTimeout: delay("idleTimeout", options.idleTimeout),
-    isFailureItem: fn<Policy["isFailureItem"]>("isFailureItem", options.isFailureItem),
+    streams: streamRules(
+      delay("firstItemTimeout", options.firstItemTimeout),
+      delay("idleTimeout", options.idleTimeout),
+      fn<StreamRules["isFailureItem"]>("isFailureItem", options.isFailureItem),
+    ),
     timed: judgesWindow && (window.kind === "time" || slowCallDuration !== undefined),
     durations: judgesWindow && slowCallDuration !== undefined,
     report,
@@ -247,6 +297,26 @@ export function createPolicy(
 }
 
 type Fail = (path: string, expected: string, received: unknown, type?: boolean) => never;
+
+function errorMatchers(
+  isFailure: ErrorMatchers["isFailure"],
+  exclude: ErrorMatchers["exclude"],
+  ignore: ErrorMatchers["ignore"],
+): ErrorMatchers | undefined {
+  if (isFailure === undefined && exclude === undefined && ignore === undefined) return undefined;
+  return Object.freeze({ isFailure, exclude, ignore });
+}
+
+function streamRules(
+  firstItemTimeout: number | undefined,
+  idleTimeout: number | undefined,
+  isFailureItem: StreamRules["isFailureItem"],
+): StreamRules | undefined {
+  if (firstItemTimeout === undefined && idleTimeout === undefined && isFailureItem === undefined) {
+    return undefined;
+  }
+  return Object.freeze({ firstItemTimeout, idleTimeout, isFailureItem });
+}
 
 function windowPolicy(
   value: unknown,

@@ -132,7 +132,7 @@ export function snapshotFromJSON(
   }
   let window;
   try {
-    window = windowFromJSON(policy.window, form.window, "state.window");
+    window = windowFromJSON(policy.rules?.window, form.window, "state.window");
   } catch (error) {
     throw new TypeError(`${context}: ${(error as Error).message}`);
   }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Policy } from "./policy.ts";
+import type { Policy, WindowRules } from "./policy.ts";
 import { retryAfterHint } from "./retry_after.ts";
 import type { BreakerState, Snapshot } from "./snapshot.ts";
 import { recordCall, sameWindow, statsOf, type WindowState } from "./window.ts";
@@ -72,7 +72,7 @@ export function needsClock(policy: Policy, snapshot: Snapshot): boolean {
  * ```
  */
 export function isQuiet(policy: Policy, snapshot: Snapshot): boolean {
-  return !policy.timed && policy.window === undefined && policy.timeout === undefined &&
+  return !policy.timed && policy.rules === undefined && policy.timeout === undefined &&
     policy.isFailureResult === undefined && snapshot.state === "closed" &&
     snapshot.isolated === 0 && snapshot.failureCount === 0;
 }
@@ -91,7 +91,7 @@ export function isQuiet(policy: Policy, snapshot: Snapshot): boolean {
  * ```
  */
 export function failureNeedsClock(policy: Policy, snapshot: Snapshot): boolean {
-  return snapshot.state !== "closed" || policy.window !== undefined ||
+  return snapshot.state !== "closed" || policy.rules !== undefined ||
     snapshot.failureCount + 1 >= policy.failureThreshold;
 }
 
@@ -181,18 +181,14 @@ export function recordSuccess(
     case "closed":
     case "recovering": {
       const current = settled(snapshot, now);
-      if (policy.window === undefined) {
+      const rules = policy.rules;
+      if (rules === undefined) {
         return current.failureCount === 0 ? current : { ...current, failureCount: 0 };
       }
-      const window = recordCall(
-        policy.window,
-        current.window,
-        now,
-        false,
-        isSlow(policy, durationMs),
-      );
+      const slow = isSlow(rules, durationMs);
+      const window = recordCall(rules.window, current.window, now, false, slow);
       const next = { ...current, failureCount: 0, window };
-      return rulesTrip(policy, window) ? openFrom(policy, next, now, undefined) : next;
+      return rulesTrip(policy, rules, window) ? openFrom(policy, next, now, undefined) : next;
     }
     case "half-open": {
       const trialSuccesses = snapshot.trialSuccesses + 1;
@@ -232,12 +228,13 @@ export function recordFailure(
     case "recovering": {
       const current = settled(snapshot, now);
       const failureCount = current.failureCount + 1;
-      const window = policy.window === undefined
+      const rules = policy.rules;
+      const window = rules === undefined
         ? current.window
-        : recordCall(policy.window, current.window, now, true, isSlow(policy, durationMs));
+        : recordCall(rules.window, current.window, now, true, isSlow(rules, durationMs));
       const next = { ...current, failureCount, window, lastFailure: failure };
       const trips = failureCount >= policy.failureThreshold ||
-        (policy.window !== undefined && rulesTrip(policy, window as WindowState));
+        (rules !== undefined && rulesTrip(policy, rules, window as WindowState));
       return trips ? openFrom(policy, next, now, failure) : next;
     }
     case "half-open":
@@ -373,7 +370,7 @@ export function release(policy: Policy, snapshot: Snapshot, now: number): Snapsh
  */
 export function reconfigure(before: Policy, after: Policy, snapshot: Snapshot): Snapshot {
   let next = snapshot;
-  if (next.window !== undefined && !sameWindow(before.window, after.window)) {
+  if (next.window !== undefined && !sameWindow(before.rules?.window, after.rules?.window)) {
     next = { ...next, window: undefined };
   }
   if (next.state === "recovering" && after.recoveryRamp === undefined) next = endRamp(next);
@@ -384,8 +381,8 @@ function reject(snapshot: Snapshot, rejectedIn: BreakerState, retryAfterMs: numb
   return { rejectedIn, retryAfterMs, snapshot };
 }
 
-function isSlow(policy: Policy, durationMs: number): boolean {
-  return policy.slowCallDuration !== undefined && durationMs > policy.slowCallDuration;
+function isSlow(rules: WindowRules, durationMs: number): boolean {
+  return rules.slowCallDuration !== undefined && durationMs > rules.slowCallDuration;
 }
 
 /** The snapshot with an elapsed ramp ended: what any transition at `now` starts from. */
@@ -396,15 +393,15 @@ function settled(snapshot: Snapshot, now: number): Snapshot {
 }
 
 /** The rate rules (once the window has `minimumCalls`) and `shouldTrip`. */
-function rulesTrip(policy: Policy, window: WindowState): boolean {
+function rulesTrip(policy: Policy, rules: WindowRules, window: WindowState): boolean {
   const { calls, failures, slowCalls } = window;
-  if (calls >= policy.minimumCalls) {
-    if (policy.failureRate !== undefined && failures / calls >= policy.failureRate) return true;
-    if (policy.slowCallRate !== undefined && slowCalls / calls >= policy.slowCallRate) return true;
+  if (calls >= rules.minimumCalls) {
+    if (rules.failureRate !== undefined && failures / calls >= rules.failureRate) return true;
+    if (rules.slowCallRate !== undefined && slowCalls / calls >= rules.slowCallRate) return true;
   }
-  if (policy.shouldTrip === undefined) return false;
+  if (rules.shouldTrip === undefined) return false;
   try {
-    return Boolean(policy.shouldTrip(statsOf(calls, failures, slowCalls)));
+    return Boolean(rules.shouldTrip(statsOf(calls, failures, slowCalls)));
   } catch (error) {
     policy.report(`Circuit "${policy.name}": "shouldTrip" threw; counting it as false`, error);
     return false;
