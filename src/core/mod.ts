@@ -29,7 +29,15 @@ export type {
   RecoveryTimeout,
   WindowOptions,
 } from "./options.ts";
-export { createPolicy, type Policy, POLICY_OPTIONS, type Reporter } from "./policy.ts";
+export {
+  createPolicy,
+  type ErrorMatchers,
+  type Policy,
+  POLICY_OPTIONS,
+  type Reporter,
+  type StreamRules,
+  type WindowRules,
+} from "./policy.ts";
 export { retryAfterHint } from "./retry_after.ts";
 export { snapshotFromJSON, type SnapshotJSON, snapshotToJSON } from "./serialize.ts";
 export {
