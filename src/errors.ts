@@ -45,8 +45,10 @@ export interface BreakerOpenErrorOptions {
  * ```
  */
 export class BreakerOpenError extends Error {
-  /** Always `"BreakerOpenError"`. */
-  override readonly name = "BreakerOpenError";
+  static {
+    // On the prototype, not on each instance: a rejection must cost little more than an Error.
+    this.prototype.name = "BreakerOpenError";
+  }
   /** The breaker's name. */
   readonly breaker: string;
   /** The state that turned the call away. */
@@ -67,7 +69,7 @@ export class BreakerOpenError extends Error {
 }
 
 function openMessage(breaker: string, state: BreakerState, retryAfterMs: number): string {
-  const circuit = `Circuit ${JSON.stringify(breaker)}`;
+  const circuit = `Circuit "${breaker}"`;
   switch (state) {
     case "isolated":
       return `${circuit} is isolated`;
@@ -97,8 +99,9 @@ function openMessage(breaker: string, state: BreakerState, retryAfterMs: number)
  * ```
  */
 export class TimeoutError extends Error {
-  /** Always `"TimeoutError"`. */
-  override readonly name = "TimeoutError";
+  static {
+    this.prototype.name = "TimeoutError";
+  }
 
   /** Creates the error with a message. */
   constructor(message = "The call timed out", options?: ErrorOptions) {
