@@ -91,8 +91,14 @@ export interface TimeWindow {
   readonly failures: number;
   /** Slow calls in the window. */
   readonly slowCalls: number;
-  /** The current bucket, `floor(now / bucketMs)` of the newest call. */
-  readonly head: Bucket;
+  /** The current bucket's index, `floor(now / bucketMs)` of the newest call. */
+  readonly headIndex: number;
+  /** Calls in the current bucket (kept in the window itself: one allocation per call). */
+  readonly headCalls: number;
+  /** Failed calls in the current bucket. */
+  readonly headFailures: number;
+  /** Slow calls in the current bucket. */
+  readonly headSlowCalls: number;
   /** Older buckets that saw calls, oldest first. */
   readonly past: Fifo<Bucket> | undefined;
 }
@@ -195,15 +201,26 @@ function recordInTime(
   const slowCalls = slow ? 1 : 0;
   const index = Math.floor(now / policy.bucketMs);
   if (window === undefined) {
-    const head = { index, calls: 1, failures, slowCalls };
-    const bucketMs = policy.bucketMs;
-    return { kind: "time", bucketMs, calls: 1, failures, slowCalls, head, past: undefined };
+    return {
+      kind: "time",
+      bucketMs: policy.bucketMs,
+      calls: 1,
+      failures,
+      slowCalls,
+      headIndex: index,
+      headCalls: 1,
+      headFailures: failures,
+      headSlowCalls: slowCalls,
+      past: undefined,
+    };
   }
-  let { head, past, calls, failures: totalFailures, slowCalls: totalSlow } = window;
+  let { past, calls, failures: totalFailures, slowCalls: totalSlow } = window;
+  let { headIndex, headCalls, headFailures, headSlowCalls } = window;
   // A clock that went back counts the call in the current bucket.
-  if (index > head.index) {
-    past = push(past, head);
-    head = { index, calls: 0, failures: 0, slowCalls: 0 };
+  if (index > headIndex) {
+    past = push(past, headOf(window));
+    headIndex = index;
+    headCalls = headFailures = headSlowCalls = 0;
     const oldest = index - policy.buckets;
     while (past !== undefined && peek(past).index < oldest) {
       const expired = peek(past);
@@ -219,13 +236,21 @@ function recordInTime(
     calls: calls + 1,
     failures: totalFailures + failures,
     slowCalls: totalSlow + slowCalls,
-    head: {
-      index: head.index,
-      calls: head.calls + 1,
-      failures: head.failures + failures,
-      slowCalls: head.slowCalls + slowCalls,
-    },
+    headIndex,
+    headCalls: headCalls + 1,
+    headFailures: headFailures + failures,
+    headSlowCalls: headSlowCalls + slowCalls,
     past,
+  };
+}
+
+/** The current bucket of a time window. */
+function headOf(window: TimeWindow): Bucket {
+  return {
+    index: window.headIndex,
+    calls: window.headCalls,
+    failures: window.headFailures,
+    slowCalls: window.headSlowCalls,
   };
 }
 
@@ -253,12 +278,12 @@ export function windowStats(
   }
   const oldest = Math.floor(now / policy.bucketMs) - policy.buckets;
   if (
-    window.head.index >= oldest && (window.past === undefined || peek(window.past).index >= oldest)
+    window.headIndex >= oldest && (window.past === undefined || peek(window.past).index >= oldest)
   ) {
     return statsOf(window.calls, window.failures, window.slowCalls);
   }
   let calls = 0, failures = 0, slowCalls = 0;
-  for (const bucket of [...toArray(window.past), window.head]) {
+  for (const bucket of [...toArray(window.past), headOf(window)]) {
     if (bucket.index < oldest) continue;
     calls += bucket.calls;
     failures += bucket.failures;
@@ -291,7 +316,7 @@ export function windowToJSON(window: WindowState): WindowJSON {
     return {
       kind: "time",
       bucketMs: window.bucketMs,
-      buckets: [...toArray(window.past), window.head].map((
+      buckets: [...toArray(window.past), headOf(window)].map((
         b,
       ) => [b.index, b.calls, b.failures, b.slowCalls] as const),
     };
@@ -356,7 +381,18 @@ export function windowFromJSON(
       failures += bucket.failures;
       slowCalls += bucket.slowCalls;
     }
-    return { kind: "time", bucketMs, calls, failures, slowCalls, head, past };
+    return {
+      kind: "time",
+      bucketMs,
+      calls,
+      failures,
+      slowCalls,
+      headIndex: head.index,
+      headCalls: head.calls,
+      headFailures: head.failures,
+      headSlowCalls: head.slowCalls,
+      past,
+    };
   }
   throw malformed(`${path}.kind`, '"calls" or "time"', form.kind);
 }
