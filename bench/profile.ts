@@ -7,13 +7,15 @@
  *   deno run --allow-all bench/prof_summary.ts /tmp/prof/<file>.cpuprofile
  *
  * Cases: consecutive, time-window, count-window, sync, sync-time-window, failure, failure-sync,
- * open, open-sync, concurrent, create. A second argument sets the seconds (default 4).
+ * open, open-sync, concurrent, create; streams of 1,000 items (bench/stream.ts): stream-bare,
+ * stream, stream-circuit, stream-idle, readable-bare, readable, sync-stream-bare, sync-stream.
+ * A second argument sets the seconds (default 4).
  *
  * @module
  */
 
 import process from "node:process";
-import { Breaker } from "../mod.ts";
+import { Breaker, circuit } from "../mod.ts";
 
 const ok = (): Promise<number> => Promise.resolve(1);
 const okSync = (): number => 1;
@@ -25,6 +27,34 @@ const failSync = (): never => {
 
 let sink: unknown;
 const CHUNK = 10_000;
+
+const ITEMS = 1000;
+async function* numbers(n: number): AsyncGenerator<number, void, undefined> {
+  for (let i = 0; i < n; i++) yield i;
+}
+function* numbersSync(n: number): Generator<number, void, undefined> {
+  for (let i = 0; i < n; i++) yield i;
+}
+function chunkStream(n: number): ReadableStream<number> {
+  let i = 0;
+  return new ReadableStream<number>({
+    pull(controller) {
+      if (i < n) controller.enqueue(i++);
+      else controller.close();
+    },
+  });
+}
+async function readAll(stream: ReadableStream<number>): Promise<number> {
+  const reader = stream.getReader();
+  let acc = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return acc;
+    acc += value;
+  }
+}
+const guardedNumbers = circuit(numbers);
+const guardedNumbersSync = circuit(numbersSync);
 
 const cases: Record<string, () => Promise<void> | void> = {
   "consecutive": async () => {
@@ -112,9 +142,61 @@ const cases: Record<string, () => Promise<void> | void> = {
       sink = await b.execute(ok);
     }
   },
+  "stream-bare": async () => {
+    for (let k = 0; k < CHUNK / 1000; k++) {
+      let acc = 0;
+      for await (const x of numbers(ITEMS)) acc += x;
+      sink = acc;
+    }
+  },
+  "stream": async () => {
+    const b = consecutive;
+    for (let k = 0; k < CHUNK / 1000; k++) {
+      let acc = 0;
+      for await (const x of b.stream(numbers(ITEMS))) acc += x;
+      sink = acc;
+    }
+  },
+  "stream-circuit": async () => {
+    for (let k = 0; k < CHUNK / 1000; k++) {
+      let acc = 0;
+      for await (const x of guardedNumbers(ITEMS)) acc += x;
+      sink = acc;
+    }
+  },
+  "stream-idle": async () => {
+    const b = idle;
+    for (let k = 0; k < CHUNK / 1000; k++) {
+      let acc = 0;
+      for await (const x of b.stream(numbers(ITEMS))) acc += x;
+      sink = acc;
+    }
+  },
+  "readable-bare": async () => {
+    for (let k = 0; k < CHUNK / 1000; k++) sink = await readAll(chunkStream(ITEMS));
+  },
+  "readable": async () => {
+    const b = consecutive;
+    for (let k = 0; k < CHUNK / 1000; k++) sink = await readAll(b.readable(chunkStream(ITEMS)));
+  },
+  "sync-stream-bare": () => {
+    for (let k = 0; k < CHUNK / 100; k++) {
+      let acc = 0;
+      for (const x of numbersSync(ITEMS)) acc += x;
+      sink = acc;
+    }
+  },
+  "sync-stream": () => {
+    for (let k = 0; k < CHUNK / 100; k++) {
+      let acc = 0;
+      for (const x of guardedNumbersSync(ITEMS)) acc += x;
+      sink = acc;
+    }
+  },
 };
 
 const consecutive = new Breaker({ failureThreshold: 5 });
+const idle = new Breaker({ idleTimeout: 60_000 });
 const timeWindow = new Breaker({ failureRate: 0.5, window: { duration: 60_000, buckets: 10 } });
 const countWindow = new Breaker({ failureRate: 0.5, window: { calls: 100 } });
 const never = new Breaker({ failureThreshold: Infinity });

@@ -6,8 +6,8 @@
  *   bun bench/run.ts
  *
  * Options: `--only=async,sync,...` runs some groups (async, sync, failure, open, concurrent,
- * history, heap, idle, million); `--rounds=N`, `--sample-ms=N`, `--idle-ms=N`; `--json=FILE`
- * writes every sample as JSON.
+ * history, heap, idle, million, stream); `--rounds=N`, `--sample-ms=N`, `--idle-ms=N`;
+ * `--json=FILE` writes every sample as JSON. The stream group is in bench/stream.ts.
  *
  * Async cases time a sequential loop in which each iteration awaits one call; every group's
  * cases are interleaved round-robin within each round, and each result is a median over rounds.
@@ -43,6 +43,20 @@ import {
   opossum,
   shutdownOpossum,
 } from "./peers.ts";
+import {
+  BARE_ASYNC,
+  BARE_READABLE,
+  BARE_READABLE_ITERATED,
+  BARE_SYNC,
+  OURS_CIRCUIT,
+  OURS_IDLE,
+  OURS_READABLE,
+  OURS_STREAM,
+  OURS_STREAM_READABLE,
+  OURS_SYNC,
+  STREAM,
+  streamGroup,
+} from "./stream.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -62,6 +76,7 @@ const GROUPS = [
   "heap",
   "idle",
   "million",
+  "stream",
 ] as const;
 type Group = (typeof GROUPS)[number];
 const only = args.get("only")?.split(",") ?? [...GROUPS];
@@ -145,6 +160,16 @@ interface GroupReport {
   readonly baseline: string;
   readonly results: readonly CaseResult[];
 }
+
+/** A group whose cases have different baselines, and its table's headers. */
+interface GroupLayout {
+  /** Each case's baseline, by name. */
+  readonly baselineOf: (name: string) => string;
+  /** What one operation is ("op" unless given). */
+  readonly op: string;
+  readonly ratioHeader: string;
+  readonly iterationsHeader: string;
+}
 const reports: GroupReport[] = [];
 const extra: Record<string, unknown> = {};
 const out: string[] = [];
@@ -176,29 +201,51 @@ function ratio(group: string, name: string, baseline: string): number {
   return pairedRatio(result(group, name), result(group, baseline));
 }
 
-function reportGroup(title: string, baseline: string, results: readonly CaseResult[]): void {
+function reportGroup(
+  title: string,
+  baseline: string,
+  results: readonly CaseResult[],
+  layout?: GroupLayout,
+): void {
   reports.push({ title, baseline, results });
-  const base = results.find((r) => r.name === baseline);
+  const baseOf = (name: string) => {
+    const base = layout?.baselineOf(name) ?? baseline;
+    return results.find((r) => r.name === base);
+  };
   print(`### ${title}`);
   print();
   print(
     table(
-      ["case", "median ns/op", "p25-p75", `ratio to "${baseline}"`, "ops/sample"],
-      results.map((r) => [
-        r.name,
-        formatNs(r.median),
-        `${formatNs(r.p25)}-${formatNs(r.p75)}`,
-        base === undefined ? "-" : formatRatio(pairedRatio(r, base)),
-        String(r.iterations),
-      ]),
+      [
+        "case",
+        `median ns/${layout?.op ?? "op"}`,
+        "p25-p75",
+        layout?.ratioHeader ?? `ratio to "${baseline}"`,
+        layout?.iterationsHeader ?? "ops/sample",
+      ],
+      results.map((r) => {
+        const base = baseOf(r.name);
+        return [
+          r.name,
+          formatNs(r.median),
+          `${formatNs(r.p25)}-${formatNs(r.p75)}`,
+          base === undefined ? "-" : formatRatio(pairedRatio(r, base)),
+          String(r.iterations),
+        ];
+      }),
     ),
   );
   print();
 }
 
-async function group(title: string, baseline: string, cases: readonly Case[]): Promise<void> {
+async function group(
+  title: string,
+  baseline: string,
+  cases: readonly Case[],
+  layout?: GroupLayout,
+): Promise<void> {
   console.error(`running: ${title} (${cases.length} cases)`);
-  reportGroup(title, baseline, await runGroup(cases, options));
+  reportGroup(title, baseline, await runGroup(cases, options), layout);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -741,6 +788,22 @@ async function history(): Promise<void> {
   await group(HISTORY, "floor", cases);
 }
 
+/**
+ * Streams (bench/stream.ts): whole streams of 1,000 items, ns per item, each guarded case
+ * against the bare iteration of the same source in the same round.
+ */
+async function streams(): Promise<void> {
+  const { cases, baselineOf, check: checkStreams } = streamGroup();
+  await group(STREAM, BARE_ASYNC, cases, {
+    baselineOf,
+    op: "item",
+    ratioHeader: "ratio to the bare iteration of its source",
+    iterationsHeader: "streams/sample",
+  });
+  const failed = checkStreams();
+  check(failed === undefined, failed ?? "");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Memory and idle CPU
 
@@ -944,7 +1007,8 @@ function check(condition: boolean, what: string): void {
 interface Verdict {
   readonly target: string;
   readonly measured: string;
-  readonly met: boolean;
+  /** Undefined for a reference shown next to a target, which has none itself. */
+  readonly met: boolean | undefined;
 }
 
 function verdicts(): Verdict[] {
@@ -1046,6 +1110,30 @@ function verdicts(): Verdict[] {
       met: worst <= 1.15,
     });
   }
+  if (has(STREAM)) {
+    // The target is for the default options (no stall timeouts); idleTimeout is a reference.
+    const targets: [string, string, string][] = [
+      ["breaker.stream(source)", OURS_STREAM, BARE_ASYNC],
+      ["circuit(async function*)", OURS_CIRCUIT, BARE_ASYNC],
+      ["breaker.readable(stream)", OURS_READABLE, BARE_READABLE],
+      ["breaker.stream(readableStream)", OURS_STREAM_READABLE, BARE_READABLE_ITERATED],
+      ["circuit(function*) (sync)", OURS_SYNC, BARE_SYNC],
+    ];
+    for (const [label, name, bare] of targets) {
+      const r = ratio(STREAM, name, bare);
+      list.push({
+        target: `streams, per item, default options: ${label} <= 1.3x bare iteration`,
+        measured: formatRatio(r),
+        met: r <= 1.3,
+      });
+    }
+    const idle = ratio(STREAM, OURS_IDLE, BARE_ASYNC);
+    list.push({
+      target: "streams, per item: breaker.stream(source) with idleTimeout 60 s (reference)",
+      measured: formatRatio(idle),
+      met: undefined,
+    });
+  }
   const idleCpu = extra.idleCpuMs as Record<string, number> | undefined;
   if (idleCpu !== undefined) {
     const base = Math.max(idleCpu["no breakers"] ?? 0, idleCpu["no breakers (again)"] ?? 0);
@@ -1081,6 +1169,7 @@ if (wanted("failure")) await failurePath();
 if (wanted("open")) await openRejection();
 if (wanted("concurrent")) await concurrent();
 if (wanted("history")) await history();
+if (wanted("stream")) await streams();
 shutdownOpossum();
 if (wanted("heap")) await heap();
 if (wanted("idle")) await idle();
@@ -1094,7 +1183,11 @@ if (list.length > 0) {
   print(
     table(
       ["target", "measured", "verdict"],
-      list.map((v) => [v.target, v.measured, v.met ? "met" : "MISSED"]),
+      list.map((v) => [
+        v.target,
+        v.measured,
+        v.met === undefined ? "no target" : v.met ? "met" : "MISSED",
+      ]),
     ),
   );
   print();

@@ -139,6 +139,10 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerDue = 0;
   #abortReason: { reason: unknown } | undefined;
+  /** No signal, stall timeouts or `isFailureItem`: after the first item a read needs one reaction. */
+  #plain: boolean;
+  /** Plain, running and past the first item: `next()` takes the short way. */
+  #fast = false;
 
   constructor(
     hooks: CallHooks,
@@ -153,7 +157,10 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
     this.#open = open;
     this.#wantsSignal = wantsSignal;
     this.#handedOver = handedOver;
-    this.#options = resolveOptions(hooks, options);
+    const resolved = resolveOptions(hooks, options);
+    this.#options = resolved;
+    this.#plain = resolved.signal === undefined && resolved.firstItemTimeout === undefined &&
+      resolved.idleTimeout === undefined && resolved.isFailureItem === undefined;
     this.#thisArg = thisArg;
     this.#args = args;
   }
@@ -163,6 +170,17 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
   }
 
   next(): Promise<IteratorResult<T, void>> {
+    if (this.#fast && this.#pending === undefined) {
+      let read: Promise<IteratorResult<T>> | IteratorResult<T>;
+      try {
+        read = (this.#iterator as AsyncIterator<T>).next();
+      } catch (error) {
+        return Promise.reject(this.#onError(error));
+      }
+      const pending = Promise.resolve(read).then(this.#onPlainItem, this.#onErrorThrow);
+      this.#pending = pending;
+      return pending;
+    }
     const pending = this.#pending;
     if (pending !== undefined && this.#phase === RUNNING) {
       // Asked again before the last read settled: reads are served one at a time, in order.
@@ -313,6 +331,12 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
     return pending;
   }
 
+  #onPlainItem = (result: IteratorResult<T>): IteratorResult<T, void> => {
+    if (result.done || this.#phase !== RUNNING) return this.#onItem(result);
+    this.#pending = undefined;
+    return result;
+  };
+
   #onItem = (result: IteratorResult<T>): IteratorResult<T, void> => {
     this.#pending = undefined;
     if (this.#phase !== RUNNING) return DONE_RESULT;
@@ -323,6 +347,7 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
     }
     if (!this.#received) {
       this.#received = true;
+      this.#fast = this.#plain;
       if (this.#permit?.timed) this.#firstItemAt = this.#hooks.now();
     }
     const isFailureItem = this.#options.isFailureItem;
@@ -413,6 +438,7 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
   /** The stream is over: no more timers or listeners. */
   #finish(): void {
     this.#phase = DONE;
+    this.#fast = false;
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;

@@ -1,0 +1,343 @@
+/**
+ * The `stream` group of `bench/run.ts` (streams issue, point 7): the per-item cost of the stream
+ * guards against iterating the bare source. Every case iterates whole streams of `ITEMS` numbers
+ * and reports ns per item, so a stream's admission and outcome (once per stream) are spread over
+ * its items. Each guarded case is compared with the bare iteration of the same source, in the
+ * same round.
+ *
+ * The target (at most 1.3x the bare iteration per item) is for the default options, without
+ * stall timeouts; the `idleTimeout` case (a timer per stream and a clock read per item) is shown
+ * for reference.
+ *
+ * @module
+ */
+
+import { Breaker, circuit } from "../mod.ts";
+import type { Case } from "./harness.ts";
+
+/** Items per stream. */
+export const ITEMS = 1000;
+const SUM = (ITEMS * (ITEMS - 1)) / 2;
+
+/** The group's title. */
+export const STREAM = `streams: per item, ${ITEMS.toLocaleString("en")} items per stream`;
+
+/** Names of the bare cases (the baselines). */
+export const BARE_ASYNC = "bare: for await over an async generator";
+export const BARE_READABLE = "bare: ReadableStream, reader.read()";
+export const BARE_SYNC = "bare: for...of over a sync generator";
+export const BARE_READABLE_ITERATED = "bare: for await over a ReadableStream";
+
+/** Names of the guarded cases. */
+export const OURS_STREAM = "ours: for await over breaker.stream(source)";
+export const OURS_CIRCUIT = "ours: for await over circuit(async function*)()";
+export const OURS_IDLE = "ours: breaker.stream(source), idleTimeout 60 s";
+export const OURS_READABLE = "ours: breaker.readable(stream), reader.read()";
+export const OURS_SYNC = "ours: for...of over circuit(function*)()";
+export const OURS_STREAM_READABLE = "ours: for await over breaker.stream(readableStream)";
+const READABLE_REF = "ref: ReadableStream over the source's reader (highWaterMark 0)";
+const SYNC_REYIELD_REF = "ref: generator re-yielding the source";
+const SYNC_ITERATOR_REF = "ref: iterator object, next() = source.next() + end check";
+
+/** Keeps results alive so that no loop is optimized away. */
+let sink: unknown;
+
+async function* numbers(n: number): AsyncGenerator<number, void, undefined> {
+  for (let i = 0; i < n; i++) yield i;
+}
+
+function* numbersSync(n: number): Generator<number, void, undefined> {
+  for (let i = 0; i < n; i++) yield i;
+}
+
+/** A stream of `n` chunks, produced one per pull (default strategy, highWaterMark 1). */
+function chunks(n: number): ReadableStream<number> {
+  let i = 0;
+  return new ReadableStream<number>({
+    pull(controller) {
+      if (i < n) controller.enqueue(i++);
+      else controller.close();
+    },
+  });
+}
+
+/** Reads a stream to its end with a reader and returns the sum of its chunks. */
+async function readAll(stream: ReadableStream<number>): Promise<number> {
+  const reader = stream.getReader();
+  let acc = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return acc;
+    acc += value;
+  }
+}
+
+function expectSum(acc: number): void {
+  if (acc !== SUM) throw new Error(`Benchmark sanity check failed: stream sum ${acc} != ${SUM}`);
+}
+
+// References, not targets: the least a wrapper that sees every item must add.
+
+const passItem = (result: IteratorResult<number>): IteratorResult<number> => {
+  sink = result;
+  return result;
+};
+
+/** An async iterator whose next() is the source's next(), returned as is. */
+function passThrough(source: AsyncIterator<number>): AsyncIterableIterator<number> {
+  return {
+    next: () => source.next(),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+/** An async iterator whose next() is the source's next() plus one `then` per item. */
+function thinWrapper(source: AsyncIterator<number>): AsyncIterableIterator<number> {
+  return {
+    next: () => source.next().then(passItem),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+/** An async generator that re-yields the source's items. */
+async function* reYield(source: AsyncIterable<number>): AsyncGenerator<number, void, undefined> {
+  for await (const x of source) yield x;
+}
+
+/** A generator that re-yields the source's items. */
+function* reYieldSync(source: Iterable<number>): Generator<number, void, undefined> {
+  for (const x of source) yield x;
+}
+
+/** An iterator object whose next() returns the source's own results, checking for the end. */
+function checkedIterator(source: Iterator<number>): IterableIterator<number> {
+  let ended = false;
+  return {
+    next: () => {
+      const result = source.next();
+      if (result.done) ended = true;
+      return result;
+    },
+    return: (value?: unknown) => {
+      sink = ended;
+      source.return?.();
+      return { done: true, value: value as number };
+    },
+    [Symbol.iterator]() {
+      return this;
+    },
+  };
+}
+
+/** A `ReadableStream` (highWaterMark 0) over another's reader, as `breaker.readable()` builds. */
+function rewrapped(source: ReadableStream<number>): ReadableStream<number> {
+  const reader = source.getReader();
+  return new ReadableStream<number>({
+    pull: (controller) =>
+      reader.read().then((result) => {
+        if (result.done) controller.close();
+        else controller.enqueue(result.value);
+      }),
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+/** The group: its cases, the bare case each is compared with, and a check to run after it. */
+export function streamGroup(): {
+  cases: Case[];
+  baselineOf: (name: string) => string;
+  check: () => string | undefined;
+} {
+  const breaker = new Breaker();
+  const idle = new Breaker({ idleTimeout: 60_000 });
+  const readable = new Breaker();
+  const guardedNumbers = circuit(numbers);
+  const guardedNumbersSync = circuit(numbersSync);
+  const cases: Case[] = [
+    {
+      name: BARE_ASYNC,
+      opsPerIteration: ITEMS,
+      run: async (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for await (const x of numbers(ITEMS)) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+    {
+      name: "ref: pass-through iterator, next() = source.next()",
+      opsPerIteration: ITEMS,
+      run: async (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for await (const x of passThrough(numbers(ITEMS))) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+    {
+      name: "ref: thin wrapper, next() = source.next().then(f)",
+      opsPerIteration: ITEMS,
+      run: async (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for await (const x of thinWrapper(numbers(ITEMS))) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+    {
+      name: "ref: async generator re-yielding the source",
+      opsPerIteration: ITEMS,
+      run: async (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for await (const x of reYield(numbers(ITEMS))) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+    {
+      name: OURS_STREAM,
+      opsPerIteration: ITEMS,
+      run: async (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for await (const x of breaker.stream(numbers(ITEMS))) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+    {
+      name: OURS_CIRCUIT,
+      opsPerIteration: ITEMS,
+      run: async (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for await (const x of guardedNumbers(ITEMS)) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+    {
+      name: OURS_IDLE,
+      opsPerIteration: ITEMS,
+      run: async (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for await (const x of idle.stream(numbers(ITEMS))) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+    {
+      name: BARE_READABLE,
+      opsPerIteration: ITEMS,
+      run: async (n) => {
+        for (let k = 0; k < n; k++) expectSum(await readAll(chunks(ITEMS)));
+      },
+    },
+    {
+      name: READABLE_REF,
+      opsPerIteration: ITEMS,
+      run: async (n) => {
+        for (let k = 0; k < n; k++) expectSum(await readAll(rewrapped(chunks(ITEMS))));
+      },
+    },
+    {
+      name: OURS_READABLE,
+      opsPerIteration: ITEMS,
+      run: async (n) => {
+        for (let k = 0; k < n; k++) expectSum(await readAll(readable.readable(chunks(ITEMS))));
+      },
+    },
+    {
+      name: BARE_READABLE_ITERATED,
+      opsPerIteration: ITEMS,
+      run: async (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for await (const x of chunks(ITEMS)) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+    {
+      name: OURS_STREAM_READABLE,
+      opsPerIteration: ITEMS,
+      run: async (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for await (const x of readable.stream(chunks(ITEMS))) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+    {
+      name: BARE_SYNC,
+      opsPerIteration: ITEMS,
+      run: (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for (const x of numbersSync(ITEMS)) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+    {
+      name: SYNC_REYIELD_REF,
+      opsPerIteration: ITEMS,
+      run: (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for (const x of reYieldSync(numbersSync(ITEMS))) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+    {
+      name: SYNC_ITERATOR_REF,
+      opsPerIteration: ITEMS,
+      run: (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for (const x of checkedIterator(numbersSync(ITEMS))) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+    {
+      name: OURS_SYNC,
+      opsPerIteration: ITEMS,
+      run: (n) => {
+        for (let k = 0; k < n; k++) {
+          let acc = 0;
+          for (const x of guardedNumbersSync(ITEMS)) acc += x;
+          expectSum(acc);
+        }
+      },
+    },
+  ];
+  const sources = new Map<string, string>([
+    [READABLE_REF, BARE_READABLE],
+    [OURS_READABLE, BARE_READABLE],
+    [OURS_STREAM_READABLE, BARE_READABLE_ITERATED],
+    [SYNC_REYIELD_REF, BARE_SYNC],
+    [SYNC_ITERATOR_REF, BARE_SYNC],
+    [OURS_SYNC, BARE_SYNC],
+  ]);
+  const baselineOf = (name: string): string =>
+    name.startsWith("bare: ") ? name : sources.get(name) ?? BARE_ASYNC;
+  const check = (): string | undefined => {
+    for (const b of [breaker, idle, readable]) {
+      if (b.state !== "closed" || b.snapshot.failureCount !== 0) return "stream breakers closed";
+    }
+    return typeof sink === "object" ? undefined : "stream sink";
+  };
+  return { cases, baselineOf, check };
+}
