@@ -421,18 +421,10 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
   };
 
   /** Records the stream's outcome, once. */
-  #record(kind: "success" | "failure" | "error" | "neutral", value?: unknown): void {
+  #record(kind: Outcome, value?: unknown): void {
     if (this.#recorded) return;
     this.#recorded = true;
-    const permit = this.#permit as Permit;
-    // A stream's latency is the wait for its first item: its length is the consumer's business.
-    const durationMs = this.#firstItemAt === undefined
-      ? undefined
-      : this.#firstItemAt - permit.start;
-    if (kind === "success") this.#hooks.succeed(permit, durationMs);
-    else if (kind === "failure") this.#hooks.fail(permit, value, durationMs);
-    else if (kind === "error") this.#hooks.settleError(permit, value, durationMs);
-    else this.#hooks.neutral(permit);
+    recordOutcome(this.#hooks, this.#permit as Permit, this.#firstItemAt, kind, value);
   }
 
   /** The stream is over: no more timers or listeners. */
@@ -477,13 +469,10 @@ export function* guardSyncStream<T>(
   }
   let recorded = false;
   let firstItemAt: number | undefined;
-  const record = (kind: "success" | "failure" | "error", value?: unknown) => {
+  const record = (kind: Outcome, value?: unknown) => {
     if (recorded) return;
     recorded = true;
-    const durationMs = firstItemAt === undefined ? undefined : firstItemAt - permit.start;
-    if (kind === "success") hooks.succeed(permit, durationMs);
-    else if (kind === "failure") hooks.fail(permit, value, durationMs);
-    else hooks.settleError(permit, value, durationMs);
+    recordOutcome(hooks, permit, firstItemAt, kind, value);
   };
   let iterator: Iterator<T>;
   try {
@@ -530,6 +519,24 @@ export function* guardSyncStream<T>(
       iterator.return?.();
     }
   }
+}
+
+type Outcome = "success" | "failure" | "error" | "neutral";
+
+/** Records a stream's outcome: an error by the matchers, a failure whatever they say. */
+function recordOutcome(
+  hooks: CallHooks,
+  permit: Permit,
+  firstItemAt: number | undefined,
+  kind: Outcome,
+  value: unknown,
+): void {
+  // A stream's latency is the wait for its first item: its length is the consumer's business.
+  const durationMs = firstItemAt === undefined ? undefined : firstItemAt - permit.start;
+  if (kind === "success") hooks.succeed(permit, durationMs);
+  else if (kind === "failure") hooks.fail(permit, value, durationMs);
+  else if (kind === "error") hooks.settleError(permit, value, durationMs);
+  else hooks.neutral(permit);
 }
 
 function itemFails<T>(hooks: CallHooks, isFailureItem: (item: T) => boolean, item: T): boolean {
