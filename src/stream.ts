@@ -440,85 +440,154 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
 }
 
 /**
- * Guards a synchronous stream, as a real generator: admitted at its first `next()`, a success
- * when the source completes or the consumer stops, a failure when the source throws or an
- * item fails. Sync streams have no stall timeouts.
+ * The base of the sync stream guard: the global `Iterator` where the runtime has one, so that
+ * a guarded stream has the iterator helpers (`map`, `filter`, ...) like the generator it
+ * stands for.
  */
-export function* guardSyncStream<T>(
-  hooks: CallHooks,
-  open: () => Iterable<T>,
-  thisArg: unknown,
-  args: readonly unknown[],
-): Generator<T, void, undefined> {
-  const permit = hooks.begin();
-  if (permit instanceof BreakerOpenError) {
-    const fallback = hooks.fallback;
-    if (fallback === undefined) throw permit;
-    const iterable = fallback.apply(thisArg, args as unknown[]) as Iterable<T>;
-    if (typeof iterable?.[Symbol.iterator] !== "function") {
-      throw new TypeError(
-        `Circuit ${
-          JSON.stringify(hooks.policy.name)
-        }: the fallback of a sync stream must return an iterable, received ${
-          describeValue(iterable)
-        }`,
-      );
-    }
-    yield* iterable;
-    return;
+const IteratorBase = (typeof Iterator === "function" ? Iterator : Object) as unknown as new () =>
+object;
+
+/**
+ * One guarded synchronous stream: admitted at its first `next()`, a success when the source
+ * completes or the consumer stops, a failure when the source throws or an item fails. Sync
+ * streams have no stall timeouts. A class rather than a generator: a generator wrapping a
+ * generator costs several times the bare iteration per item.
+ */
+class GuardedSyncStream<T> extends IteratorBase {
+  #hooks: CallHooks;
+  #open: () => Iterable<T>;
+  #thisArg: unknown;
+  #args: readonly unknown[];
+  #phase: Phase = IDLE;
+  #iterator: Iterator<T> | undefined;
+  #permit: Permit | undefined;
+  #recorded = false;
+  #firstItemAt: number | undefined;
+
+  constructor(
+    hooks: CallHooks,
+    open: () => Iterable<T>,
+    thisArg: unknown,
+    args: readonly unknown[],
+  ) {
+    super();
+    this.#hooks = hooks;
+    this.#open = open;
+    this.#thisArg = thisArg;
+    this.#args = args;
   }
-  let recorded = false;
-  let firstItemAt: number | undefined;
-  const record = (kind: Outcome, value?: unknown) => {
-    if (recorded) return;
-    recorded = true;
-    recordOutcome(hooks, permit, firstItemAt, kind, value);
-  };
-  let iterator: Iterator<T>;
-  try {
-    iterator = open()[Symbol.iterator]();
-  } catch (error) {
-    record("error", error);
-    throw error;
+
+  [Symbol.iterator](): this {
+    return this;
   }
-  const isFailureItem = hooks.policy.streams?.isFailureItem;
-  let completed = false;
-  let failed = false;
-  try {
-    while (true) {
-      let result: IteratorResult<T>;
-      try {
-        result = iterator.next();
-      } catch (error) {
-        failed = true;
-        record("error", error);
-        throw error;
-      }
-      if (result.done) {
-        completed = true;
-        record("success");
-        return;
-      }
-      if (firstItemAt === undefined && permit.timed) firstItemAt = hooks.now();
-      if (
-        isFailureItem !== undefined && !recorded && itemFails(hooks, isFailureItem, result.value)
-      ) {
-        record("failure", result.value);
-      }
-      yield result.value;
+
+  next(): IteratorResult<T, void> {
+    if (this.#phase !== RUNNING) {
+      if (this.#phase === FALLBACK) return (this.#iterator as Iterator<T>).next();
+      if (this.#phase === DONE) return DONE_RESULT;
+      this.#start();
+      return this.next();
     }
-  } finally {
-    if (failed) {
+    const iterator = this.#iterator as Iterator<T>;
+    let result: IteratorResult<T>;
+    try {
+      result = iterator.next();
+    } catch (error) {
+      this.#phase = DONE;
+      this.#record("error", error);
       try {
         iterator.return?.();
       } catch {
         // the source's own error is already on its way to the consumer: it must not be replaced
       }
-    } else if (!completed) {
-      record("success"); // the consumer stopped early
-      iterator.return?.();
+      throw error;
     }
+    if (result.done) {
+      this.#phase = DONE;
+      this.#record("success");
+      return DONE_RESULT;
+    }
+    if (this.#firstItemAt === undefined && this.#permit?.timed) {
+      this.#firstItemAt = this.#hooks.now();
+    }
+    const isFailureItem = this.#hooks.policy.streams?.isFailureItem;
+    if (
+      isFailureItem !== undefined && !this.#recorded &&
+      itemFails(this.#hooks, isFailureItem, result.value)
+    ) {
+      this.#record("failure", result.value);
+    }
+    return result;
   }
+
+  return(value?: unknown): IteratorResult<T, void> {
+    const phase = this.#phase;
+    this.#phase = DONE;
+    if (phase === RUNNING) this.#record("success"); // the consumer stopped early
+    if (phase === RUNNING || phase === FALLBACK) this.#iterator?.return?.(value);
+    return DONE_RESULT;
+  }
+
+  throw(error?: unknown): IteratorResult<T, void> {
+    this.return();
+    throw error;
+  }
+
+  [Symbol.dispose](): void {
+    this.return();
+  }
+
+  #start(): void {
+    const hooks = this.#hooks;
+    const permit = hooks.begin();
+    if (permit instanceof BreakerOpenError) {
+      this.#phase = DONE;
+      const fallback = hooks.fallback;
+      if (fallback === undefined) throw permit;
+      const iterable = fallback.apply(this.#thisArg, this.#args as unknown[]) as Iterable<T>;
+      if (typeof iterable?.[Symbol.iterator] !== "function") {
+        throw new TypeError(
+          `Circuit "${hooks.policy.name}": the fallback of a sync stream must return an iterable, received ${
+            describeValue(iterable)
+          }`,
+        );
+      }
+      this.#iterator = iterable[Symbol.iterator]();
+      this.#phase = FALLBACK;
+      return;
+    }
+    this.#permit = permit;
+    try {
+      this.#iterator = this.#open()[Symbol.iterator]();
+    } catch (error) {
+      this.#phase = DONE;
+      this.#record("error", error);
+      throw error;
+    }
+    this.#phase = RUNNING;
+  }
+
+  #record(kind: Outcome, value?: unknown): void {
+    if (this.#recorded) return;
+    this.#recorded = true;
+    recordOutcome(this.#hooks, this.#permit as Permit, this.#firstItemAt, kind, value);
+  }
+}
+
+/**
+ * Guards a synchronous stream; the result behaves as the generator it stands for.
+ */
+export function guardSyncStream<T>(
+  hooks: CallHooks,
+  open: () => Iterable<T>,
+  thisArg: unknown,
+  args: readonly unknown[],
+): Generator<T, void, undefined> {
+  return new GuardedSyncStream(hooks, open, thisArg, args) as unknown as Generator<
+    T,
+    void,
+    undefined
+  >;
 }
 
 type Outcome = "success" | "failure" | "error" | "neutral";

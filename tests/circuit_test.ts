@@ -155,6 +155,7 @@ describe("circuit()", () => {
       yield "b";
     });
     assert.deepEqual([...syncItems()], ["a", "b"]);
+    assert.deepEqual(syncItems().map((letter) => letter.toUpperCase()).toArray(), ["A", "B"]);
   });
 });
 
