@@ -53,7 +53,7 @@ export function isRejection(verdict: Snapshot | Rejection): verdict is Rejection
  * needsClock(createPolicy({}), INITIAL_SNAPSHOT); // false
  * ```
  */
-export function needsClock(policy: Policy, snapshot: Snapshot): boolean {
+export function needsClock(_policy: Policy, snapshot: Snapshot): boolean {
   return snapshot.state !== "closed" || snapshot.isolated !== 0;
 }
 
