@@ -54,8 +54,11 @@ import {
   OURS_STREAM,
   OURS_STREAM_READABLE,
   OURS_SYNC,
+  READABLE_REF,
   STREAM,
   streamGroup,
+  SYNC_ITERATOR_REF,
+  THIN_REF,
 } from "./stream.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -1037,6 +1040,23 @@ function verdicts(): Verdict[] {
       measured: formatRatio(timed),
       met: timed <= 1.6,
     });
+    // References: what a clock read alone costs, and the time window against that.
+    const clock = ratio(ASYNC, "ref: floor + one Date.now()", "floor");
+    const timedClock = ratio(
+      ASYNC,
+      "ours: time window, execute(fn)",
+      "ref: floor + one Date.now()",
+    );
+    list.push({
+      target: "(reference) floor + one Date.now(), x floor",
+      measured: formatRatio(clock),
+      met: undefined,
+    });
+    list.push({
+      target: "(reference) time window, x floor + one Date.now()",
+      measured: formatRatio(timedClock),
+      met: undefined,
+    });
   }
   if (has(SYNC)) {
     const peers = reports.find((r) => r.title === SYNC)!.results.filter((r) =>
@@ -1056,6 +1076,20 @@ function verdicts(): Verdict[] {
       target: "failure path: <= 1.5x bare try { await fn() } catch {}",
       measured: formatRatio(r),
       met: r <= 1.5,
+    });
+    // References: the floor wrapper's own failure path (it rethrows, as ours does), and ours
+    // against it.
+    const floorFailing = ratio(FAILURE, "floor (failing)", "bare try { await fn() } catch {}");
+    const oursFloor = ratio(FAILURE, "ours: consecutive, execute(fn)", "floor (failing)");
+    list.push({
+      target: "(reference) floor (failing), x bare try { await fn() } catch {}",
+      measured: formatRatio(floorFailing),
+      met: undefined,
+    });
+    list.push({
+      target: "(reference) failure path, consecutive, x floor (failing)",
+      measured: formatRatio(oursFloor),
+      met: undefined,
     });
   }
   if (has(OPEN)) {
@@ -1125,6 +1159,20 @@ function verdicts(): Verdict[] {
         target: `streams, per item, default options: ${label} <= 1.3x bare iteration`,
         measured: formatRatio(r),
         met: r <= 1.3,
+      });
+    }
+    // References: each guard against the least a wrapper of its kind costs.
+    const refs: [string, string, string][] = [
+      ["breaker.stream(source), x thin wrapper (one then per item)", OURS_STREAM, THIN_REF],
+      ["circuit(async function*), x thin wrapper (one then per item)", OURS_CIRCUIT, THIN_REF],
+      ["breaker.readable(stream), x ReadableStream over the reader", OURS_READABLE, READABLE_REF],
+      ["circuit(function*) (sync), x iterator object", OURS_SYNC, SYNC_ITERATOR_REF],
+    ];
+    for (const [label, name, ref] of refs) {
+      list.push({
+        target: `(reference) streams, per item: ${label}`,
+        measured: formatRatio(ratio(STREAM, name, ref)),
+        met: undefined,
       });
     }
     const idle = ratio(STREAM, OURS_IDLE, BARE_ASYNC);
