@@ -46,14 +46,23 @@ export {
 export type {
   ErrorClass,
   ErrorMatcher,
+  PolicyOptions,
   RecoveryContext,
   RecoveryRampOptions,
   RecoveryTimeout,
   WindowOptions,
 } from "./src/core/options.ts";
 export type { SnapshotJSON } from "./src/core/serialize.ts";
-export type { BreakerState, Snapshot } from "./src/core/snapshot.ts";
-export type { WindowStats } from "./src/core/window.ts";
+export type { BreakerState, RecordedState, Snapshot } from "./src/core/snapshot.ts";
+export type {
+  Bucket,
+  CallWindow,
+  TimeWindow,
+  WindowJSON,
+  WindowState,
+  WindowStats,
+} from "./src/core/window.ts";
+export type { Cell, Fifo } from "./src/core/fifo.ts";
 export { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./src/errors.ts";
 export type { StreamOptions, StreamSource } from "./src/stream.ts";
 export type {
