@@ -463,6 +463,9 @@ class GuardedSyncStream<T> extends IteratorBase {
   #permit: Permit | undefined;
   #recorded = false;
   #firstItemAt: number | undefined;
+  /** Untimed and no isFailureItem: an item needs only the end check. */
+  #plain = false;
+  #isFailureItem: ((item: T) => boolean) | undefined;
 
   constructor(
     hooks: CallHooks,
@@ -507,10 +510,11 @@ class GuardedSyncStream<T> extends IteratorBase {
       this.#record("success");
       return DONE_RESULT;
     }
+    if (this.#plain) return result;
     if (this.#firstItemAt === undefined && this.#permit?.timed) {
       this.#firstItemAt = this.#hooks.now();
     }
-    const isFailureItem = this.#hooks.policy.streams?.isFailureItem;
+    const isFailureItem = this.#isFailureItem;
     if (
       isFailureItem !== undefined && !this.#recorded &&
       itemFails(this.#hooks, isFailureItem, result.value)
@@ -564,6 +568,8 @@ class GuardedSyncStream<T> extends IteratorBase {
       this.#record("error", error);
       throw error;
     }
+    this.#isFailureItem = hooks.policy.streams?.isFailureItem as ((item: T) => boolean) | undefined;
+    this.#plain = !permit.timed && this.#isFailureItem === undefined;
     this.#phase = RUNNING;
   }
 
