@@ -16,6 +16,7 @@
 
 import process from "node:process";
 import { Breaker, circuit } from "../mod.ts";
+import { chunks as chunkStream, numbers, numbersSync, readAll } from "./stream.ts";
 
 const ok = (): Promise<number> => Promise.resolve(1);
 const okSync = (): number => 1;
@@ -29,30 +30,6 @@ let sink: unknown;
 const CHUNK = 10_000;
 
 const ITEMS = 1000;
-async function* numbers(n: number): AsyncGenerator<number, void, undefined> {
-  for (let i = 0; i < n; i++) yield i;
-}
-function* numbersSync(n: number): Generator<number, void, undefined> {
-  for (let i = 0; i < n; i++) yield i;
-}
-function chunkStream(n: number): ReadableStream<number> {
-  let i = 0;
-  return new ReadableStream<number>({
-    pull(controller) {
-      if (i < n) controller.enqueue(i++);
-      else controller.close();
-    },
-  });
-}
-async function readAll(stream: ReadableStream<number>): Promise<number> {
-  const reader = stream.getReader();
-  let acc = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return acc;
-    acc += value;
-  }
-}
 const guardedNumbers = circuit(numbers);
 const guardedNumbersSync = circuit(numbersSync);
 

@@ -45,16 +45,16 @@ export const SYNC_ITERATOR_REF = "ref: iterator object, next() = source.next() +
 /** Keeps results alive so that no loop is optimized away. */
 let sink: unknown;
 
-async function* numbers(n: number): AsyncGenerator<number, void, undefined> {
+export async function* numbers(n: number): AsyncGenerator<number, void, undefined> {
   for (let i = 0; i < n; i++) yield i;
 }
 
-function* numbersSync(n: number): Generator<number, void, undefined> {
+export function* numbersSync(n: number): Generator<number, void, undefined> {
   for (let i = 0; i < n; i++) yield i;
 }
 
 /** A stream of `n` chunks, produced one per pull (default strategy, highWaterMark 1). */
-function chunks(n: number): ReadableStream<number> {
+export function chunks(n: number): ReadableStream<number> {
   let i = 0;
   return new ReadableStream<number>({
     pull(controller) {
@@ -65,7 +65,7 @@ function chunks(n: number): ReadableStream<number> {
 }
 
 /** Reads a stream to its end with a reader and returns the sum of its chunks. */
-async function readAll(stream: ReadableStream<number>): Promise<number> {
+export async function readAll(stream: ReadableStream<number>): Promise<number> {
   const reader = stream.getReader();
   let acc = 0;
   for (;;) {
