@@ -53,7 +53,7 @@ export type {
   WindowOptions,
 } from "./src/core/options.ts";
 export type { SnapshotJSON } from "./src/core/serialize.ts";
-export type { BreakerState, RecordedState, Snapshot } from "./src/core/snapshot.ts";
+export type { BreakerState, Lease, RecordedState, Snapshot } from "./src/core/snapshot.ts";
 export type {
   Bucket,
   CallWindow,
@@ -64,6 +64,8 @@ export type {
 } from "./src/core/window.ts";
 export type { Cell, Fifo } from "./src/core/fifo.ts";
 export { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./src/errors.ts";
+export { memoryStore } from "./src/memory_store.ts";
+export type { StateStore, StoredState } from "./src/store.ts";
 export type { StreamOptions, StreamSource } from "./src/stream.ts";
 export type {
   BreakerListener,
@@ -71,5 +73,6 @@ export type {
   FailureEvent,
   RejectedEvent,
   StateChangeEvent,
+  StoreErrorEvent,
   SuccessEvent,
 } from "./src/events.ts";

@@ -9,7 +9,7 @@
 import { classifyError, isFailedResult } from "./core/classify.ts";
 import { describeValue } from "./core/describe_value.ts";
 import type { PolicyOptions } from "./core/options.ts";
-import { createPolicy, type Policy, POLICY_OPTIONS } from "./core/policy.ts";
+import { createPolicy, type Policy, POLICY_OPTIONS, sharePolicy } from "./core/policy.ts";
 import { snapshotFromJSON, type SnapshotJSON, snapshotToJSON } from "./core/serialize.ts";
 import {
   type BreakerState,
@@ -38,7 +38,9 @@ import {
 } from "./core/transitions.ts";
 import { type WindowStats, windowStats } from "./core/window.ts";
 import { BreakerOpenError, TimeoutError } from "./errors.ts";
-import type { BreakerListener, ListenerHook } from "./events.ts";
+import type { BreakerListener, ListenerHook, StoreErrorEvent } from "./events.ts";
+import { SharedCircuit } from "./shared_circuit.ts";
+import type { StateStore } from "./store.ts";
 import {
   GuardedAsyncStream,
   guardReadable,
@@ -72,6 +74,19 @@ export interface BreakerOptions extends PolicyOptions {
   readonly clock?: () => number;
   /** A snapshot from `toJSON()` to start from (no event fires for it). */
   readonly state?: SnapshotJSON;
+  /**
+   * Shares the circuit with every breaker of the same `name` on this store, in any process:
+   * see `denoKvStore` (`@circuit/breaker/deno-kv`), `redisStore` (`@circuit/breaker/redis`)
+   * and `memoryStore`. Dispose the breaker (`await breaker[Symbol.asyncDispose]()`) to flush
+   * its counts and close its subscription.
+   */
+  readonly store?: StateStore;
+  /**
+   * With a `store`: the longest time, in ms, this breaker's counts wait before they are
+   * merged into the shared circuit. Transitions are written at once.
+   * @default {1000}
+   */
+  readonly syncInterval?: number;
 }
 
 /**
@@ -92,10 +107,11 @@ export interface ExecuteOptions {
 }
 
 /** Options `configure()` cannot change: they make a breaker what it is. */
-const FIXED_OPTIONS = ["name", "state", "listeners"] as const;
+const FIXED_OPTIONS = ["name", "state", "listeners", "store", "syncInterval"] as const;
 
 /**
- * The options `configure()` can change: all but `name`, `state` and `listeners`.
+ * The options `configure()` can change: all but `name`, `state`, `listeners`, `store` and
+ * `syncInterval`.
  *
  * @example
  * ```ts
@@ -103,8 +119,11 @@ const FIXED_OPTIONS = ["name", "state", "listeners"] as const;
  * const tighter: ConfigurableOptions = { failureThreshold: 2 };
  * ```
  */
-export type ConfigurableOptions = Omit<BreakerOptions, "name" | "state" | "listeners">;
-const SHELL_OPTIONS = ["fallback", "listeners", "clock", "state"] as const;
+export type ConfigurableOptions = Omit<
+  BreakerOptions,
+  "name" | "state" | "listeners" | "store" | "syncInterval"
+>;
+const SHELL_OPTIONS = ["fallback", "listeners", "clock", "state", "store", "syncInterval"] as const;
 /** Every option a `Breaker` accepts. */
 export const BREAKER_OPTIONS: readonly string[] = [...POLICY_OPTIONS, ...SHELL_OPTIONS];
 
@@ -223,6 +242,8 @@ export class Breaker {
   #settle: Settle | undefined;
   /** The snapshot in which a call needs no admission, clock or recording (see `isQuiet`). */
   #quiet: Snapshot | undefined;
+  /** The link to the store, when the circuit is shared. */
+  #shared: SharedCircuit | undefined;
 
   /**
    * Creates a breaker. Throws a `TypeError` or `RangeError` naming any bad option.
@@ -253,6 +274,18 @@ export class Breaker {
     this.#snapshot = merged.state === undefined
       ? INITIAL_SNAPSHOT
       : snapshotFromJSON(this.#policy, merged.state, `${context} "${this.#policy.name}"`);
+    const store = checkStore(merged.store, context);
+    const syncInterval = checkSyncInterval(merged.syncInterval, context);
+    if (store !== undefined) {
+      this.#policy = sharePolicy(this.#policy, `${this.#policy.name}:${crypto.randomUUID()}`);
+      this.#shared = new SharedCircuit(store, this.#policy.name, {
+        snapshot: () => this.#snapshot,
+        adopt: (next) => this.#change(next),
+        policy: () => this.#policy,
+        now: () => this.#now(),
+        storeError: (error, operation) => this.#storeError(error, operation),
+      }, syncInterval);
+    }
   }
 
   /** The breaker's name, shown in errors, events and metrics. */
@@ -317,6 +350,22 @@ export class Breaker {
    */
   toJSON(): SnapshotJSON {
     return snapshotToJSON(this.#snapshot);
+  }
+
+  /**
+   * With a `store`: writes the counts not yet merged (when the store answers) and closes the
+   * subscription, leaving no handle open. The breaker goes on working on its local state.
+   * Without a store there is nothing to release.
+   *
+   * @example
+   * ```ts
+   * import { Breaker, memoryStore } from "@circuit/breaker";
+   * await using breaker = new Breaker({ name: "db", store: memoryStore() });
+   * await breaker.execute(() => Promise.resolve("row"));
+   * ```
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#shared === undefined ? Promise.resolve() : this.#shared.close();
   }
 
   /**
@@ -561,7 +610,10 @@ export class Breaker {
         if (!held) return;
         held = false;
         const now = this.#now();
-        this.#change(release(this.#policy, this.#snapshot, now));
+        const next = release(this.#policy, this.#snapshot, now);
+        // A shared breaker rejoins the shared circuit rather than closing it for everyone.
+        if (this.#shared !== undefined && next.isolated === 0) this.#shared.rejoin(next, now);
+        else this.#change(next);
       },
     };
   }
@@ -596,7 +648,10 @@ export class Breaker {
       }
     }
     const merged = copyOptions({ ...this.#options, ...options });
-    const { policy, clock, fallback } = parseOptions(merged, context);
+    const parsed = parseOptions(merged, context);
+    const { clock, fallback } = parsed;
+    const lease = this.#policy.lease;
+    const policy = lease === undefined ? parsed.policy : sharePolicy(parsed.policy, lease.holder);
     // Everything is valid: only now does the breaker change.
     this.#snapshot = reconfigure(this.#policy, policy, this.#snapshot);
     this.#options = merged;
@@ -703,7 +758,7 @@ export class Breaker {
         return Promise.reject(error);
       }
     }
-    const verdict = admit(policy, before, start);
+    const verdict = this.#admit(policy, before, start);
     let generation = before.generation;
     if (verdict !== before) {
       if (isRejection(verdict)) {
@@ -865,6 +920,17 @@ export class Breaker {
     return this.#settleValue(result, generation, start, timed);
   }
 
+  /**
+   * Decides admission. A shared circuit whose store does not answer takes the trial lease
+   * locally and decides again, so no call is turned away because of the store.
+   */
+  #admit(policy: Policy, before: Snapshot, now: number): Snapshot | Rejection {
+    const verdict = admit(policy, before, now);
+    const shared = this.#shared;
+    if (shared === undefined || !isRejection(verdict) || !shared.leaseLocally(now)) return verdict;
+    return admit(this.#policy, this.#snapshot, now);
+  }
+
   /** A rejected admission: keeps the snapshot, tells listeners, serves the fallback or throws. */
   #turnAway(rejection: Rejection, thisArg: unknown, args: readonly unknown[] | undefined): unknown {
     const error = this.#refuse(rejection);
@@ -876,6 +942,7 @@ export class Breaker {
   /** Keeps the snapshot a rejection brings, tells listeners, and returns the caller's error. */
   #refuse(rejection: Rejection): BreakerOpenError {
     if (rejection.snapshot !== this.#snapshot) this.#change(rejection.snapshot);
+    this.#shared?.refused(this.#settledAt(0));
     const error = new BreakerOpenError({
       breaker: this.#policy.name,
       state: rejection.rejectedIn as BreakerOpenError["state"],
@@ -892,7 +959,7 @@ export class Breaker {
     const before = this.#snapshot;
     const timed = this.#timed || needsClock(policy, before);
     const start = timed ? this.#now() : 0;
-    const verdict = admit(policy, before, start);
+    const verdict = this.#admit(policy, before, start);
     let generation = before.generation;
     if (verdict !== before) {
       if (isRejection(verdict)) return this.#refuse(verdict);
@@ -951,6 +1018,7 @@ export class Breaker {
     const durationMs = duration ?? end - start;
     const next = recordSuccess(this.#policy, before, generation, durationMs, end);
     if (next !== before) this.#snapshot = next;
+    this.#shared?.recorded(before, generation, false, durationMs, end);
     if (this.#listeners.length !== 0 && timed) {
       this.#emit("success", { breaker: this, durationMs });
     }
@@ -969,6 +1037,7 @@ export class Breaker {
     const durationMs = timed ? duration ?? end - start : 0;
     const next = recordFailure(this.#policy, before, generation, failure, durationMs, end);
     if (next !== before) this.#snapshot = next;
+    this.#shared?.recorded(before, generation, true, durationMs, end);
     if (this.#listeners.length !== 0 && timed) {
       this.#emit("failure", { breaker: this, error: failure, durationMs });
     }
@@ -990,6 +1059,7 @@ export class Breaker {
   }
 
   #announce(before: Snapshot, after: Snapshot): void {
+    this.#shared?.changed(before, after);
     if (this.#listeners.length === 0) return;
     const from = recordedState(before);
     const to = recordedState(after);
@@ -1011,6 +1081,19 @@ export class Breaker {
       } catch (error) {
         this.#reportListener(hook, error);
       }
+    }
+  }
+
+  #storeError(error: unknown, operation: StoreErrorEvent["operation"]): void {
+    if (this.#listeners.some((listener) => listener.storeError !== undefined)) {
+      this.#emit("storeError", { breaker: this, error, operation });
+    } else {
+      console.error(
+        `Circuit ${
+          JSON.stringify(this.#policy.name)
+        }: the store failed (${operation}); going on under local state`,
+        error,
+      );
     }
   }
 
@@ -1119,6 +1202,37 @@ export function parseOptions(
   };
 }
 
+function checkStore(store: unknown, context: string): StateStore | undefined {
+  if (store === undefined) return undefined;
+  const candidate = store as Partial<StateStore> | null;
+  if (
+    candidate !== null && typeof candidate === "object" &&
+    typeof candidate.read === "function" && typeof candidate.compareAndSet === "function"
+  ) {
+    return store as StateStore;
+  }
+  throw new TypeError(
+    `${context}: "store" must be a StateStore (an object with read() and compareAndSet()), received ${
+      describeValue(store)
+    }`,
+  );
+}
+
+function checkSyncInterval(syncInterval: unknown, context: string): number {
+  if (syncInterval === undefined) return 1_000;
+  if (typeof syncInterval !== "number") {
+    throw new TypeError(
+      `${context}: "syncInterval" must be a number, received ${describeValue(syncInterval)}`,
+    );
+  }
+  if (Number.isFinite(syncInterval) && syncInterval >= 0) return syncInterval;
+  throw new RangeError(
+    `${context}: "syncInterval" must be a finite number >= 0, received ${
+      describeValue(syncInterval)
+    }`,
+  );
+}
+
 function checkClock(clock: unknown, context: string): () => number {
   if (clock === undefined) return Date.now;
   if (typeof clock === "function") return clock as () => number;
@@ -1140,6 +1254,7 @@ const HOOKS: readonly ListenerHook[] = [
   "success",
   "failure",
   "rejected",
+  "storeError",
 ];
 
 /** Shared by every breaker without listeners. */

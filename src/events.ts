@@ -91,6 +91,25 @@ export interface RejectedEvent {
 }
 
 /**
+ * A shared circuit's store failed or did not answer in time. The breaker goes on under its
+ * local state and merges its counts when the store answers again.
+ *
+ * @example
+ * ```ts
+ * import type { StoreErrorEvent } from "./events.ts";
+ * const log = ({ operation, error }: StoreErrorEvent) => console.warn(operation, error);
+ * ```
+ */
+export interface StoreErrorEvent {
+  /** The breaker. */
+  readonly breaker: Breaker;
+  /** The error the store raised, or a `TimeoutError` when it was too slow to answer. */
+  readonly error: unknown;
+  /** What the breaker asked of the store. */
+  readonly operation: "read" | "compareAndSet" | "subscribe";
+}
+
+/**
  * Hooks called after the breaker's new state is in place. A hook that throws (or returns a
  * promise that rejects) is reported with `console.error` and changes nothing.
  *
@@ -115,6 +134,11 @@ export interface BreakerListener {
   failure?(event: FailureEvent): void;
   /** A call was turned away. */
   rejected?(event: RejectedEvent): void;
+  /**
+   * The store of a shared circuit failed (see the `store` option). Without a listener for it,
+   * the first error of each outage is reported with `console.error`.
+   */
+  storeError?(event: StoreErrorEvent): void;
 }
 
 /** The hooks of a listener. */

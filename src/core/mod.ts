@@ -32,9 +32,11 @@ export type {
 export {
   createPolicy,
   type ErrorMatchers,
+  type LeaseRules,
   type Policy,
   POLICY_OPTIONS,
   type Reporter,
+  sharePolicy,
   type StreamRules,
   type WindowRules,
 } from "./policy.ts";
@@ -43,6 +45,7 @@ export { snapshotFromJSON, type SnapshotJSON, snapshotToJSON } from "./serialize
 export {
   type BreakerState,
   INITIAL_SNAPSHOT,
+  type Lease,
   type RecordedState,
   recordedState,
   retryAfterAt,
@@ -53,6 +56,7 @@ export {
   admit,
   close,
   failureNeedsClock,
+  follow,
   halfOpen,
   isolate,
   isQuiet,
@@ -64,12 +68,17 @@ export {
   recordFailure,
   recordNeutral,
   recordSuccess,
+  recordTally,
   type Rejection,
   release,
+  takeLease,
+  wantsLease,
 } from "./transitions.ts";
+export { changesNothing, emptyTally, joinTallies, type Tally, tallyOutcome } from "./tally.ts";
 export {
   type Bucket,
   type CallWindow,
+  mergeWindows,
   recordCall,
   type TimeWindow,
   type WindowJSON,

@@ -62,7 +62,48 @@ export interface Policy {
   readonly durations: boolean;
   /** Where problems in user rules are reported. */
   readonly report: Reporter;
+  /**
+   * Set when the circuit is shared (see `sharePolicy`): trials then need a lease taken in the
+   * store, and this breaker takes it as `holder`.
+   */
+  readonly lease: LeaseRules | undefined;
 }
+
+/**
+ * How a breaker sharing its circuit takes trial leases.
+ *
+ * @example
+ * ```ts
+ * import { createPolicy, sharePolicy } from "./policy.ts";
+ * sharePolicy(createPolicy({ timeout: 5_000 }), "worker-1").lease?.duration; // 5000
+ * ```
+ */
+export interface LeaseRules {
+  /** This breaker's identity, unique among the breakers sharing the circuit. */
+  readonly holder: string;
+  /** How long a lease lasts, in ms: the call `timeout`, else 30 s. */
+  readonly duration: number;
+}
+
+/**
+ * The policy of a breaker that shares its circuit through a store, as `holder`: its trials
+ * need a lease (see `takeLease` in `shared.ts`), which lasts the call `timeout` (else 30 s) so
+ * that a holder that crashed mid-trial blocks recovery no longer than a trial may run.
+ *
+ * @example
+ * ```ts
+ * import { createPolicy, sharePolicy } from "./policy.ts";
+ * sharePolicy(createPolicy({}), "worker-1").lease?.holder; // "worker-1"
+ * ```
+ */
+export function sharePolicy(policy: Policy, holder: string): Policy {
+  return Object.freeze({
+    ...policy,
+    lease: Object.freeze({ holder, duration: policy.timeout ?? DEFAULT_LEASE }),
+  });
+}
+
+const DEFAULT_LEASE = 30_000;
 
 /**
  * The compiled error matchers (a policy groups them: a breaker without any keeps none).
@@ -293,6 +334,7 @@ export function createPolicy(
     timed: judgesWindow && (window.kind === "time" || slowCallDuration !== undefined),
     durations: judgesWindow && slowCallDuration !== undefined,
     report,
+    lease: undefined,
   });
 }
 

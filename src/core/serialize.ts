@@ -46,6 +46,8 @@ export interface SnapshotJSON {
   readonly rampCalls: number;
   /** The rate rules' window, or `null` when empty. */
   readonly window: WindowJSON | null;
+  /** While half-open in a shared circuit: the trial lease. Absent or `null` otherwise. */
+  readonly lease?: { readonly holder: string; readonly until: number } | null;
 }
 
 const STATES: readonly RecordedState[] = ["closed", "open", "half-open", "recovering"];
@@ -73,6 +75,9 @@ export function snapshotToJSON(snapshot: Snapshot): SnapshotJSON {
     rampUntil: snapshot.rampUntil ?? null,
     rampCalls: snapshot.rampCalls,
     window: snapshot.window === undefined ? null : windowToJSON(snapshot.window),
+    lease: snapshot.lease === undefined
+      ? null
+      : { holder: snapshot.lease.holder, until: snapshot.lease.until },
   };
 }
 
@@ -130,6 +135,16 @@ export function snapshotFromJSON(
   if (rampStart !== undefined && rampUntil !== undefined && rampUntil < rampStart) {
     fail("state.rampUntil", `a time >= "rampStart" (${rampStart})`, rampUntil);
   }
+  let lease: Snapshot["lease"];
+  if (form.lease !== null && form.lease !== undefined) {
+    if (state !== "half-open") fail("state.lease", "null unless half-open", form.lease);
+    const { holder, until } = form.lease as Record<string, unknown>;
+    if (typeof holder !== "string") fail("state.lease.holder", "a string", holder);
+    if (typeof until !== "number" || !Number.isFinite(until)) {
+      fail("state.lease.until", "a finite number", until);
+    }
+    lease = { holder: holder as string, until: until as number };
+  }
   let window;
   try {
     window = windowFromJSON(policy.rules?.window, form.window, "state.window");
@@ -148,5 +163,6 @@ export function snapshotFromJSON(
     rampUntil,
     rampCalls: count("rampCalls"),
     window,
+    lease,
   };
 }

@@ -58,10 +58,32 @@ export interface Snapshot {
   readonly rampCalls: number;
   /** Outcomes the rate rules judge; `undefined` when empty. */
   readonly window: WindowState | undefined;
+  /**
+   * While half-open in a shared circuit: which breaker may run trial calls, and until when
+   * (see `takeLease`). `undefined` otherwise.
+   */
+  readonly lease: Lease | undefined;
   /** Open `isolate()` holds; a local overlay, never serialized. */
   readonly isolated: number;
   /** The last failure recorded (an error, or a value `isFailureResult` marked); not serialized. */
   readonly lastFailure: unknown;
+}
+
+/**
+ * The right to run trial calls in a shared half-open circuit: exactly one breaker holds it,
+ * until it reports the trial's outcome or the lease expires.
+ *
+ * @example
+ * ```ts
+ * import type { Lease } from "./snapshot.ts";
+ * const lease: Lease = { holder: "worker-1:8f3a", until: 1_700_000_030_000 };
+ * ```
+ */
+export interface Lease {
+  /** The holder's identity (each breaker sharing a circuit has its own). */
+  readonly holder: string;
+  /** When the lease expires (epoch ms): from then on another breaker may take it. */
+  readonly until: number;
 }
 
 /** A closed circuit with no history. */
@@ -77,6 +99,7 @@ export const INITIAL_SNAPSHOT: Snapshot = Object.freeze({
   rampUntil: undefined,
   rampCalls: 0,
   window: undefined,
+  lease: undefined,
   isolated: 0,
   lastFailure: undefined,
 });

@@ -9,7 +9,8 @@
 import type { Policy, WindowRules } from "./policy.ts";
 import { retryAfterHint } from "./retry_after.ts";
 import type { BreakerState, Snapshot } from "./snapshot.ts";
-import { recordCall, sameWindow, statsOf, type WindowState } from "./window.ts";
+import type { Tally } from "./tally.ts";
+import { mergeWindows, recordCall, sameWindow, statsOf, type WindowState } from "./window.ts";
 
 /**
  * A call turned away: the state it met and how long until a call may be admitted. The
@@ -59,7 +60,8 @@ export function needsClock(_policy: Policy, snapshot: Snapshot): boolean {
 
 /**
  * Whether, in this snapshot, a call is admitted without the clock and its success changes
- * nothing: closed with no failure counted, no window, no timeout, no failure results. A shell
+ * nothing: closed with no failure counted, no window, no timeout, no failure results, and
+ * not shared (a shared circuit tallies every outcome). A shell
  * may skip admission and recording while its snapshot is this one (and no listener needs events).
  *
  * @example
@@ -73,7 +75,8 @@ export function needsClock(_policy: Policy, snapshot: Snapshot): boolean {
  */
 export function isQuiet(policy: Policy, snapshot: Snapshot): boolean {
   return !policy.timed && policy.rules === undefined && policy.timeout === undefined &&
-    policy.isFailureResult === undefined && snapshot.state === "closed" &&
+    policy.isFailureResult === undefined && policy.lease === undefined &&
+    snapshot.state === "closed" &&
     snapshot.isolated === 0 && snapshot.failureCount === 0;
 }
 
@@ -116,13 +119,20 @@ export function admit(policy: Policy, snapshot: Snapshot, now: number): Snapshot
     case "open": {
       const openUntil = snapshot.openUntil as number;
       if (now < openUntil) return reject(snapshot, "open", openUntil - now);
-      return { ...halfOpenFrom(snapshot), trials: 1 };
+      // A shared circuit's trials wait for the lease, taken through the store (`takeLease`).
+      if (policy.lease !== undefined) return reject(snapshot, "half-open", 0);
+      return { ...halfOpenFrom(policy, snapshot, now), trials: 1 };
     }
-    case "half-open":
-      if (snapshot.trials < policy.halfOpenMaxCalls) {
+    case "half-open": {
+      const lease = policy.lease;
+      if (
+        snapshot.trials < policy.halfOpenMaxCalls &&
+        (lease === undefined || holdsLease(lease.holder, snapshot, now))
+      ) {
         return { ...snapshot, trials: snapshot.trials + 1 };
       }
       return reject(snapshot, "half-open", 0);
+    }
     case "recovering": {
       const ramp = policy.recoveryRamp;
       if (ramp === undefined || now >= (snapshot.rampUntil as number)) return endRamp(snapshot);
@@ -176,7 +186,7 @@ export function recordSuccess(
   durationMs: number,
   now: number,
 ): Snapshot {
-  if (generation !== snapshot.generation) return snapshot;
+  if (generation !== snapshot.generation || snapshot.isolated !== 0) return snapshot;
   switch (snapshot.state) {
     case "closed":
     case "recovering": {
@@ -222,7 +232,7 @@ export function recordFailure(
   durationMs: number,
   now: number,
 ): Snapshot {
-  if (generation !== snapshot.generation) return snapshot;
+  if (generation !== snapshot.generation || snapshot.isolated !== 0) return snapshot;
   switch (snapshot.state) {
     case "closed":
     case "recovering": {
@@ -268,6 +278,78 @@ export function recordNeutral(_policy: Policy, snapshot: Snapshot, generation: n
 }
 
 /**
+ * Records the outcomes another breaker sharing the circuit tallied since its last sync (or
+ * this breaker's own, onto a newer stored snapshot), as if they came after the snapshot's:
+ * the consecutive count adds up unless the tally saw a success, the windows merge, and the
+ * circuit opens when a rule trips. A tally of another generation changes nothing.
+ *
+ * @example
+ * ```ts
+ * import { recordTally } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { emptyTally } from "./tally.ts";
+ * const tally = { ...emptyTally(0), outcomes: 3, failures: 3 };
+ * const stored = { ...INITIAL_SNAPSHOT, failureCount: 2 };
+ * recordTally(createPolicy({ failureThreshold: 5 }), stored, tally, 0).state; // "open"
+ * ```
+ */
+export function recordTally(
+  policy: Policy,
+  snapshot: Snapshot,
+  tally: Tally,
+  now: number,
+): Snapshot {
+  if (
+    tally.outcomes === 0 || tally.generation !== snapshot.generation || snapshot.isolated !== 0 ||
+    (snapshot.state !== "closed" && snapshot.state !== "recovering")
+  ) {
+    return snapshot;
+  }
+  const current = settled(snapshot, now);
+  const failureCount = tally.reset ? tally.failures : current.failureCount + tally.failures;
+  const rules = policy.rules;
+  const window = rules === undefined
+    ? current.window
+    : mergeWindows(rules.window, current.window, tally.window, now);
+  const next = withCounts(current, failureCount, window, current.lastFailure);
+  const trips = (tally.failures !== 0 && failureCount >= policy.failureThreshold) ||
+    (rules !== undefined && window !== undefined && rulesTrip(policy, rules, window));
+  return trips ? openFrom(policy, next, now, undefined) : next;
+}
+
+/**
+ * The local snapshot of a breaker sharing its circuit, once it learns the stored one: the
+ * stored state with this breaker's unsynced `tally` recorded onto it, keeping what is local
+ * (isolation, trials in flight in the same generation, the last failure).
+ *
+ * @example
+ * ```ts
+ * import { follow } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { emptyTally } from "./tally.ts";
+ * const stored = { ...INITIAL_SNAPSHOT, state: "open", generation: 1, openUntil: 5000 } as const;
+ * follow(createPolicy({}), INITIAL_SNAPSHOT, stored, emptyTally(0), 0).state; // "open"
+ * ```
+ */
+export function follow(
+  policy: Policy,
+  local: Snapshot,
+  stored: Snapshot,
+  tally: Tally,
+  now: number,
+): Snapshot {
+  const next = recordTally(policy, stored, tally, now);
+  return {
+    ...next,
+    trials: next.generation === local.generation ? local.trials : 0,
+    isolated: local.isolated,
+    lastFailure: local.lastFailure,
+  };
+}
+
+/**
  * Opens the circuit by hand, for a normal recovery period from `now`.
  *
  * @example
@@ -293,9 +375,59 @@ export function open(policy: Policy, snapshot: Snapshot, now: number): Snapshot 
  * halfOpen(createPolicy({}), INITIAL_SNAPSHOT, 0).state; // "half-open"
  * ```
  */
-export function halfOpen(_policy: Policy, snapshot: Snapshot, now: number): Snapshot {
+export function halfOpen(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
   const current = settled(snapshot, now);
-  return current.state === "half-open" ? current : halfOpenFrom(current);
+  const lease = policy.lease;
+  if (
+    current.state === "half-open" && (lease === undefined || holdsLease(lease.holder, current, now))
+  ) {
+    return current;
+  }
+  return halfOpenFrom(policy, current, now);
+}
+
+/**
+ * Whether a breaker sharing its circuit should take the trial lease now: the open period
+ * has elapsed, or the half-open circuit's lease is missing or expired. Taking it is a write to
+ * the store (see `takeLease`); until it succeeds, calls are turned away.
+ *
+ * @example
+ * ```ts
+ * import { wantsLease } from "./transitions.ts";
+ * import { createPolicy, sharePolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
+ * wantsLease(sharePolicy(createPolicy({}), "a"), open, 1000); // true
+ * ```
+ */
+export function wantsLease(policy: Policy, snapshot: Snapshot, now: number): boolean {
+  if (policy.lease === undefined || snapshot.isolated !== 0) return false;
+  if (snapshot.state === "open") return now >= (snapshot.openUntil as number);
+  return snapshot.state === "half-open" &&
+    (snapshot.lease === undefined || now >= snapshot.lease.until);
+}
+
+/**
+ * The trial lease taken by this breaker (`policy.lease.holder`): a new half-open generation
+ * whose trials only this breaker runs until `now + policy.lease.duration`. Written to the store
+ * by compare-and-set, so exactly one breaker gets each lease.
+ *
+ * @example
+ * ```ts
+ * import { takeLease } from "./transitions.ts";
+ * import { createPolicy, sharePolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
+ * takeLease(sharePolicy(createPolicy({}), "a"), open, 1000).lease; // { holder: "a", until: 31000 }
+ * ```
+ */
+export function takeLease(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
+  return halfOpenFrom(policy, settled(snapshot, now), now);
+}
+
+function holdsLease(holder: string, snapshot: Snapshot, now: number): boolean {
+  const lease = snapshot.lease;
+  return lease !== undefined && lease.holder === holder && now < lease.until;
 }
 
 /**
@@ -407,6 +539,7 @@ function withCounts(
     rampUntil: snapshot.rampUntil,
     rampCalls: snapshot.rampCalls,
     window,
+    lease: snapshot.lease,
     isolated: snapshot.isolated,
     lastFailure,
   };
@@ -454,6 +587,7 @@ function openFrom(policy: Policy, snapshot: Snapshot, now: number, failure: unkn
     rampUntil: undefined,
     rampCalls: 0,
     window: undefined,
+    lease: undefined,
   };
 }
 
@@ -479,7 +613,8 @@ function recoveryPeriod(policy: Policy, openings: number, lastFailure: unknown):
   return DEFAULT_PERIOD;
 }
 
-function halfOpenFrom(snapshot: Snapshot): Snapshot {
+function halfOpenFrom(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
+  const lease = policy.lease;
   return {
     ...snapshot,
     state: "half-open",
@@ -491,6 +626,7 @@ function halfOpenFrom(snapshot: Snapshot): Snapshot {
     rampUntil: undefined,
     rampCalls: 0,
     window: undefined,
+    lease: lease === undefined ? undefined : { holder: lease.holder, until: now + lease.duration },
   };
 }
 
@@ -509,6 +645,7 @@ function closeFrom(policy: Policy, snapshot: Snapshot, now: number, byTrials: bo
     rampUntil: ramp === undefined ? undefined : now + ramp.duration,
     rampCalls: 0,
     window: undefined,
+    lease: undefined,
   };
 }
 

@@ -303,6 +303,56 @@ export function statsOf(calls: number, failures: number, slowCalls: number): Win
   };
 }
 
+/**
+ * One window holding the outcomes of `earlier` and then those of `later` (another breaker's
+ * since it last synced): a count window keeps the newest `calls` of them, a time window adds
+ * the counts bucket by bucket and drops the buckets that have left the window at `now`.
+ *
+ * @example
+ * ```ts
+ * import { mergeWindows, recordCall, type WindowPolicy } from "./window.ts";
+ * const policy: WindowPolicy = { kind: "calls", calls: 3 };
+ * const a = recordCall(policy, undefined, 0, true, false);
+ * const b = recordCall(policy, recordCall(policy, undefined, 0, false, false), 0, true, false);
+ * mergeWindows(policy, a, b, 0)?.failures; // 2
+ * ```
+ */
+export function mergeWindows(
+  policy: WindowPolicy,
+  earlier: WindowState | undefined,
+  later: WindowState | undefined,
+  now: number,
+): WindowState | undefined {
+  if (later === undefined) return earlier;
+  if (earlier === undefined) return later;
+  const first = windowToJSON(earlier);
+  const second = windowToJSON(later);
+  if (policy.kind === "calls") {
+    const outcomes = (first.kind === "calls" ? first.outcomes : "") +
+      (second.kind === "calls" ? second.outcomes : "");
+    return windowFromJSON(policy, { kind: "calls", outcomes }, "window");
+  }
+  const counts = new Map<number, [number, number, number, number]>();
+  for (const form of [first, second]) {
+    if (form.kind !== "time" || form.bucketMs !== policy.bucketMs) continue;
+    for (const [index, calls, failures, slowCalls] of form.buckets) {
+      const bucket = counts.get(index);
+      if (bucket === undefined) counts.set(index, [index, calls, failures, slowCalls]);
+      else {
+        bucket[1] += calls;
+        bucket[2] += failures;
+        bucket[3] += slowCalls;
+      }
+    }
+  }
+  const oldest = Math.floor(now / policy.bucketMs) - policy.buckets;
+  const buckets = [...counts.values()].filter(([index]) => index >= oldest)
+    .sort((a, b) => a[0] - b[0]);
+  return buckets.length === 0
+    ? undefined
+    : windowFromJSON(policy, { kind: "time", bucketMs: policy.bucketMs, buckets }, "window");
+}
+
 /** Whether two window policies keep the same history (so a window can be kept across them). */
 export function sameWindow(a: WindowPolicy | undefined, b: WindowPolicy | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;

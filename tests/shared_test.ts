@@ -1,0 +1,460 @@
+import assert from "node:assert/strict";
+import FakeTimers from "@sinonjs/fake-timers";
+import {
+  Breaker,
+  BreakerOpenError,
+  memoryStore,
+  type StateStore,
+  type StoredState,
+  type StoreErrorEvent,
+} from "../mod.ts";
+import { describe, it } from "./timer_leaks.ts";
+import { manualClock } from "./manual_clock.ts";
+
+/** Lets the store's promises and notifications run (the memory store answers at once). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+const fail = () => Promise.reject(new Error("down"));
+const succeed = () => Promise.resolve("ok");
+
+/** Runs `fn` through the breaker, returning what happened instead of throwing. */
+async function attempt(breaker: Breaker, fn: () => Promise<unknown>): Promise<string> {
+  try {
+    await breaker.execute(fn);
+    return "ran";
+  } catch (error) {
+    return error instanceof BreakerOpenError ? "rejected" : "failed";
+  }
+}
+
+/** A store that counts operations and can be switched off (every call rejects) or stalled. */
+function faultyStore(inner: StateStore = memoryStore()) {
+  const state = { down: false, writes: 0, reads: 0 };
+  const check = () => {
+    if (state.down) throw new Error("store unreachable");
+  };
+  const store: StateStore = {
+    read: async (name) => {
+      state.reads++;
+      check();
+      return await inner.read(name);
+    },
+    compareAndSet: async (name, expected, value) => {
+      check();
+      state.writes++;
+      return await inner.compareAndSet(name, expected, value);
+    },
+    subscribe: (name, onChange, onError) => inner.subscribe!(name, onChange, onError),
+  };
+  return { store, state };
+}
+
+function storedSnapshot(stored: StoredState | undefined): Record<string, unknown> {
+  assert.ok(stored, "a snapshot is stored");
+  return JSON.parse(stored.value);
+}
+
+describe("shared circuits", () => {
+  it("Breaker with a store: a trip in one breaker is seen by the others", async () => {
+    const store = memoryStore();
+    const clock = manualClock();
+    const breakers = [0, 1, 2, 3].map(() =>
+      new Breaker({ name: "api", store, clock, failureThreshold: 2 })
+    );
+    await settle();
+    await attempt(breakers[0]!, fail);
+    await attempt(breakers[0]!, fail);
+    assert.equal(breakers[0]!.state, "open");
+    await settle();
+    for (const breaker of breakers) assert.equal(breaker.state, "open");
+    assert.equal(await attempt(breakers[3]!, succeed), "rejected");
+    for (const breaker of breakers) await breaker[Symbol.asyncDispose]();
+  });
+
+  it("Breaker with a store: failures of all breakers add up to the threshold", async () => {
+    const store = memoryStore();
+    const clock = manualClock();
+    const options = { name: "db", store, clock, failureThreshold: 4, syncInterval: 0 };
+    const a = new Breaker(options);
+    const b = new Breaker(options);
+    await settle();
+    await attempt(a, fail);
+    await attempt(b, fail);
+    await settle();
+    await attempt(a, fail);
+    await settle();
+    assert.equal(b.state, "closed");
+    assert.equal(b.failureCount, 3);
+    await attempt(b, fail);
+    await settle();
+    assert.equal(a.state, "open");
+    assert.equal(b.state, "open");
+    await a[Symbol.asyncDispose]();
+    await b[Symbol.asyncDispose]();
+  });
+
+  it("Breaker with a store: a success anywhere restarts the consecutive count", async () => {
+    const store = memoryStore();
+    const options = { name: "db", store, failureThreshold: 3, syncInterval: 0 };
+    const a = new Breaker(options);
+    const b = new Breaker(options);
+    await settle();
+    await attempt(a, fail);
+    await attempt(a, fail);
+    await settle();
+    await attempt(b, succeed);
+    await settle();
+    assert.equal(a.failureCount, 0);
+    await attempt(a, fail);
+    await settle();
+    assert.equal(a.state, "closed");
+    assert.equal(b.failureCount, 1);
+    await a[Symbol.asyncDispose]();
+    await b[Symbol.asyncDispose]();
+  });
+
+  it("Breaker with a store merges rate-rule windows across breakers", async () => {
+    const store = memoryStore();
+    const options = {
+      name: "rates",
+      store,
+      syncInterval: 0,
+      failureRate: 0.5,
+      minimumCalls: 4,
+      window: { calls: 10 },
+    };
+    const a = new Breaker(options);
+    const b = new Breaker(options);
+    await settle();
+    await attempt(a, fail);
+    await attempt(a, succeed);
+    await settle();
+    await attempt(b, succeed);
+    await settle();
+    assert.deepEqual({ ...b.stats }, {
+      calls: 3,
+      failures: 1,
+      slowCalls: 0,
+      failureRate: 1 / 3,
+      slowCallRate: 0,
+    });
+    await attempt(b, fail);
+    await settle();
+    assert.equal(a.state, "open");
+    await a[Symbol.asyncDispose]();
+    await b[Symbol.asyncDispose]();
+  });
+
+  it("Breaker with a store batches counts at most syncInterval ms apart", async () => {
+    const timers = FakeTimers.install({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const { store, state } = faultyStore();
+      const breaker = new Breaker({ name: "db", store, syncInterval: 1_000 });
+      await timers.tickAsync(0);
+      const initial = state.writes;
+      for (let i = 0; i < 3; i++) await attempt(breaker, fail);
+      await timers.tickAsync(999);
+      assert.equal(state.writes, initial, "no write before syncInterval");
+      await timers.tickAsync(1);
+      assert.equal(state.writes, initial + 1, "one write for the batch");
+      assert.equal(storedSnapshot(await store.read("db")).failureCount, 3);
+      await timers.tickAsync(10_000);
+      assert.equal(state.writes, initial + 1, "no write while idle");
+      await breaker[Symbol.asyncDispose]();
+    } finally {
+      timers.uninstall();
+    }
+  });
+
+  it("Breaker with a store writes nothing for successes of a healthy circuit", async () => {
+    const { store, state } = faultyStore();
+    const breaker = new Breaker({ name: "db", store, syncInterval: 0 });
+    await settle();
+    const initial = state.writes;
+    for (let i = 0; i < 100; i++) await breaker.execute(succeed);
+    await settle();
+    assert.equal(state.writes, initial);
+    await breaker[Symbol.asyncDispose]();
+  });
+
+  it("Breaker with a store runs exactly one trial per half-open period across breakers", async () => {
+    const store = memoryStore();
+    const clock = manualClock();
+    const options = { name: "api", store, clock, failureThreshold: 1, recoveryTimeout: 1_000 };
+    const breakers = [0, 1, 2, 3].map(() => new Breaker(options));
+    await settle();
+    await attempt(breakers[0]!, fail);
+    await settle();
+    clock.advance(1_000);
+    let trials = 0;
+    const pending: Array<() => void> = [];
+    const trial = () =>
+      new Promise<string>((resolve) => {
+        trials++;
+        pending.push(() => resolve("ok"));
+      });
+    // Every breaker is asked at once: the first calls are turned away while the lease is taken.
+    const first = await Promise.all(
+      breakers.map((b) => b.execute(trial).then(() => "ran", () => "rejected")),
+    );
+    assert.deepEqual(first, ["rejected", "rejected", "rejected", "rejected"]);
+    await settle();
+    const runs = breakers.map((b) => b.execute(trial).then(() => "ran", () => "rejected"));
+    await settle();
+    assert.equal(trials, 1, "exactly one trial runs");
+    for (const resolve of pending) resolve();
+    const outcomes = await Promise.all(runs);
+    assert.equal(outcomes.filter((o) => o === "ran").length, 1);
+    await settle();
+    for (const breaker of breakers) assert.equal(breaker.state, "closed");
+    for (const breaker of breakers) await breaker[Symbol.asyncDispose]();
+  });
+
+  it("Breaker with a store: a crashed trial holder's lease expires and another takes it", async () => {
+    const store = memoryStore();
+    const clock = manualClock();
+    const options = {
+      name: "api",
+      store,
+      clock,
+      failureThreshold: 1,
+      recoveryTimeout: 1_000,
+      timeout: 5_000,
+    };
+    const holder = new Breaker(options);
+    const other = new Breaker(options);
+    await settle();
+    await attempt(holder, fail);
+    await settle();
+    clock.advance(1_000);
+    assert.equal(await attempt(holder, succeed), "rejected");
+    await settle();
+    assert.equal(holder.snapshot.lease?.holder.startsWith("api:"), true);
+    // The holder "crashes": it never runs its trial. Others wait for the lease to expire.
+    await holder[Symbol.asyncDispose]();
+    assert.equal(await attempt(other, succeed), "rejected");
+    await settle();
+    assert.equal(await attempt(other, succeed), "rejected");
+    clock.advance(5_000);
+    assert.equal(await attempt(other, succeed), "rejected");
+    await settle();
+    assert.equal(await attempt(other, succeed), "ran");
+    await settle();
+    assert.equal(other.state, "closed");
+    assert.equal(storedSnapshot(await store.read("api")).state, "closed");
+    await other[Symbol.asyncDispose]();
+  });
+
+  it("Breaker with a store goes on under local state while the store is down, and merges after", async () => {
+    const { store, state } = faultyStore();
+    const errors: StoreErrorEvent[] = [];
+    const options = {
+      name: "db",
+      store,
+      failureThreshold: 10,
+      syncInterval: 0,
+      listeners: [{ storeError: (event: StoreErrorEvent) => errors.push(event) }],
+    };
+    const a = new Breaker(options);
+    const b = new Breaker({ ...options, listeners: [] });
+    await settle();
+    state.down = true;
+    assert.equal(await attempt(a, succeed), "ran");
+    for (let i = 0; i < 3; i++) assert.equal(await attempt(a, fail), "failed");
+    await settle();
+    assert.equal(errors.length, 1, "one report per outage");
+    assert.equal(errors[0]!.operation, "compareAndSet");
+    assert.equal((errors[0]!.error as Error).message, "store unreachable");
+    assert.equal(a.failureCount, 3);
+    state.down = false;
+    // b's write is the first news of the store's return: a merges its 3 failures at once.
+    await attempt(b, fail);
+    await settle();
+    assert.equal(storedSnapshot(await store.read("db")).failureCount, 4);
+    assert.equal(a.failureCount, 4);
+    assert.equal(b.failureCount, 4);
+    await attempt(a, fail);
+    await settle();
+    assert.equal(b.failureCount, 5, "counts keep adding up once the store is back");
+    await a[Symbol.asyncDispose]();
+    await b[Symbol.asyncDispose]();
+  });
+
+  it("Breaker with a store takes the trial lease locally while the store is down", async () => {
+    const { store, state } = faultyStore();
+    const clock = manualClock();
+    const breaker = new Breaker({
+      name: "db",
+      store,
+      clock,
+      failureThreshold: 1,
+      recoveryTimeout: 100,
+      listeners: [{ storeError: () => {} }],
+    });
+    await settle();
+    state.down = true;
+    await attempt(breaker, fail);
+    await settle();
+    clock.advance(100);
+    assert.equal(await attempt(breaker, succeed), "ran");
+    assert.equal(breaker.state, "closed");
+    state.down = false;
+    await breaker[Symbol.asyncDispose]();
+    assert.equal(storedSnapshot(await store.read("db")).state, "closed");
+  });
+
+  it("Breaker with a store reports errors with console.error when no listener takes them", async () => {
+    const { store, state } = faultyStore();
+    state.down = true;
+    const logged: unknown[][] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => logged.push(args);
+    try {
+      const breaker = new Breaker({ name: "db", store });
+      await settle();
+      await breaker[Symbol.asyncDispose]();
+    } finally {
+      console.error = original;
+    }
+    assert.equal(logged.length, 1);
+    assert.match(String(logged[0]![0]), /Circuit "db": the store failed \(read\)/);
+  });
+
+  it("Breaker with a store: compare-and-set conflicts under contention lose no count", async () => {
+    const store = memoryStore();
+    const options = { name: "busy", store, failureThreshold: 1_000, syncInterval: 0 };
+    const breakers = Array.from({ length: 8 }, () => new Breaker(options));
+    await settle();
+    await Promise.all(
+      breakers.map(async (breaker) => {
+        for (let i = 0; i < 25; i++) await attempt(breaker, fail);
+      }),
+    );
+    for (const breaker of breakers) await breaker[Symbol.asyncDispose]();
+    assert.equal(storedSnapshot(await store.read("busy")).failureCount, 200);
+  });
+
+  it("Breaker with a store: isolate() is local, and releasing it rejoins the shared circuit", async () => {
+    const store = memoryStore();
+    const clock = manualClock();
+    const options = { name: "db", store, clock, failureThreshold: 1, recoveryTimeout: 60_000 };
+    const a = new Breaker(options);
+    const b = new Breaker(options);
+    await settle();
+    const hold = a.isolate();
+    await settle();
+    assert.equal(a.state, "isolated");
+    assert.equal(b.state, "closed");
+    await attempt(b, fail);
+    await settle();
+    assert.equal(a.state, "isolated");
+    hold[Symbol.dispose]();
+    assert.equal(a.state, "open", "rejoins the open shared circuit instead of closing it");
+    await settle();
+    assert.equal(b.state, "open");
+    await a[Symbol.asyncDispose]();
+    await b[Symbol.asyncDispose]();
+  });
+
+  it("Breaker with a store: manual close() and halfOpen() are shared", async () => {
+    const store = memoryStore();
+    const clock = manualClock();
+    const options = { name: "db", store, clock, failureThreshold: 1 };
+    const a = new Breaker(options);
+    const b = new Breaker(options);
+    await settle();
+    a.open();
+    await settle();
+    assert.equal(b.state, "open");
+    b.halfOpen();
+    await settle();
+    assert.equal(a.state, "half-open");
+    assert.equal(await attempt(a, succeed), "rejected", "b holds the lease");
+    assert.equal(await attempt(b, succeed), "ran");
+    await settle();
+    assert.equal(a.state, "closed");
+    await a[Symbol.asyncDispose]();
+    await b[Symbol.asyncDispose]();
+  });
+
+  it("Breaker with a store overwrites an unreadable stored value and reports it", async () => {
+    const store = memoryStore();
+    await store.compareAndSet("db", undefined, "not json");
+    const errors: StoreErrorEvent[] = [];
+    const breaker = new Breaker({
+      name: "db",
+      store,
+      listeners: [{ storeError: (event) => errors.push(event) }],
+    });
+    await settle();
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]!.operation, "read");
+    assert.equal(storedSnapshot(await store.read("db")).state, "closed");
+    await breaker[Symbol.asyncDispose]();
+  });
+
+  it("Breaker with a store starts from the stored state", async () => {
+    const store = memoryStore();
+    const clock = manualClock();
+    const first = new Breaker({ name: "db", store, clock });
+    first.open();
+    await first[Symbol.asyncDispose]();
+    const second = new Breaker({ name: "db", store, clock });
+    assert.equal(second.state, "closed", "admission never waits for the store");
+    await settle();
+    assert.equal(second.state, "open");
+    await second[Symbol.asyncDispose]();
+  });
+
+  it("Breaker with a store: a store without subscribe() is read when calls are turned away", async () => {
+    const inner = memoryStore();
+    const store: StateStore = {
+      read: (name) => inner.read(name),
+      compareAndSet: (name, expected, value) => inner.compareAndSet(name, expected, value),
+    };
+    const clock = manualClock();
+    const options = { name: "db", store, clock, syncInterval: 0 };
+    const a = new Breaker(options);
+    const b = new Breaker(options);
+    await settle();
+    a.open();
+    b.open();
+    await settle();
+    a.close();
+    await settle();
+    assert.equal(b.state, "open");
+    assert.equal(await attempt(b, succeed), "rejected");
+    await settle();
+    assert.equal(b.state, "closed");
+    await a[Symbol.asyncDispose]();
+    await b[Symbol.asyncDispose]();
+  });
+
+  it("Breaker rejects a bad store or syncInterval, naming it", () => {
+    assert.throws(
+      () => new Breaker({ store: 42 as unknown as StateStore }),
+      {
+        name: "TypeError",
+        message:
+          'Cannot create breaker: "store" must be a StateStore (an object with read() and compareAndSet()), received 42',
+      },
+    );
+    assert.throws(() => new Breaker({ store: memoryStore(), syncInterval: -1 }), {
+      name: "RangeError",
+      message: 'Cannot create breaker: "syncInterval" must be a finite number >= 0, received -1',
+    });
+    const breaker = new Breaker();
+    assert.throws(() => breaker.configure({ store: memoryStore() } as never), {
+      name: "TypeError",
+      message: 'Cannot configure breaker "breaker": "store" cannot be changed',
+    });
+  });
+
+  it("Breaker[Symbol.asyncDispose]() without a store resolves at once", async () => {
+    const breaker = new Breaker();
+    await breaker[Symbol.asyncDispose]();
+    assert.equal(await breaker.execute(succeed), "ok");
+  });
+});
