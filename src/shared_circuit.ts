@@ -63,6 +63,8 @@ export class SharedCircuit {
   #slowReported = false;
   /** Whether the last store operation failed. */
   #offline = false;
+  /** When the store operations began failing (while they do). */
+  #failingSince: number | undefined;
   /** Set while the link itself replaces the local snapshot: not a local transition. */
   #adopting = false;
   /** A read to refresh the stored state (for stores without a subscription). */
@@ -212,13 +214,16 @@ export class SharedCircuit {
     }
   }
 
-  /** Whether the store failed, or has not answered for too long: go on without it. */
+  /**
+   * Whether the store has failed, or not answered, for long enough to go on without it: a
+   * single failed write (a busy database) must not let two breakers run trials.
+   */
   #unavailable(now: number): boolean {
-    if (this.#offline) return true;
+    const patience = Math.max(this.#syncInterval, MIN_PATIENCE_MS);
+    const failing = this.#failingSince;
+    if (failing !== undefined && now - failing >= patience) return true;
     const since = this.#busySince;
-    if (since === undefined || now - since < Math.max(this.#syncInterval, MIN_PATIENCE_MS)) {
-      return false;
-    }
+    if (since === undefined || now - since < patience) return false;
     if (!this.#slowReported) {
       this.#slowReported = true;
       this.#report(
@@ -272,9 +277,15 @@ export class SharedCircuit {
       try {
         await this.#step();
         this.#offline = false;
+        this.#failingSince = undefined;
       } catch (error) {
         if (!this.#offline) this.#report(error, this.#known ? "compareAndSet" : "read");
         this.#offline = true;
+        try {
+          this.#failingSince ??= this.#host.now();
+        } catch {
+          // A broken clock only loses the outage check.
+        }
         if (this.#pending()) this.#schedule(Math.max(this.#syncInterval, MIN_RETRY_MS));
         return;
       } finally {

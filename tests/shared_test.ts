@@ -298,6 +298,10 @@ describe("shared circuits", () => {
     await attempt(breaker, fail);
     await settle();
     clock.advance(100);
+    // One failure is not an outage yet (a busy store must not let two breakers run trials).
+    assert.equal(await attempt(breaker, succeed), "rejected");
+    await settle();
+    clock.advance(900); // failing for max(syncInterval, 1000) ms: the store is down
     assert.equal(await attempt(breaker, succeed), "ran");
     assert.equal(breaker.state, "closed");
     state.down = false;
