@@ -128,8 +128,9 @@ export interface DenoKvStoreOptions {
 /**
  * A {@linkcode StateStore} in Deno KV. Breakers with the same name on stores with the same
  * prefix (in any isolate or region of the database) share one circuit. Each subscription is
- * one `kv.watch()`; its first notification may be the value stored when it started. The
- * database is never closed by the store.
+ * one `kv.watch()`; its first notification may be the value stored when it started. On a
+ * local file shared by several handles or processes, a write that finds the file locked is
+ * tried again for up to 0.5 s. The database is never closed by the store.
  *
  * @example Shared circuits on Deno Deploy
  * ```ts ignore
@@ -160,9 +161,12 @@ export function denoKvStore(kv: DenoKv, options?: DenoKvStoreOptions): StateStor
     expectedVersion: string | undefined,
     value: string,
   ): Promise<StoredState | undefined> => {
+    // Deno KV rejects a check whose versionstamp is malformed; such a version matches nothing.
+    if (expectedVersion !== undefined && !VERSIONSTAMP.test(expectedVersion)) return undefined;
     const key = keyOf(name);
-    const result = await kv.atomic().check({ key, versionstamp: expectedVersion ?? null })
-      .set(key, value).commit();
+    const result = await commitRetryingWhileLocked(() =>
+      kv.atomic().check({ key, versionstamp: expectedVersion ?? null }).set(key, value).commit()
+    );
     if (!result.ok) return undefined;
     if (typeof result.versionstamp !== "string") {
       throw new TypeError(
@@ -181,6 +185,36 @@ export function denoKvStore(kv: DenoKv, options?: DenoKvStoreOptions): StateStor
     subscribe: (name, onChange, onError) =>
       watchEntry(() => watch.call(kv, [keyOf(name)]), keyOf(name), onChange, onError),
   };
+}
+
+/** A versionstamp as Deno KV writes it: 10 bytes in hexadecimal. */
+const VERSIONSTAMP = /^[0-9a-f]{20}$/;
+
+/** How long, in all, a commit is tried again while a local KV file is locked. */
+const LOCKED_RETRY_MS = 500;
+
+/**
+ * Commits, trying again while the database answers "database is locked": a local KV file
+ * (SQLite) opened by several handles or processes fails a write at once while another one
+ * holds its write lock, instead of waiting for it. Nothing was written then, so trying the
+ * same checked operation again is safe.
+ */
+async function commitRetryingWhileLocked<T>(commit: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + LOCKED_RETRY_MS;
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await commit();
+    } catch (error) {
+      if (!isLockedError(error) || Date.now() >= deadline) throw error;
+    }
+    // A few ms, growing, with jitter so that the writers waiting do not collide again.
+    const delay = Math.random() * Math.min(2 ** attempt, 32);
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+}
+
+function isLockedError(error: unknown): boolean {
+  return error instanceof Error && /database is locked/i.test(error.message);
 }
 
 /**

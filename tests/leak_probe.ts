@@ -7,8 +7,8 @@
  *   <runtime> tests/leak_probe.ts redis <node-redis|ioredis|bun> <url>
  *   deno run --allow-all --unstable-kv tests/leak_probe.ts kv <file>
  *
- * `runProbe` (exported) does the same work in-process, for Deno's sanitizers
- * (`sanitizer_probe.ts`); `spawnProbe` runs the script and reports how it ended.
+ * `openProbeStores` and `exercise` (exported) do the same work in-process, for Deno's
+ * sanitizers (`sanitizer_probe.ts`); `spawnProbe` runs a script and reports how it ended.
  */
 
 import { spawn } from "node:child_process";
@@ -22,34 +22,47 @@ import { recorder, uniqueName, writeUntilSeen } from "./store_contract.ts";
 /** What the probe prints last when its work is done. */
 export const PROBE_DONE = "leak probe: done";
 
-/** Subscribes through one store, sees a write through another, disposes, closes everything. */
-export async function runProbe(args: readonly string[]): Promise<void> {
+/** Two stores on one backend over two connections, and how to close those connections. */
+export interface ProbeStores {
+  readonly subscribing: StateStore;
+  readonly writing: StateStore;
+  close(): Promise<void>;
+}
+
+/** Opens the connections (clients or KV handles) named by the script's arguments. */
+export async function openProbeStores(args: readonly string[]): Promise<ProbeStores> {
   const [backend, kindOrPath, url] = args;
   if (backend === "redis" && kindOrPath !== undefined && url !== undefined) {
     const kind = clientKind(kindOrPath);
     const subscriber = await kind.open(url);
     const writer = await kind.open(url);
-    try {
-      await exercise(redisStore(subscriber.client), redisStore(writer.client));
-    } finally {
-      await subscriber.close();
-      await writer.close();
-    }
-  } else if (backend === "kv" && kindOrPath !== undefined) {
+    return {
+      subscribing: redisStore(subscriber.client),
+      writing: redisStore(writer.client),
+      close: async () => {
+        await subscriber.close();
+        await writer.close();
+      },
+    };
+  }
+  if (backend === "kv" && kindOrPath !== undefined) {
     const first = await Deno.openKv(kindOrPath);
     const second = await Deno.openKv(kindOrPath);
-    try {
-      await exercise(denoKvStore(first), denoKvStore(second));
-    } finally {
-      first.close();
-      second.close();
-    }
-  } else {
-    throw new Error(`usage: leak_probe.ts redis <kind> <url> | kv <file>; received ${args}`);
+    return {
+      subscribing: denoKvStore(first),
+      writing: denoKvStore(second),
+      close: () => {
+        first.close();
+        second.close();
+        return Promise.resolve();
+      },
+    };
   }
+  throw new Error(`usage: leak_probe.ts redis <kind> <url> | kv <file>; received ${args}`);
 }
 
-async function exercise(subscribing: StateStore, writing: StateStore): Promise<void> {
+/** Subscribes through one store, sees a write through the other, disposes every subscription. */
+export async function exercise({ subscribing, writing }: ProbeStores): Promise<void> {
   const name = uniqueName("probe");
   const seen = recorder();
   const other = recorder();
@@ -71,17 +84,42 @@ export interface ProbeResult {
   readonly output: string;
 }
 
-/** Runs the probe script with `command` (a runtime and its arguments before the script). */
+/** Runs this script with `command` (a runtime and its arguments before the script). */
 export function spawnProbe(
   command: readonly string[],
   args: readonly string[],
   timeoutMs: number,
 ): Promise<ProbeResult> {
-  const [program, ...before] = command;
+  return spawnUntil([...command, new URL(import.meta.url).pathname, ...args], {}, timeoutMs);
+}
+
+/**
+ * Runs `sanitizer_probe.ts` in `deno test` (Deno's op and resource sanitizers on), with the
+ * probe's arguments; it passes when the test reports no leak.
+ */
+export function spawnSanitizerProbe(
+  deno: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<ProbeResult> {
+  const script = new URL("./sanitizer_probe.ts", import.meta.url).pathname;
+  return spawnUntil(
+    [deno, "test", "--allow-all", "--unstable-kv", script],
+    { PROBE_ARGS: JSON.stringify(args) },
+    timeoutMs,
+  );
+}
+
+function spawnUntil(
+  command: readonly string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<ProbeResult> {
+  const [program, ...args] = command;
   return new Promise((resolve) => {
-    const child = spawn(program!, [...before, new URL(import.meta.url).pathname, ...args], {
+    const child = spawn(program!, args, {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1" },
+      env: { ...process.env, NO_COLOR: "1", ...env },
     });
     let output = "";
     child.stdout?.on("data", (chunk) => output += String(chunk));
@@ -99,6 +137,11 @@ export function spawnProbe(
 }
 
 if (import.meta.main) {
-  await runProbe(process.argv.slice(2));
+  const stores = await openProbeStores(process.argv.slice(2));
+  try {
+    await exercise(stores);
+  } finally {
+    await stores.close();
+  }
   console.log(PROBE_DONE);
 }

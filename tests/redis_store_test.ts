@@ -4,9 +4,10 @@
 // shared subscriber connection, outages, leaks and bad arguments.
 import assert from "node:assert/strict";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { type RedisCommands, redisStore } from "../src/redis_store.ts";
 import type { StateStore } from "../src/store.ts";
-import { PROBE_DONE, spawnProbe } from "./leak_probe.ts";
+import { PROBE_DONE, spawnProbe, spawnSanitizerProbe } from "./leak_probe.ts";
 import { type ClientKind, clientKinds, type OpenClient } from "./redis_clients.ts";
 import { describeWithRedis, type RedisServer } from "./redis_server.ts";
 import {
@@ -18,6 +19,11 @@ import {
   writeUntilSeen,
 } from "./store_contract.ts";
 import { describe, it, pendingTimerCount } from "./timer_leaks.ts";
+
+/** Deno: this runtime, or the one from npm (node_modules/.bin) under Bun. */
+const DENO = typeof Deno === "undefined"
+  ? fileURLToPath(new URL("../node_modules/.bin/deno", import.meta.url))
+  : Deno.execPath();
 
 /** Opens `count` clients of a kind, closing them all after `body`. */
 async function withClients(
@@ -199,6 +205,19 @@ describeWithRedis("redisStore", (server) => {
         assert.equal(result.code, 0, result.output);
         assert.ok(result.output.includes(PROBE_DONE), result.output);
       });
+
+      if (kind.name !== "bun") {
+        it("leaves nothing open: Deno's sanitizers pass on the store's work (child deno test)", async () => {
+          const result = await spawnSanitizerProbe(
+            DENO,
+            ["redis", kind.name, server().url],
+            30_000,
+          );
+          assert.ok(result.exited, `deno test did not end within 30 s:\n${result.output}`);
+          assert.equal(result.code, 0, result.output);
+          assert.match(result.output, /ok \| 2 passed \| 0 failed/, result.output);
+        });
+      }
     });
   }
 
