@@ -128,9 +128,13 @@ export interface DenoKvStoreOptions {
 /**
  * A {@linkcode StateStore} in Deno KV. Breakers with the same name on stores with the same
  * prefix (in any isolate or region of the database) share one circuit. Each subscription is
- * one `kv.watch()`; its first notification may be the value stored when it started. On a
- * local file shared by several handles or processes, a write that finds the file locked is
- * tried again for up to 0.5 s. The database is never closed by the store.
+ * one `kv.watch()`; its first notification may be the value stored when it started. The
+ * database is never closed by the store.
+ *
+ * On a local file (`Deno.openKv(path)`), a watch sees the writes of its own process only:
+ * breakers in other processes on the same file learn of a change at their next sync
+ * (`syncInterval`). A write that finds the file locked by another process is tried again for
+ * up to 0.5 s. On Deno Deploy, watches see every isolate's writes.
  *
  * @example Shared circuits on Deno Deploy
  * ```ts ignore

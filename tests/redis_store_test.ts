@@ -61,10 +61,22 @@ async function withHarness(
   });
 }
 
-/** The connections the server has open now, by client name-less count. */
-async function connectionCount(client: OpenClient): Promise<number> {
+/** The connections the server has open now: their ids and how many channels each listens to. */
+async function connections(client: OpenClient): Promise<{ id: number; channels: number }[]> {
   const list = String(await client.command("CLIENT", "LIST"));
-  return list.split("\n").filter((line) => line.trim() !== "").length;
+  return list.split("\n").filter((line) => line.trim() !== "").map((line) => ({
+    id: Number(/\bid=(\d+)/.exec(line)?.[1]),
+    channels: Number(/\bsub=(\d+)/.exec(line)?.[1]),
+  }));
+}
+
+/** Polls an asynchronous condition every 10 ms until it holds; fails after 5 s. */
+async function pollUntil(condition: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after 5000 ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 /**
@@ -124,7 +136,10 @@ describeWithRedis("redisStore", (server) => {
           const prefix = `conn:${crypto.randomUUID()}:`;
           const store = redisStore(user!.client, { prefix });
           const writer = redisStore(observer!.client, { prefix });
-          const before = await connectionCount(observer!);
+          // Connections opened from here on have greater ids than any open now (the server
+          // numbers them in order), whatever earlier tests leave closing meanwhile.
+          const since = Math.max(...(await connections(observer!)).map((c) => c.id));
+          const opened = async () => (await connections(observer!)).filter((c) => c.id > since);
           const a = recorder();
           const b = recorder();
           const first = store.subscribe!("a", a.onChange, a.onError);
@@ -132,19 +147,20 @@ describeWithRedis("redisStore", (server) => {
           const third = store.subscribe!("a", a.onChange, a.onError);
           await writeUntilSeen(writer, "a", a, undefined);
           await writeUntilSeen(writer, "b", b, undefined);
-          assert.equal(await connectionCount(observer!), before + 1, "one more connection");
+          assert.deepEqual(
+            (await opened()).map((c) => c.channels),
+            [2],
+            "one new connection, listening to both channels",
+          );
           assert.equal(await subscriberCount(observer!, `${prefix}a`), 1);
           assert.equal(await subscriberCount(observer!, `${prefix}b`), 1);
           await second[Symbol.asyncDispose]();
+          await pollUntil(async () => await subscriberCount(observer!, `${prefix}b`) === 0, "b");
+          assert.equal(await subscriberCount(observer!, `${prefix}a`), 1, "a stays");
           await first[Symbol.asyncDispose]();
+          assert.equal((await opened()).length, 1, "open while a subscription is left");
           await third[Symbol.asyncDispose]();
-          let count = await connectionCount(observer!);
-          const deadline = Date.now() + 5_000;
-          while (count !== before && Date.now() < deadline) {
-            await new Promise((resolve) => setTimeout(resolve, 10));
-            count = await connectionCount(observer!);
-          }
-          assert.equal(count, before, "the subscriber connection is closed");
+          await pollUntil(async () => (await opened()).length === 0, "the connection closed");
           assert.equal(await subscriberCount(observer!, `${prefix}a`), 0);
           assert.equal(await user!.command("PING"), "PONG", "the user's client still works");
           assert.deepEqual([...a.errors, ...b.errors], []);
