@@ -306,7 +306,8 @@ function parseBunSummary(text) {
 }
 
 async function runBun(targets) {
-  const args = ["test", ...targets.map(bunPath)];
+  // The multi-process tests run several seconds against real servers; Bun's default is 5 s.
+  const args = ["test", "--timeout", "60000", ...targets.map(bunPath)];
   const cmd = bin("bun");
   banner(`bun: ${path.relative(ROOT, cmd) || cmd} ${args.join(" ")}`);
   const res = await run(cmd, args, childEnv());

@@ -146,9 +146,9 @@ export class SharedCircuit {
     const policy = this.#host.policy();
     const local = this.#host.snapshot();
     if (!wantsLease(policy, local, now)) {
-      // Without a subscription, a turned-away call is what reads others' changes.
-      if (this.#subscription === undefined && now - this.#lastRead >= this.#syncInterval) {
-        this.#lastRead = now;
+      // A turned-away call reads others' changes at most once per syncInterval: not every
+      // store notifies every process (Deno KV's watch() on a local file sees only its own).
+      if (now - this.#lastRead >= this.#syncInterval) {
         this.#readWanted = true;
         this.#kick();
       }
@@ -297,8 +297,12 @@ export class SharedCircuit {
 
   /** One round: read what is unknown, follow what was heard, write what is unsynced. */
   async #step(): Promise<void> {
-    if (!this.#known || this.#readWanted) {
+    const now = this.#host.now();
+    // Calls that tallied outcomes run this step at least every syncInterval: it reads what
+    // others wrote, so changes arrive by then even without notifications.
+    if (!this.#known || this.#readWanted || now - this.#lastRead >= this.#syncInterval) {
       this.#readWanted = false;
+      this.#lastRead = now;
       const stored = await this.#call(() => this.#store.read(this.#name));
       this.#known = true;
       this.#follow(stored, true);
@@ -312,7 +316,6 @@ export class SharedCircuit {
     if (local.isolated !== 0) return; // isolation is local: nothing is written while it lasts
     if (this.#leaseWanted) {
       this.#leaseWanted = false;
-      const now = this.#host.now();
       if (wantsLease(this.#host.policy(), local, now)) {
         await this.#write(takeLease(this.#host.policy(), local, now), local.generation);
         return;

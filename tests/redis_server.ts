@@ -7,7 +7,8 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer, Socket } from "node:net";
 import { delimiter, join } from "node:path";
 import process from "node:process";
@@ -27,6 +28,16 @@ export interface RedisServer {
   close(): Promise<void>;
 }
 
+/** How a private server keeps its data. */
+export interface RedisServerOptions {
+  /**
+   * Keep the data across `stop()`/`restart()` in an append-only file synced on every write,
+   * as a production server configured for durability would.
+   * @default {false}
+   */
+  readonly persistent?: boolean;
+}
+
 /** The redis-server binary on PATH, or undefined. */
 export function findRedisServer(): string | undefined {
   for (const directory of (process.env.PATH ?? "").split(delimiter)) {
@@ -43,13 +54,16 @@ export function findRedisServer(): string | undefined {
 }
 
 /** Starts a private server on a free port of 127.0.0.1 and waits until it answers PING. */
-export async function startRedisServer(binary = findRedisServer()): Promise<RedisServer> {
+export async function startRedisServer(
+  binary = findRedisServer(),
+  options: RedisServerOptions = {},
+): Promise<RedisServer> {
   if (binary === undefined) throw new Error("redis-server was not found on PATH");
   let lastError: unknown;
   // A free port can be taken between finding it and the server binding it: try a few.
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
-    const server = new ServerProcess(binary, port);
+    const server = new ServerProcess(binary, port, options.persistent === true);
     try {
       await server.start();
       return server;
@@ -66,14 +80,17 @@ export async function startRedisServer(binary = findRedisServer()): Promise<Redi
  * test that needs a fresh server (or kills it); throws a clear error when redis-server is
  * missing (see `describeWithRedis` to skip a whole group instead, outside CI).
  */
-export async function withRedisServer<T>(body: (server: RedisServer) => Promise<T>): Promise<T> {
+export async function withRedisServer<T>(
+  body: (server: RedisServer) => Promise<T>,
+  options: RedisServerOptions = {},
+): Promise<T> {
   const binary = findRedisServer();
   if (binary === undefined) {
     throw new Error(
       `redis-server was not found on PATH (PATH=${process.env.PATH}): install Redis to run this test`,
     );
   }
-  const server = await startRedisServer(binary);
+  const server = await startRedisServer(binary, options);
   try {
     return await body(server);
   } finally {
@@ -131,7 +148,10 @@ class ServerProcess implements RedisServer {
   #exited: Promise<void> = Promise.resolve();
   #output = "";
 
-  constructor(binary: string, port: number) {
+  readonly #dir: string | undefined;
+
+  constructor(binary: string, port: number, persistent: boolean) {
+    this.#dir = persistent ? mkdtempSync(join(tmpdir(), "circuit-redis-")) : undefined;
     this.#binary = binary;
     this.port = port;
     this.url = `redis://127.0.0.1:${port}`;
@@ -145,8 +165,9 @@ class ServerProcess implements RedisServer {
       "127.0.0.1",
       "--save",
       "",
-      "--appendonly",
-      "no",
+      ...(this.#dir === undefined
+        ? ["--appendonly", "no"]
+        : ["--appendonly", "yes", "--appendfsync", "always", "--dir", this.#dir]),
       "--daemonize",
       "no",
     ], { stdio: ["ignore", "pipe", "pipe"] });
@@ -195,8 +216,9 @@ class ServerProcess implements RedisServer {
     await this.start();
   }
 
-  close(): Promise<void> {
-    return this.stop();
+  async close(): Promise<void> {
+    await this.stop();
+    if (this.#dir !== undefined) rmSync(this.#dir, { recursive: true, force: true });
   }
 }
 

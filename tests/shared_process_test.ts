@@ -1,0 +1,229 @@
+/**
+ * One circuit shared by several processes through real stores: a redis-server started here
+ * and a Deno KV file. Each process runs tests/fixtures/shared_worker.ts and reports JSON.
+ */
+
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { WorkerConfig } from "./fixtures/shared_worker.ts";
+import { describe, it } from "./timer_leaks.ts";
+import { withRedisServer } from "./redis_server.ts";
+
+const WORKER = fileURLToPath(new URL("./fixtures/shared_worker.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const isBun = "Bun" in globalThis;
+const DENO = isBun ? join(ROOT, "node_modules", ".bin", "deno") : process.execPath;
+const PROCESSES = 4;
+
+type Report = Record<string, unknown> & { id: number };
+
+/** Runs one worker process to its end and returns its report. */
+function runWorker(config: WorkerConfig, runtime: "deno" | "bun"): Promise<Report> {
+  const [command, args] = runtime === "deno"
+    ? [DENO, ["run", "--allow-all", "--unstable-kv", WORKER, JSON.stringify(config)]]
+    : [process.execPath, ["run", WORKER, JSON.stringify(config)]];
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { cwd: ROOT, timeout: 30_000 }, (error, stdout, stderr) => {
+      if (error) {
+        return reject(new Error(`worker ${config.id} failed: ${error.message}\n${stderr}`));
+      }
+      const last = stdout.trim().split("\n").at(-1) ?? "";
+      try {
+        resolve(JSON.parse(last));
+      } catch {
+        reject(new Error(`worker ${config.id} printed no report:\n${stdout}\n${stderr}`));
+      }
+    });
+  });
+}
+
+/** Starts `PROCESSES` workers together (at a common start time) and collects their reports. */
+function runAll(
+  base: Omit<WorkerConfig, "id" | "startAt" | "client">,
+  clients: ReadonlyArray<WorkerConfig["client"]>,
+  runtime: "deno" | "bun",
+): Promise<Report[]> {
+  const startAt = Date.now() + 1_500; // time for every process to start and connect
+  return Promise.all(
+    Array.from({ length: PROCESSES }, (_, id) => {
+      const client = clients[id % clients.length];
+      return runWorker({ ...base, id, startAt, ...(client ? { client } : {}) }, runtime);
+    }),
+  );
+}
+
+/** The redis clients each runtime's workers use, mixed in one test. */
+const REDIS_CLIENTS: ReadonlyArray<WorkerConfig["client"]> = isBun
+  ? ["bun", "ioredis", "redis", "bun"]
+  : ["redis", "ioredis"];
+const RUNTIME = isBun ? "bun" : "deno";
+
+/** The failure count the store holds for `name`, read by a worker process. */
+async function storedFailureCount(
+  config: Omit<WorkerConfig, "id" | "scenario" | "startAt" | "durationMs">,
+): Promise<unknown> {
+  const report = await runWorker(
+    { ...config, id: 99, scenario: "read", startAt: 0, durationMs: 0 },
+    config.store === "kv" ? "deno" : RUNTIME,
+  );
+  return report.failureCount;
+}
+
+function assertOneTrialPerPeriod(reports: Report[]): number {
+  const trials = new Map<number, number>();
+  for (const report of reports) {
+    for (const run of report.runs as Array<{ state: string; generation: number }>) {
+      if (run.state !== "half-open") continue;
+      trials.set(run.generation, (trials.get(run.generation) ?? 0) + 1);
+    }
+  }
+  for (const [generation, count] of trials) {
+    assert.equal(count, 1, `half-open generation ${generation} ran ${count} trials`);
+  }
+  return trials.size;
+}
+
+function assertAllSeeTheTrip(reports: Report[]): number {
+  const trippedAt = reports.find((r) => r.id === 0)!.trippedAt as number;
+  assert.equal(typeof trippedAt, "number", "process 0 tripped the circuit");
+  let slowest = 0;
+  for (const report of reports) {
+    assert.equal(typeof report.seenAt, "number", `process ${report.id} saw the trip`);
+    slowest = Math.max(slowest, (report.seenAt as number) - trippedAt);
+  }
+  return slowest;
+}
+
+describe("shared circuits across processes", () => {
+  it("redisStore: a trip in one process is seen by all", async () => {
+    await withRedisServer(async (server) => {
+      const reports = await runAll(
+        { scenario: "trip", store: "redis", url: server.url, name: "trip", durationMs: 3_000 },
+        REDIS_CLIENTS,
+        RUNTIME,
+      );
+      const slowest = assertAllSeeTheTrip(reports);
+      assert.ok(slowest < 1_000, `seen within ${slowest} ms`);
+    });
+  });
+
+  it("redisStore: the shared failure count equals the failures made", async () => {
+    await withRedisServer(async (server) => {
+      const reports = await runAll(
+        { scenario: "count", store: "redis", url: server.url, name: "count", durationMs: 800 },
+        REDIS_CLIENTS,
+        RUNTIME,
+      );
+      const made = reports.reduce((sum, r) => sum + (r.made as number), 0);
+      assert.ok(made > 100, `${made} failures made`);
+      for (const report of reports) assert.equal(report.rejected, 0);
+      assert.equal(
+        await storedFailureCount({
+          store: "redis",
+          url: server.url,
+          name: "count",
+          client: REDIS_CLIENTS[0]!,
+        }),
+        made,
+      );
+    });
+  });
+
+  it("redisStore: exactly one trial call per half-open period across processes", async () => {
+    await withRedisServer(async (server) => {
+      const reports = await runAll(
+        { scenario: "trials", store: "redis", url: server.url, name: "trials", durationMs: 1_500 },
+        REDIS_CLIENTS,
+        RUNTIME,
+      );
+      const periods = assertOneTrialPerPeriod(reports);
+      assert.ok(periods >= 3, `${periods} half-open periods`);
+    });
+  });
+
+  it("redisStore: killing redis-server mid-run loses no call and the counts reconcile", async () => {
+    await withRedisServer(async (server) => {
+      const running = runAll(
+        { scenario: "count", store: "redis", url: server.url, name: "outage", durationMs: 3_000 },
+        REDIS_CLIENTS,
+        RUNTIME,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 2_000)); // 0.5 s into the run
+      await server.stop();
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await server.restart();
+      const reports = await running;
+      const made = reports.reduce((sum, r) => sum + (r.made as number), 0);
+      for (const report of reports) {
+        assert.equal(report.rejected, 0, `process ${report.id}: no call turned away`);
+        assert.equal(report.other, 0, `process ${report.id}: no call failed but by its own error`);
+      }
+      assert.ok(
+        reports.some((r) => (r.storeErrors as number) > 0),
+        "the outage was reported to storeError",
+      );
+      assert.equal(
+        await storedFailureCount({
+          store: "redis",
+          url: server.url,
+          name: "outage",
+          client: REDIS_CLIENTS[0]!,
+        }),
+        made,
+      );
+    }, { persistent: true });
+  });
+
+  /** Runs `body` with a fresh Deno KV file, removed after it. */
+  async function withKvFile(body: (kvPath: string) => Promise<void>): Promise<void> {
+    const dir = mkdtempSync(join(tmpdir(), "circuit-kv-"));
+    try {
+      await body(join(dir, "kv.sqlite3"));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it("denoKvStore: a trip in one process is seen by all on one KV file", async () => {
+    await withKvFile(async (kvPath) => {
+      const reports = await runAll(
+        { scenario: "trip", store: "kv", kvPath, name: "trip", durationMs: 3_000 },
+        [undefined],
+        "deno",
+      );
+      // A KV file's watch() sees only its own process's writes: others learn at their sync.
+      const slowest = assertAllSeeTheTrip(reports);
+      assert.ok(slowest < 2_000, `seen within ${slowest} ms`);
+    });
+  });
+
+  it("denoKvStore: exactly one trial call per half-open period across processes", async () => {
+    await withKvFile(async (kvPath) => {
+      const reports = await runAll(
+        { scenario: "trials", store: "kv", kvPath, name: "trials", durationMs: 1_500 },
+        [undefined],
+        "deno",
+      );
+      const periods = assertOneTrialPerPeriod(reports);
+      assert.ok(periods >= 3, `${periods} half-open periods`);
+    });
+  });
+
+  it("denoKvStore: compare-and-set conflicts under contention lose no update", async () => {
+    await withKvFile(async (kvPath) => {
+      // Every process writes its counts as often as it can (syncInterval 0).
+      const reports = await runAll(
+        { scenario: "count", store: "kv", kvPath, name: "count", durationMs: 800, syncInterval: 0 },
+        [undefined],
+        "deno",
+      );
+      const made = reports.reduce((sum, r) => sum + (r.made as number), 0);
+      assert.ok(made > 100, `${made} failures made`);
+      assert.equal(await storedFailureCount({ store: "kv", kvPath, name: "count" }), made);
+    });
+  });
+});
