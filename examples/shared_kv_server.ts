@@ -1,0 +1,49 @@
+/**
+ * A Deno server (Deno Deploy-ready) whose breaker is shared through Deno KV: every isolate
+ * (or local process on the same KV file) sees one circuit. Run two of them:
+ *
+ *   KV_PATH=/tmp/circuit.kv deno run -A --unstable-kv examples/shared_kv_server.ts 8001
+ *   KV_PATH=/tmp/circuit.kv deno run -A --unstable-kv examples/shared_kv_server.ts 8002
+ *
+ * then `curl localhost:8001/fail` three times and `curl localhost:8002/` answers 503 within a
+ * second (local KV files have no cross-process watch: the other learns at its next sync).
+ */
+
+import { Breaker, BreakerOpenError } from "../mod.ts";
+import { denoKvStore } from "../src/deno_kv_store.ts";
+
+const port = Number(Deno.args[0] ?? 8000);
+const kv = await Deno.openKv(Deno.env.get("KV_PATH")); // on Deno Deploy: the managed database
+const upstream = new Breaker({
+  name: "upstream",
+  store: denoKvStore(kv),
+  failureThreshold: 3,
+  recoveryTimeout: 10_000,
+  syncInterval: 500,
+  listeners: [{ stateChange: ({ from, to }) => console.log(`[${port}] ${from} -> ${to}`) }],
+});
+
+const server = Deno.serve({ port, hostname: "127.0.0.1" }, async (request) => {
+  const failing = new URL(request.url).pathname === "/fail";
+  try {
+    const body = await upstream.execute(() =>
+      failing ? Promise.reject(new Error("upstream down")) : Promise.resolve("upstream ok\n")
+    );
+    return new Response(body);
+  } catch (error) {
+    if (error instanceof BreakerOpenError) {
+      const seconds = Math.ceil(error.retryAfterMs / 1000);
+      return new Response("circuit open\n", {
+        status: 503,
+        headers: { "retry-after": `${seconds}` },
+      });
+    }
+    return new Response("upstream failed\n", { status: 502 });
+  }
+});
+
+Deno.addSignalListener("SIGINT", async () => {
+  await upstream[Symbol.asyncDispose]();
+  await server.shutdown();
+  kv.close();
+});
