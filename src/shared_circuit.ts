@@ -70,6 +70,15 @@ export class SharedCircuit {
   /** A read to refresh the stored state (for stores without a subscription). */
   #readWanted = false;
   #lastRead = -Infinity;
+  /** Counts this link's writes, to tell its own from others' (see `#unconfirmed`). */
+  #writes = 0;
+  /**
+   * A write whose answer was lost (the connection dropped): it may have been applied. The next
+   * read tells: its value is this one if it was; only otherwise is its tally put back.
+   */
+  #unconfirmed:
+    | { value: string; sent: Tally; transition: boolean; lease: boolean }
+    | undefined;
   #subscription: AsyncDisposable | undefined;
   #closing: Promise<void> | undefined;
   #closed = false;
@@ -300,11 +309,15 @@ export class SharedCircuit {
     const now = this.#host.now();
     // Calls that tallied outcomes run this step at least every syncInterval: it reads what
     // others wrote, so changes arrive by then even without notifications.
-    if (!this.#known || this.#readWanted || now - this.#lastRead >= this.#syncInterval) {
+    if (
+      !this.#known || this.#readWanted || this.#unconfirmed !== undefined ||
+      now - this.#lastRead >= this.#syncInterval
+    ) {
       this.#readWanted = false;
       this.#lastRead = now;
       const stored = await this.#call(() => this.#store.read(this.#name));
       this.#known = true;
+      this.#confirm(stored);
       this.#follow(stored, true);
     }
     const heard = this.#heard;
@@ -345,12 +358,16 @@ export class SharedCircuit {
     this.#tally = emptyTally(snapshot.generation);
     this.#transition = false;
     let stored: StoredState | undefined;
+    // The writer's mark makes each value unique, so a write whose answer was lost is known by it.
+    const value = JSON.stringify({
+      ...snapshotToJSON(snapshot),
+      writer: `${this.#host.policy().lease?.holder}#${++this.#writes}`,
+    });
     try {
-      const value = JSON.stringify(snapshotToJSON(snapshot));
       const expected = this.#stored?.version;
       stored = await this.#call(() => this.#store.compareAndSet(this.#name, expected, value));
     } catch (error) {
-      this.#restore(sent, transition, lease);
+      this.#unconfirmed = { value, sent, transition, lease };
       throw error;
     }
     if (stored !== undefined) {
@@ -359,11 +376,22 @@ export class SharedCircuit {
       if (lease && this.#host.snapshot().generation === leaseFrom) this.#adopt(snapshot);
       return;
     }
-    // Another breaker wrote first: learn what it wrote, and go round again.
-    this.#restore(sent, transition, lease);
+    // Another breaker wrote first (or a client re-sent this write after a reconnect, and the
+    // first one was applied): learn what is stored, and go round again.
+    this.#unconfirmed = { value, sent, transition, lease };
     const current = await this.#call(() => this.#store.read(this.#name));
+    this.#confirm(current);
     this.#follow(current, true);
     this.#again = true;
+  }
+
+  /** Settles a write whose answer was lost, by what the store now holds. */
+  #confirm(stored: StoredState | undefined): void {
+    const unconfirmed = this.#unconfirmed;
+    if (unconfirmed === undefined) return;
+    this.#unconfirmed = undefined;
+    if (stored?.value === unconfirmed.value) return; // applied: its counts are in the store
+    this.#restore(unconfirmed.sent, unconfirmed.transition, unconfirmed.lease);
   }
 
   /** Puts back what a write that did not happen was to carry. */
