@@ -2,7 +2,7 @@
  * The link between a breaker and the store its circuit is shared through. The breaker keeps
  * deciding from its local snapshot; this link writes its transitions at once by
  * compare-and-set, merges its counts in batches, takes trial leases, and follows what other
- * breakers write. It decides nothing about the circuit: the core does (`follow`,
+ * breakers write. It decides nothing about the circuit: the core does (`reconcile`, `follow`,
  * `recordTally`, `takeLease`, `wantsLease`).
  *
  * @module
@@ -12,7 +12,7 @@ import type { Policy } from "./core/policy.ts";
 import { snapshotFromJSON, snapshotToJSON } from "./core/serialize.ts";
 import type { Snapshot } from "./core/snapshot.ts";
 import { changesNothing, emptyTally, joinTallies, type Tally, tallyOutcome } from "./core/tally.ts";
-import { follow, takeLease, wantsLease } from "./core/transitions.ts";
+import { follow, reconcile, takeLease, wantsLease } from "./core/transitions.ts";
 import { TimeoutError } from "./errors.ts";
 import type { StoreErrorEvent } from "./events.ts";
 import type { StateStore, StoredState } from "./store.ts";
@@ -436,18 +436,11 @@ export class SharedCircuit {
     this.#stored = stored;
     this.#storedSnapshot = snapshot;
     const local = this.#host.snapshot();
-    if (
-      this.#transition && (previous === undefined || snapshot.generation === previous.generation)
-    ) {
-      // The local transition was made on what the store still holds: it stands.
-      return;
-    }
-    this.#transition = false;
     const now = this.#host.now();
-    const next = follow(policy, local, snapshot, this.#tally, now);
+    const next = reconcile(policy, local, previous, snapshot, this.#tally, this.#transition, now);
+    this.#transition = next.generation !== snapshot.generation;
+    if (next === local) return;
     if (next.generation !== this.#tally.generation) this.#tally = emptyTally(next.generation);
-    // Counts that tripped the merged circuit make a transition to write.
-    if (next.generation !== snapshot.generation) this.#transition = true;
     this.#adopt(next);
   }
 

@@ -64,6 +64,7 @@ export {
   needsClock,
   open,
   rampShare,
+  reconcile,
   reconfigure,
   recordFailure,
   recordNeutral,

@@ -350,6 +350,40 @@ export function follow(
 }
 
 /**
+ * The local snapshot of a breaker sharing its circuit once it reads `stored` (the store held
+ * `previous` when it last looked). A local transition not yet written (`transitionPending`)
+ * that was made on what the store still holds stands, and is to be written over it; otherwise
+ * the breaker follows the store. Whatever it returns, a generation other than `stored`'s is a
+ * transition to write.
+ *
+ * @example
+ * ```ts
+ * import { open, reconcile } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { emptyTally } from "./tally.ts";
+ * const policy = createPolicy({});
+ * const opened = open(policy, INITIAL_SNAPSHOT, 0);
+ * const counted = { ...INITIAL_SNAPSHOT, failureCount: 1 };
+ * reconcile(policy, opened, INITIAL_SNAPSHOT, counted, emptyTally(0), true, 0) === opened; // true
+ * ```
+ */
+export function reconcile(
+  policy: Policy,
+  local: Snapshot,
+  previous: Snapshot | undefined,
+  stored: Snapshot,
+  tally: Tally,
+  transitionPending: boolean,
+  now: number,
+): Snapshot {
+  if (transitionPending && (previous === undefined || stored.generation === previous.generation)) {
+    return local;
+  }
+  return follow(policy, local, stored, tally, now);
+}
+
+/**
  * Opens the circuit by hand, for a normal recovery period from `now`.
  *
  * @example
