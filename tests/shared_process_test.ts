@@ -58,8 +58,8 @@ function runAll(
 
 /** The redis clients each runtime's workers use, mixed in one test. */
 const REDIS_CLIENTS: ReadonlyArray<WorkerConfig["client"]> = isBun
-  ? ["bun", "ioredis", "redis", "bun"]
-  : ["redis", "ioredis"];
+  ? ["bun", "ioredis", "node-redis", "bun"]
+  : ["node-redis", "ioredis"];
 const RUNTIME = isBun ? "bun" : "deno";
 
 /** The failure count the store holds for `name`, read by a worker process. */
