@@ -17,6 +17,8 @@
  * - {@linkcode circuit} guards a function, or decorates a method.
  * - {@linkcode Breaker} guards many calls to one dependency, with manual control and events.
  * - {@linkcode BreakerOpenError} is what a call gets while the circuit is open.
+ * - {@linkcode BreakerRegistry} lists breakers by name for operators; named breakers join
+ *   {@linkcode defaultRegistry}.
  * - The pure decision core is `@circuit/breaker/core`.
  *
  * @module
@@ -65,6 +67,12 @@ export type {
 export type { Cell, Fifo } from "./src/core/fifo.ts";
 export { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./src/errors.ts";
 export { memoryStore } from "./src/memory_store.ts";
+export {
+  BreakerRegistry,
+  defaultRegistry,
+  type RegistryBreakerOptions,
+  type RegistrySummary,
+} from "./src/registry.ts";
 export type { StateStore, StoredState } from "./src/store.ts";
 export type { StreamOptions, StreamSource } from "./src/stream.ts";
 export type {

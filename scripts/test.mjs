@@ -234,7 +234,14 @@ function parseDenoSummary(text) {
 async function runDeno(targets) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "circuit-test-"));
   const junit = path.join(tmp, "deno-junit.xml");
-  const args = ["test", "--allow-all", "--unstable-kv", `--junit-path=${junit}`, ...targets];
+  const args = [
+    "test",
+    "--allow-all",
+    "--unstable-kv",
+    "--v8-flags=--expose-gc",
+    `--junit-path=${junit}`,
+    ...targets,
+  ];
   const cmd = bin("deno");
   banner(`deno: ${path.relative(ROOT, cmd) || cmd} ${args.join(" ")}`);
   const res = await run(cmd, args, childEnv());

@@ -40,6 +40,7 @@ import { type WindowStats, windowStats } from "./core/window.ts";
 import { BreakerOpenError, TimeoutError } from "./errors.ts";
 import type { BreakerListener, ListenerHook, StoreErrorEvent } from "./events.ts";
 import { SharedCircuit } from "./shared_circuit.ts";
+import { BreakerRegistry, defaultRegistry } from "./registry.ts";
 import type { StateStore } from "./store.ts";
 import {
   GuardedAsyncStream,
@@ -87,6 +88,12 @@ export interface BreakerOptions extends PolicyOptions {
    * @default {1000}
    */
   readonly syncInterval?: number;
+  /**
+   * The registry that lists this breaker (see {@linkcode BreakerRegistry}), or `false` for
+   * none. A breaker is listed weakly: the registry never keeps it alive.
+   * @default {defaultRegistry when the breaker has a `name`, else none}
+   */
+  readonly registry?: BreakerRegistry | false;
 }
 
 /**
@@ -107,11 +114,18 @@ export interface ExecuteOptions {
 }
 
 /** Options `configure()` cannot change: they make a breaker what it is. */
-const FIXED_OPTIONS = ["name", "state", "listeners", "store", "syncInterval"] as const;
+const FIXED_OPTIONS = [
+  "name",
+  "state",
+  "listeners",
+  "store",
+  "syncInterval",
+  "registry",
+] as const;
 
 /**
- * The options `configure()` can change: all but `name`, `state`, `listeners`, `store` and
- * `syncInterval`.
+ * The options `configure()` can change: all but `name`, `state`, `listeners`, `store`,
+ * `syncInterval` and `registry`.
  *
  * @example
  * ```ts
@@ -121,9 +135,17 @@ const FIXED_OPTIONS = ["name", "state", "listeners", "store", "syncInterval"] as
  */
 export type ConfigurableOptions = Omit<
   BreakerOptions,
-  "name" | "state" | "listeners" | "store" | "syncInterval"
+  "name" | "state" | "listeners" | "store" | "syncInterval" | "registry"
 >;
-const SHELL_OPTIONS = ["fallback", "listeners", "clock", "state", "store", "syncInterval"] as const;
+const SHELL_OPTIONS = [
+  "fallback",
+  "listeners",
+  "clock",
+  "state",
+  "store",
+  "syncInterval",
+  "registry",
+] as const;
 /** Every option a `Breaker` accepts. */
 export const BREAKER_OPTIONS: readonly string[] = [...POLICY_OPTIONS, ...SHELL_OPTIONS];
 
@@ -285,6 +307,10 @@ export class Breaker {
         now: () => this.#now(),
         storeError: (error, operation) => this.#storeError(error, operation),
       }, syncInterval);
+    }
+    const registry = checkRegistry(merged.registry, context);
+    if (registry !== false && (registry !== undefined || merged.name !== undefined)) {
+      (registry ?? defaultRegistry).add(this);
     }
   }
 
@@ -1214,6 +1240,17 @@ function checkStore(store: unknown, context: string): StateStore | undefined {
   throw new TypeError(
     `${context}: "store" must be a StateStore (an object with read() and compareAndSet()), received ${
       describeValue(store)
+    }`,
+  );
+}
+
+function checkRegistry(registry: unknown, context: string): BreakerRegistry | false | undefined {
+  if (registry === undefined || registry === false || registry instanceof BreakerRegistry) {
+    return registry;
+  }
+  throw new TypeError(
+    `${context}: "registry" must be a BreakerRegistry or false, received ${
+      describeValue(registry)
     }`,
   );
 }

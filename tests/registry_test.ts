@@ -1,0 +1,251 @@
+import assert from "node:assert/strict";
+import {
+  Breaker,
+  type BreakerListener,
+  BreakerRegistry,
+  circuit,
+  defaultRegistry,
+  type StateChangeEvent,
+} from "../mod.ts";
+import { collectUntil } from "./gc.ts";
+import { manualClock } from "./manual_clock.ts";
+import { describe, it } from "./timer_leaks.ts";
+
+let counter = 0;
+/** A name no other test uses, since the default registry is shared by the whole suite. */
+const uniqueName = (label: string) => `${label}-${++counter}-${crypto.randomUUID()}`;
+
+describe("defaultRegistry", () => {
+  it("lists a breaker given a name", () => {
+    const name = uniqueName("db");
+    const breaker = new Breaker({ name });
+    assert.equal(defaultRegistry.get(name), breaker);
+    assert.ok([...defaultRegistry].includes(breaker));
+  });
+
+  it("does not list a breaker without a name", () => {
+    const before = [...defaultRegistry];
+    const breaker = new Breaker();
+    assert.ok(![...defaultRegistry].includes(breaker));
+    assert.deepEqual([...defaultRegistry].filter((b) => !before.includes(b)), []);
+  });
+
+  it("does not list a breaker created with registry: false", () => {
+    const name = uniqueName("private");
+    new Breaker({ name, registry: false });
+    assert.equal(defaultRegistry.get(name), undefined);
+  });
+
+  it("lists circuit()'s breaker under the function's name, not an anonymous one's", () => {
+    const name = uniqueName("loadUser");
+    const named = { [name]: async () => "user" }[name]!;
+    const guarded = circuit(named);
+    assert.equal(defaultRegistry.get(name)?.name, name);
+    assert.equal(guarded.name, name);
+    const before = defaultRegistry.size;
+    circuit(async () => "anonymous");
+    assert.equal(defaultRegistry.size, before);
+  });
+
+  it("lists a decorated method's breaker under the method's name", () => {
+    const name = uniqueName("load");
+    class Api {
+      @circuit({ name })
+      async load() {
+        return "ok";
+      }
+    }
+    assert.equal(defaultRegistry.get(name)?.name, name);
+    assert.equal(typeof new Api().load, "function");
+  });
+
+  it("lets a breaker nobody references be collected, and forgets it", async () => {
+    const name = uniqueName("garbage");
+    let ref: WeakRef<Breaker> | undefined;
+    (() => {
+      ref = new WeakRef(new Breaker({ name }));
+    })();
+    const collected = await collectUntil(() => ref?.deref() === undefined);
+    assert.ok(collected, "the registry kept a breaker alive");
+    assert.equal(defaultRegistry.get(name), undefined);
+    assert.ok(![...defaultRegistry].some((breaker) => breaker.name === name));
+  });
+});
+
+describe("BreakerRegistry", () => {
+  it("lists a breaker with its registry option there and not in the default registry", () => {
+    const registry = new BreakerRegistry();
+    const name = uniqueName("cache");
+    const breaker = new Breaker({ name, registry });
+    assert.equal(registry.get(name), breaker);
+    assert.equal(defaultRegistry.get(name), undefined);
+    const unnamed = new Breaker({ registry });
+    assert.equal(registry.get("breaker"), unnamed);
+  });
+
+  it("breaker() creates on first use and returns the same breaker after", () => {
+    const registry = new BreakerRegistry();
+    const clock = manualClock();
+    const db = registry.breaker("db", { failureThreshold: 1, clock });
+    assert.equal(registry.breaker("db", { failureThreshold: 9 }), db);
+    assert.equal(registry.get("db"), db);
+    // The options of the first call made the breaker: one failure opens it.
+    assert.throws(() =>
+      db.executeSync(() => {
+        throw new Error("down");
+      })
+    );
+    assert.equal(db.state, "open");
+  });
+
+  it("breaker() keeps what it created alive until delete()", async () => {
+    const registry = new BreakerRegistry();
+    let ref: WeakRef<Breaker> | undefined;
+    (() => {
+      ref = new WeakRef(registry.breaker("kept"));
+    })();
+    const collected = await collectUntil(() => ref?.deref() === undefined, 5);
+    assert.equal(collected, false);
+    assert.equal(registry.get("kept"), ref?.deref());
+    assert.equal(registry.delete("kept"), true);
+    assert.equal(registry.get("kept"), undefined);
+  });
+
+  it("a breaker joining under a listed name takes it; the other keeps working, unlisted", async () => {
+    const registry = new BreakerRegistry();
+    const first = new Breaker({ name: "db", registry });
+    const second = new Breaker({ name: "db", registry });
+    assert.equal(registry.get("db"), second);
+    assert.deepEqual([...registry], [second]);
+    assert.equal(await first.execute(async () => 1), 1);
+    // Deleting the displaced breaker does not remove the listed one.
+    assert.equal(registry.delete(first), false);
+    assert.equal(registry.get("db"), second);
+  });
+
+  it("iterates in the order breakers joined; re-joining moves a name to the end", () => {
+    const registry = new BreakerRegistry();
+    const a = new Breaker({ name: "a", registry });
+    const b = new Breaker({ name: "b", registry });
+    const a2 = new Breaker({ name: "a", registry });
+    assert.deepEqual([...registry].map((breaker) => breaker.name), ["b", "a"]);
+    assert.deepEqual([...registry], [b, a2]);
+    assert.equal(registry.size, 2);
+    assert.notEqual(a, a2);
+  });
+
+  it("add() lists an existing breaker; adding it twice lists it once", () => {
+    const registry = new BreakerRegistry();
+    const breaker = new Breaker({ name: uniqueName("x"), registry: false });
+    registry.add(breaker);
+    registry.add(breaker);
+    assert.deepEqual([...registry], [breaker]);
+  });
+
+  it("summary() names the breakers by state, read from the clock", () => {
+    const registry = new BreakerRegistry();
+    const clock = manualClock();
+    const options = { registry, clock, recoveryTimeout: 1_000 };
+    new Breaker({ ...options, name: "closed" });
+    const opened = new Breaker({ ...options, name: "opened" });
+    const elapsed = new Breaker({ ...options, name: "elapsed" });
+    const isolated = new Breaker({ ...options, name: "isolated" });
+    elapsed.open();
+    clock.advance(1_000);
+    opened.open();
+    using _hold = isolated.isolate();
+    assert.deepEqual(registry.summary(), {
+      total: 4,
+      allClosed: false,
+      closed: ["closed"],
+      open: ["opened"],
+      halfOpen: ["elapsed"],
+      recovering: [],
+      isolated: ["isolated"],
+    });
+  });
+
+  it("summary() reports allClosed for an empty registry and for all-closed breakers", () => {
+    const registry = new BreakerRegistry();
+    assert.equal(registry.summary().allClosed, true);
+    assert.equal(registry.summary().total, 0);
+    registry.breaker("a");
+    registry.breaker("b");
+    assert.deepEqual(registry.summary().closed, ["a", "b"]);
+    assert.equal(registry.summary().allClosed, true);
+  });
+
+  it("addListener() reaches listed breakers and later ones, and dispose removes it from all", () => {
+    const registry = new BreakerRegistry();
+    const seen: string[] = [];
+    const listener: BreakerListener = {
+      stateChange: ({ breaker, to }: StateChangeEvent) => seen.push(`${breaker.name}:${to}`),
+    };
+    const early = registry.breaker("early");
+    const subscription = registry.addListener(listener);
+    const late = registry.breaker("late");
+    early.open();
+    late.open();
+    assert.deepEqual(seen, ["early:open", "late:open"]);
+    subscription[Symbol.dispose]();
+    subscription[Symbol.dispose]();
+    early.close();
+    late.close();
+    assert.deepEqual(seen, ["early:open", "late:open"]);
+  });
+
+  it("a breaker leaving the registry loses the registry's listeners", () => {
+    const registry = new BreakerRegistry();
+    const seen: string[] = [];
+    using _subscription = registry.addListener({
+      stateChange: ({ breaker, to }) => seen.push(`${breaker.name}:${to}`),
+    });
+    const first = new Breaker({ name: "db", registry });
+    const deleted = registry.breaker("deleted");
+    new Breaker({ name: "db", registry });
+    registry.delete(deleted);
+    first.open();
+    deleted.open();
+    assert.deepEqual(seen, []);
+  });
+
+  it("rejects bad input, naming the argument and the value", () => {
+    const registry = new BreakerRegistry();
+    assert.throws(
+      () => new Breaker({ name: "x", registry: {} as unknown as BreakerRegistry }),
+      {
+        name: "TypeError",
+        message:
+          'Cannot create breaker: "registry" must be a BreakerRegistry or false, received an object',
+      },
+    );
+    assert.throws(() => registry.breaker(""), {
+      name: "TypeError",
+      message: 'Cannot get breaker: "name" must be a non-empty string, received ""',
+    });
+    assert.throws(() => registry.breaker("x", null as unknown as object), {
+      name: "TypeError",
+      message: "Cannot create breaker: options must be an object, received null",
+    });
+    assert.throws(() => registry.add("db" as unknown as Breaker), {
+      name: "TypeError",
+      message: 'Cannot add to registry: "breaker" must be a Breaker, received "db"',
+    });
+    assert.throws(() => registry.addListener(undefined as unknown as BreakerListener), {
+      name: "TypeError",
+      message: 'Cannot add listener: "listener" must be an object, received undefined',
+    });
+    assert.throws(() => registry.breaker("y", { registry: false } as object), {
+      name: "TypeError",
+      message:
+        'Cannot create breaker: "registry" is not an option of registry.breaker(), received false',
+    });
+    assert.throws(() => registry.breaker("y", { name: "z" } as object), {
+      name: "TypeError",
+      message: 'Cannot create breaker: "name" is not an option of registry.breaker(), received "z"',
+    });
+    assert.throws(() => registry.breaker("z").configure({ registry } as object), {
+      message: /"registry"/,
+    });
+  });
+});
