@@ -38,12 +38,12 @@ describe("defaultRegistry", () => {
 
   it("lists circuit()'s breaker under the function's name, not an anonymous one's", () => {
     const name = uniqueName("loadUser");
-    const named = { [name]: async () => "user" }[name]!;
+    const named = { [name]: () => Promise.resolve("user") }[name]!;
     const guarded = circuit(named);
     assert.equal(defaultRegistry.get(name)?.name, name);
     assert.equal(guarded.name, name);
     const before = defaultRegistry.size;
-    circuit(async () => "anonymous");
+    circuit(() => Promise.resolve("anonymous"));
     assert.equal(defaultRegistry.size, before);
   });
 
@@ -51,8 +51,8 @@ describe("defaultRegistry", () => {
     const name = uniqueName("load");
     class Api {
       @circuit({ name })
-      async load() {
-        return "ok";
+      load() {
+        return Promise.resolve("ok");
       }
     }
     assert.equal(defaultRegistry.get(name)?.name, name);
@@ -117,7 +117,7 @@ describe("BreakerRegistry", () => {
     const second = new Breaker({ name: "db", registry });
     assert.equal(registry.get("db"), second);
     assert.deepEqual([...registry], [second]);
-    assert.equal(await first.execute(async () => 1), 1);
+    assert.equal(await first.execute(() => Promise.resolve(1)), 1);
     // Deleting the displaced breaker does not remove the listed one.
     assert.equal(registry.delete(first), false);
     assert.equal(registry.get("db"), second);
