@@ -13,6 +13,7 @@ import { snapshotFromJSON, snapshotToJSON } from "./core/serialize.ts";
 import type { Snapshot } from "./core/snapshot.ts";
 import { changesNothing, emptyTally, joinTallies, type Tally, tallyOutcome } from "./core/tally.ts";
 import { follow, reconcile, takeLease, wantsLease } from "./core/transitions.ts";
+import { includesWrite, markWrite, readWriteMarks, type WriteMarks } from "./core/write_marks.ts";
 import { TimeoutError } from "./errors.ts";
 import type { StoreErrorEvent } from "./events.ts";
 import type { StateStore, StoredState } from "./store.ts";
@@ -45,6 +46,8 @@ export class SharedCircuit {
   /** The stored state last known (`undefined`: none read yet, or the store has none). */
   #stored: StoredState | undefined;
   #storedSnapshot: Snapshot | undefined;
+  /** The write marks of the stored state last known, carried forward by the next write. */
+  #storedMarks: WriteMarks | undefined;
   /** Whether the store was read once: until then nothing is written. */
   #known = false;
   /** Outcomes recorded since the last write. */
@@ -70,14 +73,14 @@ export class SharedCircuit {
   /** A read to refresh the stored state (for stores without a subscription). */
   #readWanted = false;
   #lastRead = -Infinity;
-  /** Counts this link's writes, to tell its own from others' (see `#unconfirmed`). */
+  /** Numbers this link's writes, for the write marks (see `#unconfirmed`). */
   #writes = 0;
   /**
-   * A write whose answer was lost (the connection dropped): it may have been applied. The next
-   * read tells: its value is this one if it was; only otherwise is its tally put back.
+   * A write whose answer was lost (the connection dropped), or refused: it may have been
+   * applied. The next read tells, by the write marks; only if it was not is its tally put back.
    */
   #unconfirmed:
-    | { value: string; sent: Tally; transition: boolean; lease: boolean }
+    | { write: number; sent: Tally; transition: boolean; lease: boolean }
     | undefined;
   #subscription: AsyncDisposable | undefined;
   #closing: Promise<void> | undefined;
@@ -358,27 +361,26 @@ export class SharedCircuit {
     this.#tally = emptyTally(snapshot.generation);
     this.#transition = false;
     let stored: StoredState | undefined;
-    // The writer's mark makes each value unique, so a write whose answer was lost is known by it.
-    const value = JSON.stringify({
-      ...snapshotToJSON(snapshot),
-      writer: `${this.#host.policy().lease?.holder}#${++this.#writes}`,
-    });
+    const write = ++this.#writes;
+    const marks = markWrite(this.#storedMarks, this.#writer(), write, this.#host.now());
+    const value = JSON.stringify({ ...snapshotToJSON(snapshot), writes: marks });
     try {
       const expected = this.#stored?.version;
       stored = await this.#call(() => this.#store.compareAndSet(this.#name, expected, value));
     } catch (error) {
-      this.#unconfirmed = { value, sent, transition, lease };
+      this.#unconfirmed = { write, sent, transition, lease };
       throw error;
     }
     if (stored !== undefined) {
       this.#stored = stored;
       this.#storedSnapshot = snapshot;
+      this.#storedMarks = marks;
       if (lease && this.#host.snapshot().generation === leaseFrom) this.#adopt(snapshot);
       return;
     }
     // Another breaker wrote first (or a client re-sent this write after a reconnect, and the
     // first one was applied): learn what is stored, and go round again.
-    this.#unconfirmed = { value, sent, transition, lease };
+    this.#unconfirmed = { write, sent, transition, lease };
     const current = await this.#call(() => this.#store.read(this.#name));
     this.#confirm(current);
     this.#follow(current, true);
@@ -390,8 +392,19 @@ export class SharedCircuit {
     const unconfirmed = this.#unconfirmed;
     if (unconfirmed === undefined) return;
     this.#unconfirmed = undefined;
-    if (stored?.value === unconfirmed.value) return; // applied: its counts are in the store
+    let marks: WriteMarks | undefined;
+    try {
+      marks = stored === undefined ? undefined : readWriteMarks(JSON.parse(stored.value));
+    } catch {
+      // Unreadable: #follow reports it; the write is taken as not applied.
+    }
+    if (includesWrite(marks, this.#writer(), unconfirmed.write)) return; // counts are stored
     this.#restore(unconfirmed.sent, unconfirmed.transition, unconfirmed.lease);
+  }
+
+  /** This link's name in the write marks: its lease holder name, unique per breaker. */
+  #writer(): string {
+    return this.#host.policy().lease?.holder ?? this.#name;
   }
 
   /** Puts back what a write that did not happen was to carry. */
@@ -410,22 +423,27 @@ export class SharedCircuit {
       // Nothing stored (new, or lost by the store): the local state is written next.
       this.#stored = undefined;
       this.#storedSnapshot = undefined;
+      this.#storedMarks = undefined;
       return;
     }
     if (stored.version === this.#stored?.version) return;
     const policy = this.#host.policy();
     let snapshot: Snapshot;
+    let marks: WriteMarks;
     try {
+      const parsed: unknown = JSON.parse(stored.value);
       snapshot = snapshotFromJSON(
         policy,
-        JSON.parse(stored.value),
+        parsed,
         `Cannot read the stored state of circuit ${JSON.stringify(this.#name)}`,
       );
+      marks = readWriteMarks(parsed);
     } catch (error) {
       // Unreadable: reported, and overwritten by the local state.
       this.#report(error, "read");
       this.#stored = stored;
       this.#storedSnapshot = undefined;
+      this.#storedMarks = undefined;
       this.#transition = true;
       return;
     }
@@ -435,6 +453,7 @@ export class SharedCircuit {
     }
     this.#stored = stored;
     this.#storedSnapshot = snapshot;
+    this.#storedMarks = marks;
     const local = this.#host.snapshot();
     const now = this.#host.now();
     const next = reconcile(policy, local, previous, snapshot, this.#tally, this.#transition, now);

@@ -6,12 +6,15 @@ import {
   close,
   createPolicy,
   halfOpen,
+  includesWrite,
   INITIAL_SNAPSHOT,
   isolate,
   isRejection,
+  markWrite,
   needsClock,
   open,
   type Policy,
+  readWriteMarks,
   recordedState,
   recordFailure,
   recordNeutral,
@@ -23,6 +26,7 @@ import {
   snapshotFromJSON,
   snapshotToJSON,
   stateAt,
+  WRITE_MARK_TTL_MS,
 } from "../src/core/mod.ts";
 import { fromArray, peek, push, shift, toArray } from "../src/core/fifo.ts";
 import { describe, it } from "./timer_leaks.ts";
@@ -301,5 +305,40 @@ describe("core serialization", () => {
         message,
       });
     }
+  });
+});
+
+describe("core write marks", () => {
+  it("markWrite() carries the stored marks forward, sets the writer's, and drops stale ones", () => {
+    const now = 10 * WRITE_MARK_TTL_MS;
+    const stored = { a: [3, now - 1_000] as const, stale: [9, now - WRITE_MARK_TTL_MS] as const };
+    assert.deepEqual({ ...markWrite(stored, "b", 1, now) }, { a: [3, now - 1_000], b: [1, now] });
+    assert.deepEqual({ ...markWrite(undefined, "a", 4, now) }, { a: [4, now] });
+    assert.deepEqual({ ...markWrite({ a: [3, now] }, "a", 4, now) }, { a: [4, now] });
+  });
+
+  it("includesWrite() holds for the writer's write and earlier ones only", () => {
+    const marks = { a: [3, 0] as const };
+    assert.equal(includesWrite(marks, "a", 3), true);
+    assert.equal(includesWrite(marks, "a", 2), true);
+    assert.equal(includesWrite(marks, "a", 4), false);
+    assert.equal(includesWrite(marks, "b", 1), false);
+    assert.equal(includesWrite(undefined, "a", 1), false);
+    assert.equal(includesWrite(marks, "toString", 1), false);
+  });
+
+  it("readWriteMarks() keeps well-formed marks of any parsed value and drops the rest", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const marks = readWriteMarks(value);
+        for (const mark of Object.values(marks)) {
+          assert.ok(Number.isSafeInteger(mark[0]) && Number.isFinite(mark[1]));
+        }
+      }),
+    );
+    const parsed = JSON.parse('{"writes":{"a":[3,0],"b":"x","__proto__":[1,2],"c":[1]}}');
+    assert.deepEqual({ ...readWriteMarks(parsed) }, { a: [3, 0], ["__proto__"]: [1, 2] });
+    assert.deepEqual({ ...readWriteMarks({ writes: [[1, 2]] }) }, {});
+    assert.deepEqual({ ...readWriteMarks(null) }, {});
   });
 });

@@ -281,6 +281,40 @@ describe("shared circuits", () => {
     await b[Symbol.asyncDispose]();
   });
 
+  it("Breaker with a store merges a write whose answer was lost once, though another wrote over it", async () => {
+    const inner = memoryStore();
+    let loseNextAnswer = false;
+    const store: StateStore = {
+      read: (name) => inner.read(name),
+      compareAndSet: async (name, expected, value) => {
+        const stored = await inner.compareAndSet(name, expected, value);
+        if (!loseNextAnswer) return stored;
+        loseNextAnswer = false;
+        throw new Error("connection reset"); // applied, but the writer never hears so
+      },
+      subscribe: (name, onChange, onError) => inner.subscribe!(name, onChange, onError),
+    };
+    const options = {
+      name: "db",
+      store,
+      failureThreshold: 100,
+      syncInterval: 0,
+      listeners: [{ storeError: () => {} }],
+    };
+    const a = new Breaker(options);
+    const b = new Breaker(options);
+    await settle();
+    loseNextAnswer = true;
+    for (let i = 0; i < 3; i++) await attempt(a, fail);
+    await settle();
+    // b wrote over a's write before a read the store back: a must still know it was applied.
+    await attempt(b, fail);
+    await settle();
+    await a[Symbol.asyncDispose]();
+    await b[Symbol.asyncDispose]();
+    assert.equal(storedSnapshot(await store.read("db")).failureCount, 4);
+  });
+
   it("Breaker with a store takes the trial lease locally while the store is down", async () => {
     const { store, state } = faultyStore();
     const clock = manualClock();

@@ -77,6 +77,13 @@ export {
 } from "./transitions.ts";
 export { changesNothing, emptyTally, joinTallies, type Tally, tallyOutcome } from "./tally.ts";
 export {
+  includesWrite,
+  markWrite,
+  readWriteMarks,
+  WRITE_MARK_TTL_MS,
+  type WriteMarks,
+} from "./write_marks.ts";
+export {
   type Bucket,
   type CallWindow,
   mergeWindows,
