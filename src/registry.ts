@@ -40,11 +40,8 @@ export interface RegistrySummary {
 /** Options of {@linkcode BreakerRegistry.breaker}: every breaker option but `name` and `registry`. */
 export type RegistryBreakerOptions = Omit<BreakerOptions, "name" | "registry">;
 
-interface Entry {
-  readonly ref: WeakRef<Breaker>;
-  /** Set when the registry created the breaker: it keeps alive what it creates. */
-  readonly owned: Breaker | undefined;
-}
+/** The fewest entries a sweep of collected breakers waits for. */
+const MIN_SWEEP = 64;
 
 /**
  * Breakers by name. A name lists one breaker: when a breaker joins under a name another live
@@ -68,13 +65,13 @@ interface Entry {
  * ```
  */
 export class BreakerRegistry implements Iterable<Breaker> {
-  #entries = new Map<string, Entry>();
+  /** Listed breakers by name. Entries of collected breakers are swept out as names are added. */
+  #entries = new Map<string, WeakRef<Breaker>>();
+  /** The breakers `breaker()` created: the registry keeps alive what it creates. */
+  #owned = new Map<string, Breaker>();
+  /** The size at which the next addition sweeps out collected entries. */
+  #sweepAt = MIN_SWEEP;
   #listeners: readonly BreakerListener[] = [];
-  #finalization = new FinalizationRegistry<{ name: string; ref: WeakRef<Breaker> }>(
-    ({ name, ref }) => {
-      if (this.#entries.get(name)?.ref === ref) this.#entries.delete(name);
-    },
-  );
 
   /**
    * The breaker listed under `name`, created with `options` when there is none. The options
@@ -112,7 +109,8 @@ export class BreakerRegistry implements Iterable<Breaker> {
       }
     }
     const breaker = new Breaker({ ...options, name, registry: false });
-    this.#list(breaker, breaker);
+    this.#list(breaker);
+    this.#owned.set(name, breaker);
     return breaker;
   }
 
@@ -136,8 +134,8 @@ export class BreakerRegistry implements Iterable<Breaker> {
         `Cannot add to registry: "breaker" must be a Breaker, received ${describeValue(breaker)}`,
       );
     }
-    if (this.#entries.get(breaker.name)?.ref.deref() === breaker) return;
-    this.#list(breaker, undefined);
+    if (this.#entries.get(breaker.name)?.deref() === breaker) return;
+    this.#list(breaker);
   }
 
   /**
@@ -155,11 +153,10 @@ export class BreakerRegistry implements Iterable<Breaker> {
    */
   delete(breakerOrName: Breaker | string): boolean {
     const name = typeof breakerOrName === "string" ? breakerOrName : breakerOrName.name;
-    const entry = this.#entries.get(name);
-    const listed = entry?.ref.deref();
-    if (entry === undefined || listed === undefined) return false;
+    const listed = this.#entries.get(name)?.deref();
+    if (listed === undefined) return false;
     if (typeof breakerOrName !== "string" && listed !== breakerOrName) return false;
-    this.#unlist(name, entry, listed);
+    this.#unlist(name, listed);
     return true;
   }
 
@@ -174,7 +171,7 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * ```
    */
   get(name: string): Breaker | undefined {
-    return this.#entries.get(name)?.ref.deref();
+    return this.#entries.get(name)?.deref();
   }
 
   /**
@@ -202,8 +199,8 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * ```
    */
   *[Symbol.iterator](): IterableIterator<Breaker> {
-    for (const entry of this.#entries.values()) {
-      const breaker = entry.ref.deref();
+    for (const ref of this.#entries.values()) {
+      const breaker = ref.deref();
       if (breaker !== undefined) yield breaker;
     }
   }
@@ -273,23 +270,33 @@ export class BreakerRegistry implements Iterable<Breaker> {
     };
   }
 
-  #list(breaker: Breaker, owned: Breaker | undefined): void {
+  #list(breaker: Breaker): void {
     const name = breaker.name;
-    const previous = this.#entries.get(name);
-    const displaced = previous?.ref.deref();
-    if (previous !== undefined && displaced !== undefined) this.#unlist(name, previous, displaced);
-    else if (previous !== undefined) this.#entries.delete(name);
-    const ref = new WeakRef(breaker);
-    // Re-inserting moves the name to the end: the listing order is the order of joining.
-    this.#entries.set(name, { ref, owned });
-    this.#finalization.register(breaker, { name, ref }, ref);
+    const displaced = this.#entries.get(name)?.deref();
+    if (displaced !== undefined) this.#unlist(name, displaced);
+    // Deleting first moves the name to the end: the listing order is the order of joining.
+    this.#entries.delete(name);
+    this.#entries.set(name, new WeakRef(breaker));
     for (const listener of this.#listeners) breaker.addListener(listener);
+    if (this.#entries.size >= this.#sweepAt) this.#sweep();
   }
 
-  #unlist(name: string, entry: Entry, breaker: Breaker): void {
+  #unlist(name: string, breaker: Breaker): void {
     this.#entries.delete(name);
-    this.#finalization.unregister(entry.ref);
+    this.#owned.delete(name);
     for (const listener of this.#listeners) breaker.removeListener(listener);
+  }
+
+  /**
+   * Drops the entries of collected breakers. Run when the map has doubled since the last sweep,
+   * so its cost per added breaker is constant, and without a FinalizationRegistry, whose cell
+   * would cost more memory per breaker than the entry itself.
+   */
+  #sweep(): void {
+    for (const [name, ref] of this.#entries) {
+      if (ref.deref() === undefined) this.#entries.delete(name);
+    }
+    this.#sweepAt = Math.max(MIN_SWEEP, 2 * this.#entries.size);
   }
 }
 
