@@ -139,9 +139,10 @@ export interface StatusReport {
  *
  * Reads (`GET`, `HEAD`) answer in the format named by the `format` query parameter (`json`,
  * `prometheus` or `html`; any other value gets 400), else by the `Accept` header:
- * `application/json` → JSON, `text/html` → the page, `text/plain` or
- * `application/openmetrics-text` → the Prometheus text format 0.0.4; `*\/*`, no `Accept` or
- * an `Accept` none of these match → JSON. Every answer is `Cache-Control: no-store`.
+ * `text/html` → the page, `text/plain` or `application/openmetrics-text` → the Prometheus
+ * text format 0.0.4, `application/json` → JSON (the highest `q` wins, then the most specific
+ * match). A wildcard, no `Accept` or one that none of these match get JSON, so browsers get
+ * the page and scripts and `curl` get JSON. Every answer is `Cache-Control: no-store`.
  *
  * Actions are a `POST` with a JSON body `{"action": "isolate" | "release" | "close", "name"}`
  * and `Content-Type: application/json`, enabled only by the `authorize` option. `isolate`
@@ -149,10 +150,12 @@ export interface StatusReport {
  * drops that hold and closes the circuit. The answer is the breaker's {@linkcode BreakerStatus}.
  * Against cross-site request forgery, an action must be JSON (a cross-site form cannot send
  * it, and a cross-site `fetch` needs a CORS preflight this handler never grants), and a
- * browser's `Sec-Fetch-Site` must be `same-origin`. Other methods get 405.
+ * browser's `Sec-Fetch-Site`, when sent, must be `same-origin` (or `none`). Other methods get
+ * 405 with an `Allow` header.
  *
  * The page's links and requests are relative to its own URL (`?format=json`,
- * `fetch(location.href)`), so it works under any prefix, behind a router that strips it.
+ * `fetch(location.href)`), so it works under any prefix, even behind a proxy or a router that
+ * rewrites the path.
  *
  * Throws a `TypeError` or `RangeError` naming a bad argument.
  *
@@ -335,7 +338,7 @@ function read(context: HandlerContext, request: Request): Response {
 
 /**
  * The format an `Accept` header prefers: the highest `q`, then the most specific range
- * (`text/plain` over `text/*` over `*\/*`), then the order of {@linkcode MEDIA_TYPES}. An
+ * (`text/plain` over `text/*` over the full wildcard), then the order of `MEDIA_TYPES`. An
  * `Accept` nothing matches gets JSON (RFC 9110 lets a server disregard it).
  */
 function negotiate(accept: string | null): Format {
@@ -363,6 +366,9 @@ interface MediaRange {
   readonly q: number;
 }
 
+/** A weight as RFC 9110 writes it: 0 to 1, at most three decimals. */
+const QVALUE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/;
+
 function parseAccept(accept: string): MediaRange[] {
   const ranges: MediaRange[] = [];
   for (const part of accept.split(",")) {
@@ -370,13 +376,13 @@ function parseAccept(accept: string): MediaRange[] {
     const [type, subtype, extra] = mediaType.trim().toLowerCase().split("/");
     if (type === undefined || subtype === undefined || extra !== undefined) continue;
     if (type === "" || subtype === "") continue;
-    let q = 1;
+    let q: number | undefined = 1;
     for (const parameter of parameters) {
-      const [key, value] = parameter.split("=").map((piece) => piece.trim());
-      if (key?.toLowerCase() === "q") q = Number(value);
+      const [key, value = ""] = parameter.split("=").map((piece) => piece.trim());
+      if (key?.toLowerCase() === "q") q = QVALUE.test(value) ? Number(value) : undefined;
     }
     // A range with a malformed weight says nothing reliable: skip it.
-    if (!(q >= 0 && q <= 1)) continue;
+    if (q === undefined) continue;
     ranges.push({ type, subtype, q });
   }
   return ranges;

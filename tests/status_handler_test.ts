@@ -485,6 +485,9 @@ describe("statusHandler format negotiation", () => {
     ["application/json;q=0, */*", "html"],
     ["image/png", "json"],
     ["text/html;q=nonsense, text/plain", "prometheus"],
+    ["text/html;q=, application/json;q=0.5", "json"],
+    ["text/html;q=1.5, text/plain;q=0.1", "prometheus"],
+    ["text/html;q=0.001, */*;q=0", "html"],
   ];
   const contentTypes = {
     json: "application/json; charset=utf-8",
