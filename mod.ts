@@ -19,6 +19,8 @@
  * - {@linkcode BreakerOpenError} is what a call gets while the circuit is open.
  * - {@linkcode BreakerRegistry} lists breakers by name for operators; named breakers join
  *   {@linkcode defaultRegistry}.
+ * - {@linkcode statusHandler} serves a registry as JSON, Prometheus text or a self-refreshing
+ *   HTML page.
  * - The pure decision core is `@circuit/breaker/core`.
  *
  * @module
@@ -74,6 +76,13 @@ export {
   type RegistrySummary,
 } from "./src/registry.ts";
 export type { StateStore, StoredState } from "./src/store.ts";
+export {
+  type BreakerStatus,
+  type StatusHandler,
+  statusHandler,
+  type StatusHandlerOptions,
+  type StatusReport,
+} from "./src/status_handler.ts";
 export type { StreamOptions, StreamSource } from "./src/stream.ts";
 export type {
   BreakerListener,
