@@ -284,9 +284,11 @@ for (const registry of [true, false]) {
   );
   console.log();
   console.log(
-    `After the first sample the heap (next task) stays within ${mb(spread)} MB; ${
-      perMember.toFixed(0)
-    } B per member held (breaker, group node${registry ? ", registry entry" : ""}).`,
+    `From ${thousands(SAMPLE_EVERY * 2)} keys on, the heap (next task) varies by ${
+      (spread / 1e3).toFixed(0)
+    } kB in all; ${perMember.toFixed(0)} B per member held (breaker, group node${
+      registry ? ", registry entry" : ""
+    }).`,
   );
   console.log();
 }
