@@ -1040,7 +1040,8 @@ export class Breaker {
 
   #settleSuccess(generation: number, start: number, timed: boolean, duration?: number): void {
     const before = this.#snapshot;
-    const end = timed ? this.#settledAt(start) : 0;
+    // The rules judge every success, and one that trips opens the circuit from now.
+    const end = timed || this.#policy.rules !== undefined ? this.#settledAt(start) : 0;
     const durationMs = duration ?? end - start;
     const next = recordSuccess(this.#policy, before, generation, durationMs, end);
     if (next !== before) this.#snapshot = next;

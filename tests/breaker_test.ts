@@ -908,3 +908,29 @@ describe("Breaker fast path", () => {
     assert.equal(breaker.state, "open");
   });
 });
+
+describe("Breaker regressions found by the model-based tests", () => {
+  it("Breaker opens for the full recovery period when a success trips the failure rate of a count window", async () => {
+    const clock = manualClock(1_000_000);
+    const breaker = new Breaker({
+      failureRate: 0.5,
+      minimumCalls: 2,
+      window: { calls: 4 },
+      recoveryTimeout: 1_000,
+      clock,
+    });
+    await breaker.execute(fail()).catch(() => {});
+    await breaker.execute(succeed(1)); // 1 failure in 2 calls: this success trips the rule
+    assert.equal(breaker.state, "open");
+    assert.equal(breaker.openUntil, 1_001_000);
+    breaker.close();
+    assert.throws(() =>
+      breaker.executeSync(() => {
+        throw new Error("down");
+      })
+    );
+    breaker.executeSync(() => 1);
+    assert.equal(breaker.state, "open");
+    assert.equal(breaker.openUntil, 1_001_000);
+  });
+});
