@@ -130,7 +130,16 @@ class RecencyList<K extends string> {
     this.size--;
   }
 
+  /**
+   * Empties the list, unlinking every member: with a conservative collector (Bun's), one stale
+   * pointer to a linked member would keep the whole chain alive.
+   */
   clear(): void {
+    for (let member = this.oldest; member !== undefined;) {
+      const newer = member.newer;
+      member.older = member.newer = undefined;
+      member = newer;
+    }
     this.oldest = this.newest = undefined;
     this.size = 0;
   }
