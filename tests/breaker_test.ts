@@ -933,4 +933,20 @@ describe("Breaker regressions found by the model-based tests", () => {
     assert.equal(breaker.state, "open");
     assert.equal(breaker.openUntil, 1_001_000);
   });
+
+  it("Breaker.close() on a closed breaker resets the window's counts too", async () => {
+    const breaker = new Breaker({ failureRate: 0.5, minimumCalls: 2, window: { calls: 4 } });
+    await breaker.execute(fail()).catch(() => {});
+    assert.equal(breaker.stats.failures, 1);
+    breaker.close();
+    assert.deepEqual(breaker.stats, {
+      calls: 0,
+      failures: 0,
+      slowCalls: 0,
+      failureRate: 0,
+      slowCallRate: 0,
+    });
+    await breaker.execute(succeed(1)); // with the old failure kept, 1 in 2 would trip
+    assert.equal(breaker.state, "closed");
+  });
 });

@@ -465,7 +465,8 @@ function holdsLease(holder: string, snapshot: Snapshot, now: number): boolean {
 }
 
 /**
- * Closes the circuit by hand: counts and openings reset, and no recovery ramp starts.
+ * Closes the circuit by hand: counts (the window's too) and openings reset, and no recovery
+ * ramp starts.
  *
  * @example
  * ```ts
@@ -479,9 +480,9 @@ function holdsLease(holder: string, snapshot: Snapshot, now: number): boolean {
 export function close(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
   const current = settled(snapshot, now);
   if (current.state === "closed") {
-    return current.failureCount === 0 && current.openings === 0
+    return current.failureCount === 0 && current.openings === 0 && current.window === undefined
       ? current
-      : { ...current, failureCount: 0, openings: 0 };
+      : { ...current, failureCount: 0, openings: 0, window: undefined };
   }
   return closeFrom(policy, current, now, false);
 }
