@@ -364,11 +364,10 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    * ```
    */
   clear(): void {
-    const members = [...this.#members.values()];
+    for (const member of this.#members.values()) this.#release(member.breaker);
     this.#members.clear();
     this.#recent.clear();
     this.#aside.clear();
-    for (const member of members) this.#release(member.breaker);
   }
 
   /**
