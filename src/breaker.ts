@@ -296,8 +296,7 @@ export class Breaker {
     this.#snapshot = merged.state === undefined
       ? INITIAL_SNAPSHOT
       : snapshotFromJSON(this.#policy, merged.state, `${context} "${this.#policy.name}"`);
-    const store = checkStore(merged.store, context);
-    const syncInterval = checkSyncInterval(merged.syncInterval, context);
+    const { store, syncInterval, registry } = parsed;
     if (store !== undefined) {
       this.#policy = sharePolicy(this.#policy, `${this.#policy.name}:${crypto.randomUUID()}`);
       this.#shared = new SharedCircuit(store, this.#policy.name, {
@@ -308,7 +307,6 @@ export class Breaker {
         storeError: (error, operation) => this.#storeError(error, operation),
       }, syncInterval);
     }
-    const registry = checkRegistry(merged.registry, context);
     if (registry !== false && (registry !== undefined || merged.name !== undefined)) {
       (registry ?? defaultRegistry).add(this);
     }
@@ -1219,13 +1217,23 @@ function copyOptions<T extends BreakerOptions>(options: T): T {
 export function parseOptions(
   options: BreakerOptions,
   context: string,
-): { policy: Policy; clock: () => number; fallback: AnyFunction | undefined } {
+): {
+  policy: Policy;
+  clock: () => number;
+  fallback: AnyFunction | undefined;
+  store: StateStore | undefined;
+  syncInterval: number;
+  registry: BreakerRegistry | false | undefined;
+} {
   const policy = createPolicy(options, context);
   checkListeners(options.listeners, context);
   return {
     policy,
     clock: checkClock(options.clock, context),
     fallback: checkFallback(options.fallback, context),
+    store: checkStore(options.store, context),
+    syncInterval: checkSyncInterval(options.syncInterval, context),
+    registry: checkRegistry(options.registry, context),
   };
 }
 

@@ -23,7 +23,7 @@ import {
 } from "./breaker.ts";
 import { describeValue } from "./core/describe_value.ts";
 import type { BreakerState } from "./core/snapshot.ts";
-import { BreakerRegistry, defaultRegistry } from "./registry.ts";
+import { type BreakerRegistry, defaultRegistry, holdInRegistry } from "./registry.ts";
 
 /**
  * A member left a {@linkcode BreakerGroup} to make room for a new key (see the `onEvict`
@@ -251,10 +251,8 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
       );
     }
     checkOptionNames(shared, BREAKER_OPTIONS, context);
-    const { clock } = parseOptions({ ...shared, name }, context);
-    checkStore(shared.store, context);
-    checkSyncInterval(shared.syncInterval, context);
-    this.#registry = checkRegistry(shared.registry, context) ?? defaultRegistry;
+    const { clock, registry } = parseOptions({ ...shared, name }, context);
+    this.#registry = registry ?? defaultRegistry;
     this.#name = name;
     this.#maxKeys = maxKeys;
     this.#options = shared;
@@ -425,7 +423,13 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
       );
     }
     // Created before anything is evicted: if it threw, the group would be unchanged.
-    const breaker = new Breaker({ ...this.#options, name: `${this.#name}:${key}` });
+    const breaker = new Breaker({
+      ...this.#options,
+      name: `${this.#name}:${key}`,
+      registry: false,
+    });
+    // Held, not weakly listed: the group keeps its members and delists them as they leave.
+    if (this.#registry !== false) holdInRegistry(this.#registry, breaker);
     const evicted = this.#members.size >= this.#maxKeys ? this.#evict() : undefined;
     const member: Member<K> = {
       key,
@@ -486,7 +490,6 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
 
   /** A breaker leaves the group: out of the registry, and disposed if it has a store. */
   #release(breaker: Breaker): void {
-    // The registry would forget it only once collected; a million keys would wait there.
     if (this.#registry !== false) this.#registry.delete(breaker);
     if (this.#options.store !== undefined) this.#track(breaker);
   }
@@ -591,49 +594,4 @@ function copyOptions<K extends string>(options: BreakerGroupOptions<K>): Breaker
     }
   }
   return copy as unknown as BreakerGroupOptions<K>;
-}
-
-// The checks below repeat the Breaker constructor's (private there) so that their messages
-// start with this context.
-
-function checkStore(store: unknown, context: string): void {
-  if (store === undefined) return;
-  const candidate = store as { read?: unknown; compareAndSet?: unknown } | null;
-  if (
-    candidate !== null && typeof candidate === "object" &&
-    typeof candidate.read === "function" && typeof candidate.compareAndSet === "function"
-  ) {
-    return;
-  }
-  throw new TypeError(
-    `${context}: "store" must be a StateStore (an object with read() and compareAndSet()), received ${
-      describeValue(store)
-    }`,
-  );
-}
-
-function checkSyncInterval(syncInterval: unknown, context: string): void {
-  if (syncInterval === undefined) return;
-  if (typeof syncInterval !== "number") {
-    throw new TypeError(
-      `${context}: "syncInterval" must be a number, received ${describeValue(syncInterval)}`,
-    );
-  }
-  if (Number.isFinite(syncInterval) && syncInterval >= 0) return;
-  throw new RangeError(
-    `${context}: "syncInterval" must be a finite number >= 0, received ${
-      describeValue(syncInterval)
-    }`,
-  );
-}
-
-function checkRegistry(registry: unknown, context: string): BreakerRegistry | false | undefined {
-  if (registry === undefined || registry === false || registry instanceof BreakerRegistry) {
-    return registry;
-  }
-  throw new TypeError(
-    `${context}: "registry" must be a BreakerRegistry or false, received ${
-      describeValue(registry)
-    }`,
-  );
 }

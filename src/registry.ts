@@ -40,6 +40,14 @@ export interface RegistrySummary {
 /** Options of {@linkcode BreakerRegistry.breaker}: every breaker option but `name` and `registry`. */
 export type RegistryBreakerOptions = Omit<BreakerOptions, "name" | "registry">;
 
+/**
+ * Lists `breaker` held strongly, for a holder that keeps it anyway and removes it with
+ * `delete()` when done with it (a `BreakerGroup`): no `WeakRef` to pay for (on V8 one keeps its
+ * target alive until the task ends, so a million keys cycled in one task would all stay).
+ * Internal to the package.
+ */
+export let holdInRegistry: (registry: BreakerRegistry, breaker: Breaker) => void;
+
 /** The fewest entries a sweep of collected breakers waits for. */
 const MIN_SWEEP = 64;
 
@@ -65,13 +73,19 @@ const MIN_SWEEP = 64;
  * ```
  */
 export class BreakerRegistry implements Iterable<Breaker> {
-  /** Listed breakers by name. Entries of collected breakers are swept out as names are added. */
-  #entries = new Map<string, WeakRef<Breaker>>();
-  /** The breakers `breaker()` created: the registry keeps alive what it creates. */
-  #owned = new Map<string, Breaker>();
+  /**
+   * Listed breakers by name: a `WeakRef` for those that joined by themselves (entries of
+   * collected ones are swept out as names are added), the breaker itself for those held (see
+   * `holdInRegistry`).
+   */
+  #entries = new Map<string, WeakRef<Breaker> | Breaker>();
   /** The size at which the next addition sweeps out collected entries. */
   #sweepAt = MIN_SWEEP;
   #listeners: readonly BreakerListener[] = [];
+
+  static {
+    holdInRegistry = (registry, breaker) => registry.#list(breaker, breaker);
+  }
 
   /**
    * The breaker listed under `name`, created with `options` when there is none. The options
@@ -109,8 +123,7 @@ export class BreakerRegistry implements Iterable<Breaker> {
       }
     }
     const breaker = new Breaker({ ...options, name, registry: false });
-    this.#list(breaker);
-    this.#owned.set(name, breaker);
+    this.#list(breaker, breaker);
     return breaker;
   }
 
@@ -134,8 +147,8 @@ export class BreakerRegistry implements Iterable<Breaker> {
         `Cannot add to registry: "breaker" must be a Breaker, received ${describeValue(breaker)}`,
       );
     }
-    if (this.#entries.get(breaker.name)?.deref() === breaker) return;
-    this.#list(breaker);
+    if (this.get(breaker.name) === breaker) return;
+    this.#list(breaker, new WeakRef(breaker));
   }
 
   /**
@@ -153,7 +166,7 @@ export class BreakerRegistry implements Iterable<Breaker> {
    */
   delete(breakerOrName: Breaker | string): boolean {
     const name = typeof breakerOrName === "string" ? breakerOrName : breakerOrName.name;
-    const listed = this.#entries.get(name)?.deref();
+    const listed = this.get(name);
     if (listed === undefined) return false;
     if (typeof breakerOrName !== "string" && listed !== breakerOrName) return false;
     this.#unlist(name, listed);
@@ -171,7 +184,8 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * ```
    */
   get(name: string): Breaker | undefined {
-    return this.#entries.get(name)?.deref();
+    const entry = this.#entries.get(name);
+    return entry instanceof WeakRef ? entry.deref() : entry;
   }
 
   /**
@@ -199,8 +213,8 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * ```
    */
   *[Symbol.iterator](): IterableIterator<Breaker> {
-    for (const ref of this.#entries.values()) {
-      const breaker = ref.deref();
+    for (const entry of this.#entries.values()) {
+      const breaker = entry instanceof WeakRef ? entry.deref() : entry;
       if (breaker !== undefined) yield breaker;
     }
   }
@@ -270,20 +284,19 @@ export class BreakerRegistry implements Iterable<Breaker> {
     };
   }
 
-  #list(breaker: Breaker): void {
+  #list(breaker: Breaker, entry: WeakRef<Breaker> | Breaker): void {
     const name = breaker.name;
-    const displaced = this.#entries.get(name)?.deref();
+    const displaced = this.get(name);
     if (displaced !== undefined) this.#unlist(name, displaced);
     // Deleting first moves the name to the end: the listing order is the order of joining.
     this.#entries.delete(name);
-    this.#entries.set(name, new WeakRef(breaker));
+    this.#entries.set(name, entry);
     for (const listener of this.#listeners) breaker.addListener(listener);
     if (this.#entries.size >= this.#sweepAt) this.#sweep();
   }
 
   #unlist(name: string, breaker: Breaker): void {
     this.#entries.delete(name);
-    this.#owned.delete(name);
     for (const listener of this.#listeners) breaker.removeListener(listener);
   }
 
@@ -293,8 +306,8 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * would cost more memory per breaker than the entry itself.
    */
   #sweep(): void {
-    for (const [name, ref] of this.#entries) {
-      if (ref.deref() === undefined) this.#entries.delete(name);
+    for (const [name, entry] of this.#entries) {
+      if (entry instanceof WeakRef && entry.deref() === undefined) this.#entries.delete(name);
     }
     this.#sweepAt = Math.max(MIN_SWEEP, 2 * this.#entries.size);
   }
