@@ -19,6 +19,8 @@
  * - {@linkcode BreakerOpenError} is what a call gets while the circuit is open.
  * - {@linkcode BreakerRegistry} lists breakers by name for operators; named breakers join
  *   {@linkcode defaultRegistry}.
+ * - {@linkcode BreakerGroup} creates one breaker per key (host, tenant) on demand, bounded by
+ *   `maxKeys`.
  * - {@linkcode statusHandler} serves a registry as JSON, Prometheus text or a self-refreshing
  *   HTML page.
  * - The pure decision core is `@circuit/breaker/core`.
@@ -67,6 +69,7 @@ export type {
   WindowStats,
 } from "./src/core/window.ts";
 export type { Cell, Fifo } from "./src/core/fifo.ts";
+export { BreakerGroup, type BreakerGroupOptions, type EvictionEvent } from "./src/breaker_group.ts";
 export { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./src/errors.ts";
 export { memoryStore } from "./src/memory_store.ts";
 export {
