@@ -1040,7 +1040,7 @@ export class Breaker {
     const before = this.#snapshot;
     // The rules judge every success, and one that trips opens the circuit from now.
     const end = timed || this.#policy.rules !== undefined ? this.#settledAt(start) : 0;
-    const durationMs = duration ?? end - start;
+    const durationMs = duration ?? (timed ? end - start : 0); // untimed: no start was read
     const next = recordSuccess(this.#policy, before, generation, durationMs, end);
     if (next !== before) this.#snapshot = next;
     this.#shared?.recorded(before, generation, false, durationMs, end);

@@ -949,4 +949,19 @@ describe("Breaker regressions found by the model-based tests", () => {
     await breaker.execute(succeed(1)); // with the old failure kept, 1 in 2 would trip
     assert.equal(breaker.state, "closed");
   });
+
+  it("Breaker does not count a call whose start it did not time as slow when it succeeds", async () => {
+    const clock = manualClock(1_000_000);
+    const breaker = new Breaker({ failureRate: 1, window: { calls: 4 }, clock });
+    const running = [deferred(), deferred()];
+    const calls = running.map((call) => breaker.execute(() => call.promise).catch(() => {}));
+    clock.advance(5_000);
+    // Durations are measured from now on; the calls already running have no start time.
+    breaker.configure({ slowCallDuration: 0 });
+    running[0]!.resolve("late");
+    running[1]!.reject(new Error("late"));
+    await Promise.all(calls);
+    assert.equal(breaker.stats.calls, 2);
+    assert.equal(breaker.stats.slowCalls, 0);
+  });
 });
