@@ -47,18 +47,6 @@ describe("defaultRegistry", () => {
     assert.equal(defaultRegistry.size, before);
   });
 
-  it("lists a decorated method's breaker under the method's name", () => {
-    const name = uniqueName("load");
-    class Api {
-      @circuit({ name })
-      load() {
-        return Promise.resolve("ok");
-      }
-    }
-    assert.equal(defaultRegistry.get(name)?.name, name);
-    assert.equal(typeof new Api().load, "function");
-  });
-
   it("lets a breaker nobody references be collected, and forgets it", async () => {
     const name = uniqueName("garbage");
     let ref: WeakRef<Breaker> | undefined;

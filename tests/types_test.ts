@@ -68,19 +68,4 @@ describe("types", () => {
     await wrapped(42);
     assert.equal(n, 1);
   });
-
-  it("the method decorator accepts async methods only; circuit.sync decorates sync ones", () => {
-    class Api {
-      @circuit({ failureThreshold: 3 })
-      load(id: string): Promise<User> {
-        return Promise.resolve({ id });
-      }
-      @circuit.sync()
-      parse(text: string): number {
-        return Number(text);
-      }
-    }
-    expectType<Equal<ReturnType<Api["load"]>, Promise<User>>>(true);
-    assert.ok(new Api());
-  });
 });
