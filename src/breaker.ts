@@ -266,6 +266,8 @@ export class Breaker {
   #quiet: Snapshot | undefined;
   /** The link to the store, when the circuit is shared. */
   #shared: SharedCircuit | undefined;
+  /** The last time the clock read well. */
+  #lastNow = 0;
 
   /**
    * Creates a breaker. Throws a `TypeError` or `RangeError` naming any bad option.
@@ -1132,7 +1134,10 @@ export class Breaker {
   /** Reads the clock; a clock that returns anything but a finite number is an error. */
   #now(): number {
     const now = this.#clock();
-    if (typeof now === "number" && Number.isFinite(now)) return now;
+    if (typeof now === "number" && Number.isFinite(now)) {
+      this.#lastNow = now;
+      return now;
+    }
     throw new TypeError(
       `Circuit ${
         JSON.stringify(this.#policy.name)
@@ -1142,14 +1147,15 @@ export class Breaker {
 
   /**
    * The time a call settled. A broken clock here must not replace the call's own outcome, so
-   * it is reported and the start time is used.
+   * it is reported and the last time the clock read well is used (a call's start, when it was
+   * read, or later).
    */
   #settledAt(start: number): number {
     try {
       return this.#now();
     } catch (error) {
       console.error(error);
-      return start;
+      return Math.max(start, this.#lastNow);
     }
   }
 }

@@ -909,7 +909,7 @@ describe("Breaker fast path", () => {
   });
 });
 
-describe("Breaker regressions found by the model-based tests", () => {
+describe("Breaker regressions found by the property-based tests", () => {
   it("Breaker opens for the full recovery period when a success trips the failure rate of a count window", async () => {
     const clock = manualClock(1_000_000);
     const breaker = new Breaker({
@@ -963,5 +963,25 @@ describe("Breaker regressions found by the model-based tests", () => {
     await Promise.all(calls);
     assert.equal(breaker.stats.calls, 2);
     assert.equal(breaker.stats.slowCalls, 0);
+  });
+
+  it("Breaker keeps the full open period when the clock fails just as a failure trips it", async () => {
+    let now = 1_000_000;
+    const breaker = new Breaker({ failureThreshold: 1, recoveryTimeout: 60_000, clock: () => now });
+    assert.equal(breaker.state, "closed"); // the clock read well at 1_000_000
+    const reported: unknown[] = [];
+    const consoleError = console.error;
+    console.error = (error: unknown) => reported.push(error);
+    try {
+      now = NaN;
+      const error = new Error("down");
+      await assert.rejects(breaker.execute(fail(error)), (thrown) => thrown === error);
+    } finally {
+      console.error = consoleError;
+    }
+    assert.match(String(reported[0]), /"clock" must return epoch milliseconds, returned NaN/);
+    now = 1_000_001;
+    assert.equal(breaker.state, "open");
+    assert.equal(breaker.openUntil, 1_060_000); // from the last time the clock read well
   });
 });
