@@ -791,7 +791,10 @@ describe("Breaker snapshots", () => {
         { ...good, state: "opened" },
         /"state.state" must be one of closed, open, half-open, recovering, received "opened"/,
       ],
-      [{ ...good, failureCount: -1 }, /"state.failureCount" must be an integer >= 0, received -1/],
+      [
+        { ...good, failureCount: -1 },
+        /"state.failureCount" must be an integer >= 0 and <= 281474976710656, received -1/,
+      ],
       [
         { ...good, state: "open" },
         /"state.openUntil" must be a finite number while open, received null/,
@@ -983,5 +986,26 @@ describe("Breaker regressions found by the property-based tests", () => {
     now = 1_000_001;
     assert.equal(breaker.state, "open");
     assert.equal(breaker.openUntil, 1_060_000); // from the last time the clock read well
+  });
+
+  it("Breaker rejects a restored count too large to go on counting (generation, rampCalls)", () => {
+    const good = new Breaker().toJSON();
+    // 2 ** 53 - 1 + 1 + 1 === 2 ** 53 + 0: the next transitions would share one generation,
+    // and a late outcome would count; a ramp counter that stops counting admits nothing.
+    for (const field of ["generation", "failureCount", "openings", "trialSuccesses", "rampCalls"]) {
+      assert.throws(
+        () => new Breaker({ state: { ...good, [field]: Number.MAX_SAFE_INTEGER } }),
+        {
+          name: "TypeError",
+          message: new RegExp(
+            `^Cannot create breaker "breaker": "state.${field}" must be an integer`,
+          ),
+        },
+      );
+    }
+    const restored = new Breaker({ state: { ...good, generation: 2 ** 48 } });
+    restored.open();
+    restored.halfOpen();
+    assert.equal(restored.snapshot.generation, 2 ** 48 + 2);
   });
 });

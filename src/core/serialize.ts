@@ -53,6 +53,13 @@ export interface SnapshotJSON {
 const STATES: readonly RecordedState[] = ["closed", "open", "half-open", "recovering"];
 
 /**
+ * The largest count a snapshot may hold: far beyond any breaker's real counts, and far enough
+ * below 2 ** 53 that adding 1 still changes the number (a generation that stopped changing
+ * would let late outcomes count).
+ */
+const MAX_COUNT = 2 ** 48;
+
+/**
  * The snapshot's serialized form.
  *
  * @example
@@ -114,9 +121,9 @@ export function snapshotFromJSON(
   if (!STATES.includes(state)) fail("state.state", `one of ${STATES.join(", ")}`, form.state);
   const count = (key: string): number => {
     const value = form[key];
-    return Number.isSafeInteger(value) && (value as number) >= 0
+    return Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= MAX_COUNT
       ? value as number
-      : fail(`state.${key}`, "an integer >= 0", value);
+      : fail(`state.${key}`, `an integer >= 0 and <= ${MAX_COUNT}`, value);
   };
   const time = (key: string, required: boolean): number | undefined => {
     const value = form[key];
