@@ -634,8 +634,8 @@ export class Breaker {
     return {
       [Symbol.dispose]: () => {
         if (!held) return;
+        const now = this.#now(); // a broken clock throws here, and the hold is still held
         held = false;
-        const now = this.#now();
         const next = release(this.#policy, this.#snapshot, now);
         // A shared breaker rejoins the shared circuit rather than closing it for everyone.
         if (this.#shared !== undefined && next.isolated === 0) this.#shared.rejoin(next, now);

@@ -912,7 +912,7 @@ describe("Breaker fast path", () => {
   });
 });
 
-describe("Breaker regressions found by the property-based tests", () => {
+describe("Breaker regressions found by the model-based and hostile-input tests", () => {
   it("Breaker opens for the full recovery period when a success trips the failure rate of a count window", async () => {
     const clock = manualClock(1_000_000);
     const breaker = new Breaker({
@@ -1007,5 +1007,17 @@ describe("Breaker regressions found by the property-based tests", () => {
     restored.open();
     restored.halfOpen();
     assert.equal(restored.snapshot.generation, 2 ** 48 + 2);
+  });
+
+  it("Breaker.isolate()'s hold can be released again after its release failed on a broken clock", () => {
+    let now = 1_000;
+    const breaker = new Breaker({ clock: () => now });
+    const hold = breaker.isolate();
+    now = NaN;
+    assert.throws(() => hold[Symbol.dispose](), /"clock" must return epoch milliseconds/);
+    assert.equal(breaker.snapshot.isolated, 1);
+    now = 2_000;
+    hold[Symbol.dispose]();
+    assert.equal(breaker.state, "closed");
   });
 });
