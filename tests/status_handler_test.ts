@@ -746,7 +746,7 @@ describe("statusHandler over HTTP under a prefix", () => {
       authorize: (request) => request.headers.get("x-admin") === "yes",
     });
     const prefix = "/admin/circuits/";
-    const server = serveLocally((request) =>
+    const server = await serveLocally((request) =>
       new URL(request.url).pathname === prefix
         ? status(request)
         : new Response("not found", { status: 404 })

@@ -77,7 +77,7 @@ async function withStatusPage(
   const clock = manualClock();
   const status = statusHandler(registry, options);
   const answers: string[] = [];
-  const server: LocalServer = serveLocally(async (request) => {
+  const server: LocalServer = await serveLocally(async (request) => {
     if (new URL(request.url).pathname !== PREFIX) return new Response("not found", { status: 404 });
     const response = await status(request);
     answers.push(`${request.method} ${response.status}`);
@@ -294,7 +294,7 @@ describeWithChromium("status page in Chromium", (browser) => {
       async ({ breaker, url, page, answers }) => {
         const db = breaker("db");
         // A text/plain form can smuggle a JSON-looking body, but not a JSON content type.
-        const attacker = serveLocally(() =>
+        const attacker = await serveLocally(() =>
           new Response(
             `<!DOCTYPE html><form method="post" enctype="text/plain" action="${url}">` +
               `<input name='{"action":"isolate","name":"db","x":"' value='"}'></form>` +

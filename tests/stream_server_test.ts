@@ -1,19 +1,10 @@
 // Integration: a proxy guarding a streamed upstream response with Breaker.readable(), over real
-// HTTP on 127.0.0.1 (Deno.serve on Deno, Bun.serve on Bun) and real timers. Every test shuts its
+// HTTP on 127.0.0.1 (Deno.serve, Bun.serve or node:http: local_server.ts) and real timers. Every test shuts its
 // servers down and ends every body it opened.
 import assert from "node:assert/strict";
 import { Breaker, BreakerOpenError, TimeoutError } from "../mod.ts";
+import { serveLocally } from "./local_server.ts";
 import { describe, it } from "./timer_leaks.ts";
-
-type Handler = (request: Request) => Response | Promise<Response>;
-
-/** Just what this file uses of Bun (Bun's types are not installed; Deno checks this file). */
-declare const Bun: {
-  serve(options: { hostname: string; port: number; fetch: Handler }): {
-    readonly port: number;
-    stop(closeActiveConnections?: boolean): Promise<void> | void;
-  };
-};
 
 interface Server {
   readonly url: string;
@@ -21,24 +12,9 @@ interface Server {
 }
 
 /** Serves `handler` on an ephemeral port of 127.0.0.1. */
-function serve(handler: Handler): Server {
-  if (typeof Deno !== "undefined") {
-    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
-    return {
-      url: `http://127.0.0.1:${server.addr.port}`,
-      close: () => server.shutdown(),
-    };
-  }
-  if (typeof Bun !== "undefined") {
-    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: handler });
-    return {
-      url: `http://127.0.0.1:${server.port}`,
-      close: async () => {
-        await server.stop(true);
-      },
-    };
-  }
-  throw new Error("this test needs Deno or Bun");
+async function serve(handler: (request: Request) => Response | Promise<Response>): Promise<Server> {
+  const server = await serveLocally(handler);
+  return { url: server.origin, close: () => server.close() };
 }
 
 /** Rejects with `what` after `ms` unless `promise` settles first; leaves no timer behind. */
@@ -88,11 +64,11 @@ function prepend<T>(
  * The upstream: `/ok` streams three chunks and ends; `/stall` sends a first chunk, then stalls
  * until `release()`.
  */
-function startUpstream() {
+async function startUpstream() {
   const encoder = new TextEncoder();
   const stalled: Array<() => void> = [];
   let cancelled = 0;
-  const server = serve((request) => {
+  const server = await serve((request) => {
     const path = new URL(request.url).pathname;
     let sent = 0;
     const body = new ReadableStream<Uint8Array>({
@@ -135,7 +111,7 @@ function startUpstream() {
 }
 
 /** The proxy: guards the upstream body; a refused first read becomes a 503. */
-function startProxy(breaker: Breaker, upstreamUrl: string): Server {
+function startProxy(breaker: Breaker, upstreamUrl: string): Promise<Server> {
   return serve(async (request) => {
     const path = new URL(request.url).pathname;
     const upstream = await fetch(`${upstreamUrl}${path}`);
@@ -159,9 +135,9 @@ function startProxy(breaker: Breaker, upstreamUrl: string): Server {
 
 describe("Breaker.readable() behind a real HTTP proxy", () => {
   it("Breaker.readable() streams a healthy upstream through the proxy and counts a success", async () => {
-    const upstream = startUpstream();
+    const upstream = await startUpstream();
     const breaker = new Breaker({ name: "upstream", failureThreshold: 1, recoveryTimeout: 60_000 });
-    const proxy = startProxy(breaker, upstream.server.url);
+    const proxy = await startProxy(breaker, upstream.server.url);
     try {
       const response = await within(fetch(`${proxy.url}/ok`), 1_000, "the proxy");
       assert.equal(response.status, 200);
@@ -177,9 +153,9 @@ describe("Breaker.readable() behind a real HTTP proxy", () => {
   });
 
   it("Breaker.readable() errors a proxied body whose upstream stalls, opens, and the proxy answers 503 at once", async () => {
-    const upstream = startUpstream();
+    const upstream = await startUpstream();
     const breaker = new Breaker({ name: "upstream", failureThreshold: 1, recoveryTimeout: 60_000 });
-    const proxy = startProxy(breaker, upstream.server.url);
+    const proxy = await startProxy(breaker, upstream.server.url);
     const bodies: ReadableStreamDefaultReader<Uint8Array>[] = [];
     try {
       const sent = performance.now();

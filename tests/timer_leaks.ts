@@ -21,18 +21,28 @@ const realClearTimeout = global.clearTimeout as ClearFunction;
 const realSetInterval = global.setInterval as TimerFunction;
 const realClearInterval = global.clearInterval as ClearFunction;
 
+/**
+ * Tracks a timer, unless Node.js's own code started it: its `fetch` (undici) keeps timers for
+ * pooled connections, which on Deno and Bun live outside JavaScript, out of the tracker's view.
+ * The frame under the tracking wrapper says who called `setTimeout`.
+ */
+function track(handle: unknown, stack: string): void {
+  const caller = stack.split("\n")[2] ?? "";
+  if (!caller.includes("(node:internal/")) pending.set(handle, stack);
+}
+
 if (!(global.setTimeout as { tracked?: boolean }).tracked) {
   const trackedSetTimeout: TimerFunction = (callback, ms, ...args) => {
     const handle = realSetTimeout(() => {
       pending.delete(handle);
       callback(...args);
     }, ms);
-    pending.set(handle, new Error("timer started here").stack ?? "");
+    track(handle, new Error("timer started here").stack ?? "");
     return handle;
   };
   const trackedSetInterval: TimerFunction = (callback, ms, ...args) => {
     const handle = realSetInterval(callback, ms, ...args);
-    pending.set(handle, new Error("interval started here").stack ?? "");
+    track(handle, new Error("interval started here").stack ?? "");
     return handle;
   };
   Object.assign(trackedSetTimeout, { tracked: true });
