@@ -1020,4 +1020,24 @@ describe("Breaker regressions found by the model-based and hostile-input tests",
     hold[Symbol.dispose]();
     assert.equal(breaker.state, "closed");
   });
+
+  it("Breaker rejects a time window with holes in its buckets, naming the bucket", () => {
+    const options = { failureRate: 0.5, window: { duration: 1_000, buckets: 4 } };
+    const good = new Breaker(options).toJSON();
+    const withHole = (buckets: unknown[]) => ({
+      ...good,
+      window: { kind: "time", bucketMs: 250, buckets },
+    });
+    const missingBucket: unknown[] = [[3_999, 1, 0, 0], [4_000, 1, 0, 0]];
+    delete missingBucket[0];
+    const missingCount: unknown[] = [4_000, 1, 0, 0];
+    delete missingCount[1]; // counted as NaN calls when accepted
+    for (const state of [withHole(missingBucket), withHole([missingCount])]) {
+      assert.throws(() => new Breaker({ ...options, state: state as never }), {
+        name: "TypeError",
+        message:
+          /^Cannot create breaker "breaker": "state.window.buckets\[0\]" must be \[index, calls, failures, slowCalls\] of integers >= 0, received /,
+      });
+    }
+  });
 });

@@ -416,7 +416,11 @@ export function windowFromJSON(
     if (!Array.isArray(buckets) || buckets.length === 0) {
       throw malformed(`${path}.buckets`, "a non-empty array", buckets);
     }
-    const parsed: Bucket[] = buckets.map((entry, i) => parseBucket(entry, `${path}.buckets[${i}]`));
+    // Array.from visits holes too (map and every skip them).
+    const parsed: Bucket[] = Array.from(
+      buckets,
+      (entry, i) => parseBucket(entry, `${path}.buckets[${i}]`),
+    );
     for (let i = 1; i < parsed.length; i++) {
       if (parsed[i]!.index <= parsed[i - 1]!.index) {
         throw malformed(`${path}.buckets[${i}]`, "an index above the previous one", buckets[i]);
@@ -450,7 +454,7 @@ export function windowFromJSON(
 function parseBucket(entry: unknown, path: string): Bucket {
   if (
     !Array.isArray(entry) || entry.length !== 4 ||
-    !entry.every((n) => Number.isSafeInteger(n) && n >= 0)
+    !Array.from(entry).every((n) => Number.isSafeInteger(n) && n >= 0)
   ) {
     throw malformed(path, "[index, calls, failures, slowCalls] of integers >= 0", entry);
   }
