@@ -292,6 +292,11 @@ export class Breaker {
     this.#options = merged;
     this.#policy = parsed.policy;
     this.#clock = parsed.clock;
+    try {
+      this.#now(); // a time to fall back to if the clock breaks before the breaker reads it
+    } catch {
+      // a clock that does not work yet: the first good reading will do
+    }
     this.#fallback = parsed.fallback;
     this.#listeners = checkListeners(merged.listeners, context);
     this.#timed = this.#policy.timed || this.#listeners.length !== 0;

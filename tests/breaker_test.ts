@@ -1040,4 +1040,36 @@ describe("Breaker regressions found by the model-based and hostile-input tests",
       });
     }
   });
+
+  it("Breaker opens from its construction time when the clock fails at the first failure that trips it", () => {
+    let now: number = 1_000_000;
+    const breaker = new Breaker({ failureThreshold: 1, recoveryTimeout: 60_000, clock: () => now });
+    const consoleError = console.error;
+    console.error = () => {};
+    try {
+      now = NaN; // never read while closed: this failure is the first reading, and it fails
+      assert.throws(() =>
+        breaker.executeSync(() => {
+          throw new Error("down");
+        }), /down/);
+    } finally {
+      console.error = consoleError;
+    }
+    now = 1_000_001;
+    assert.equal(breaker.openUntil, 1_060_000);
+    assert.equal(breaker.state, "open");
+  });
+
+  it("Breaker accepts a clock that does not work yet at construction", () => {
+    let now: unknown = undefined;
+    const breaker = new Breaker({
+      clock: () => {
+        if (now === undefined) throw new Error("not yet");
+        return now as number;
+      },
+    });
+    now = 5;
+    breaker.open();
+    assert.equal(breaker.openUntil, 30_005);
+  });
 });
