@@ -19,7 +19,7 @@ declare const Bun: {
     port: number;
     hostname: string;
     fetch(request: Request): Promise<Response>;
-  }): { stop(): void };
+  }): { readonly url: URL; stop(): void };
 };
 
 const port = Number(process.argv[2] ?? 8000);
@@ -54,6 +54,8 @@ const server = Bun.serve({
     }
   },
 });
+
+console.log(`listening on ${server.url}`);
 
 process.on("SIGINT", async () => {
   await upstream[Symbol.asyncDispose]();

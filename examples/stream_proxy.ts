@@ -9,18 +9,46 @@
  * the proxy answers 503 at once (with `Retry-After`) without calling the upstream, until a
  * trial stream gets through.
  *
+ * With `--upstream <url>` it proxies that upstream instead, and serves until Ctrl-C or SIGTERM
+ * without running its demo client:
+ *
+ *   deno run --allow-net examples/stream_proxy.ts --upstream http://127.0.0.1:9000/ --port 8000
+ *
+ * Flags: --upstream, --port (8000 with --upstream, else a free one), --failure-threshold (2),
+ * --recovery-timeout (800 ms), --idle-timeout (150 ms).
+ *
  * @module
  */
 
+import { parseArgs } from "node:util";
 import { Breaker, BreakerOpenError } from "../mod.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    upstream: { type: "string" },
+    port: { type: "string" },
+    "failure-threshold": { type: "string", default: "2" },
+    "recovery-timeout": { type: "string", default: "800" },
+    "idle-timeout": { type: "string", default: "150" },
+  },
+});
+
+function wholeNumber(flag: string, text: string): number {
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${flag} must be a whole number >= 0, received "${text}"`);
+  }
+  return value;
+}
 
 const started = Date.now();
 const log = (line: string) =>
   console.log(`${((Date.now() - started) / 1000).toFixed(2).padStart(5)}s  ${line}`);
 
-// ---- the upstream: 5 tokens, 20 ms apart; while `stalling`, it hangs after the first one.
+// ---- the demo upstream: 5 tokens, 20 ms apart; while `stalling`, it hangs after the first one.
 let stalling = false;
-const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+function demoUpstream(): Response {
   const stall = stalling;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let sent = 0;
@@ -39,15 +67,18 @@ const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (
     },
   });
   return new Response(body.pipeThrough(new TextEncoderStream()));
-});
-const upstreamUrl = `http://127.0.0.1:${upstream.addr.port}/`;
+}
+const upstream = values.upstream === undefined
+  ? Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, demoUpstream)
+  : undefined;
+const upstreamUrl = values.upstream ?? `http://127.0.0.1:${upstream!.addr.port}/`;
 
 // ---- the proxy: one breaker for the upstream; a stall of 150 ms fails the stream.
 const breaker = new Breaker({
   name: "upstream",
-  failureThreshold: 2,
-  recoveryTimeout: 800,
-  idleTimeout: 150,
+  failureThreshold: wholeNumber("--failure-threshold", values["failure-threshold"]),
+  recoveryTimeout: wholeNumber("--recovery-timeout", values["recovery-timeout"]),
+  idleTimeout: wholeNumber("--idle-timeout", values["idle-timeout"]),
   listeners: [{ stateChange: ({ from, to }) => log(`>>> circuit ${from} -> ${to}`) }],
 });
 
@@ -56,7 +87,10 @@ async function* upstreamTokens(signal: AbortSignal): AsyncGenerator<string> {
   yield* (response.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream());
 }
 
-const proxy = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async () => {
+const port = values.port === undefined
+  ? (values.upstream === undefined ? 0 : 8000)
+  : wholeNumber("--port", values.port);
+const proxy = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, async () => {
   const tokens = breaker.stream(upstreamTokens);
   let first: IteratorResult<string>;
   try {
@@ -96,7 +130,19 @@ const proxy = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, asyn
 });
 const proxyUrl = `http://127.0.0.1:${proxy.addr.port}/`;
 
-// ---- a client: 9 requests, 250 ms apart; the upstream stalls for requests 3 to 6.
+if (values.upstream !== undefined) {
+  log(`listening on ${proxyUrl}`);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, async () => {
+      await proxy.shutdown();
+      console.log("stopped");
+      Deno.exit(0);
+    });
+  }
+  await proxy.finished;
+}
+
+// ---- the demo client: 9 requests, 250 ms apart; the upstream stalls for requests 3 to 6.
 for (let request = 1; request <= 9; request++) {
   stalling = request >= 3 && request <= 6;
   const response = await fetch(proxyUrl);
@@ -112,4 +158,4 @@ for (let request = 1; request <= 9; request++) {
 }
 
 await proxy.shutdown();
-await upstream.shutdown();
+await upstream?.shutdown();

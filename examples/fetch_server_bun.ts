@@ -1,0 +1,51 @@
+/**
+ * An API on `Bun.serve` guarding its upstream `fetch` with a breaker: 5xx answers and timeouts
+ * count as failures, 4xx do not, a `Retry-After` on the answer that opens the circuit is
+ * honoured, and the open circuit is answered at once with 503 and `Retry-After`. The handler is
+ * examples/upstream_proxy.ts, shared with the `Deno.serve` version (fetch_server_deno.ts).
+ *
+ *   bun examples/fetch_server_bun.ts
+ *
+ * Then, against the demo upstream the server also serves under /upstream/:
+ *
+ *   curl localhost:8000/api/status/404     # three times: a 4xx never opens the circuit
+ *   curl localhost:8000/api/status/500     # three times: the circuit opens
+ *   curl -i localhost:8000/api/anything    # 503 at once, Retry-After: 10
+ *   curl localhost:8000/circuit            # {"state":"open",...}; "half-open" after 10 s
+ *   curl localhost:8000/api/delay/3000     # a timeout (2 s): 504, counted as a failure
+ *   curl localhost:8000/api/status/503     # 503 with Retry-After: 5 (honoured when it opens)
+ *
+ * Flags: --upstream <url> (forward /api/<path> there instead), --port (8000; 0 picks one),
+ * --hostname (127.0.0.1), --failure-threshold (3), --recovery-timeout (10000 ms),
+ * --timeout (2000 ms). Stops on Ctrl-C or SIGTERM.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { serverOptions, upstreamProxy } from "./upstream_proxy.ts";
+
+/** Just what this file uses of Bun (Bun's types are not installed; Deno checks this file). */
+declare const Bun: {
+  serve(options: {
+    hostname: string;
+    port: number;
+    fetch(request: Request): Promise<Response>;
+  }): { readonly url: URL; readonly port: number; stop(closeActive?: boolean): Promise<void> };
+};
+
+const options = serverOptions(process.argv.slice(2));
+const server = Bun.serve({
+  hostname: options.hostname,
+  port: options.port,
+  fetch: upstreamProxy(options).handler,
+});
+console.log(`listening on http://${options.hostname}:${server.port}/`);
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, async () => {
+    await server.stop(true);
+    console.log("stopped");
+    process.exit(0);
+  });
+}
