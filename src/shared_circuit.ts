@@ -56,6 +56,8 @@ export class SharedCircuit {
   #transition = false;
   /** A trial lease to take. */
   #leaseWanted = false;
+  /** The value of the write awaiting the store's answer (unique by its write marks). */
+  #writing: string | undefined;
   /** The newest value a subscription delivered, not yet followed. */
   #heard: StoredState | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -251,7 +253,9 @@ export class SharedCircuit {
   }
 
   #hear(stored: StoredState): void {
+    // A store may announce this link's own write before answering it: not news.
     if (this.#closed || stored.version === this.#stored?.version) return;
+    if (stored.value === this.#writing) return;
     this.#heard = stored;
     this.#kick();
   }
@@ -366,10 +370,13 @@ export class SharedCircuit {
     const value = JSON.stringify({ ...snapshotToJSON(snapshot), writes: marks });
     try {
       const expected = this.#stored?.version;
+      this.#writing = value;
       stored = await this.#call(() => this.#store.compareAndSet(this.#name, expected, value));
     } catch (error) {
       this.#unconfirmed = { write, sent, transition, lease };
       throw error;
+    } finally {
+      this.#writing = undefined;
     }
     if (stored !== undefined) {
       this.#stored = stored;

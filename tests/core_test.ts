@@ -5,6 +5,7 @@ import {
   classifyError,
   close,
   createPolicy,
+  emptyTally,
   halfOpen,
   includesWrite,
   INITIAL_SNAPSHOT,
@@ -26,6 +27,7 @@ import {
   snapshotFromJSON,
   snapshotToJSON,
   stateAt,
+  tallyOutcome,
   WRITE_MARK_TTL_MS,
 } from "../src/core/mod.ts";
 import { fromArray, peek, push, shift, toArray } from "../src/core/fifo.ts";
@@ -305,6 +307,27 @@ describe("core serialization", () => {
         message,
       });
     }
+  });
+});
+
+describe("core tallies", () => {
+  it("tallyOutcome() keeps the same tally for a success after a success, with nothing windowed", () => {
+    const policy = createPolicy({});
+    const once = tallyOutcome(policy, emptyTally(0), INITIAL_SNAPSHOT, 0, false, 0, 0);
+    assert.deepEqual(once, {
+      generation: 0,
+      outcomes: 1,
+      reset: true,
+      failures: 0,
+      window: undefined,
+    });
+    assert.equal(tallyOutcome(policy, once, INITIAL_SNAPSHOT, 0, false, 0, 0), once);
+    const failed = tallyOutcome(policy, once, INITIAL_SNAPSHOT, 0, true, 0, 0);
+    assert.equal(failed.failures, 1);
+    assert.notEqual(tallyOutcome(policy, failed, INITIAL_SNAPSHOT, 0, false, 0, 0), failed);
+    const windowed = createPolicy({ failureRate: 0.5, window: { calls: 10 } });
+    const first = tallyOutcome(windowed, emptyTally(0), INITIAL_SNAPSHOT, 0, false, 0, 0);
+    assert.notEqual(tallyOutcome(windowed, first, INITIAL_SNAPSHOT, 0, false, 0, 0), first);
   });
 });
 

@@ -315,6 +315,37 @@ describe("shared circuits", () => {
     assert.equal(storedSnapshot(await store.read("db")).failureCount, 4);
   });
 
+  it("Breaker with a store does not take the announcement of its own write for news", async () => {
+    // Redis publishes, and Deno KV's watch() fires, before the writer hears the answer: an
+    // echo taken for another breaker's write made every answer start the next write at once.
+    const inner = memoryStore();
+    let writes = 0;
+    const store: StateStore = {
+      read: (name) => inner.read(name),
+      compareAndSet: async (name, expected, value) => {
+        writes++;
+        const stored = await inner.compareAndSet(name, expected, value); // announced here
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        return stored;
+      },
+      subscribe: (name, onChange, onError) => inner.subscribe!(name, onChange, onError),
+    };
+    const breaker = new Breaker({
+      name: "db",
+      store,
+      failureThreshold: Infinity,
+      syncInterval: 60_000,
+    });
+    for (let round = 0; round < 20; round++) {
+      await attempt(breaker, fail);
+      await new Promise((resolve) => setTimeout(resolve, 3));
+    }
+    const beforeDispose = writes;
+    await breaker[Symbol.asyncDispose]();
+    assert.equal(beforeDispose, 1, "only the first write (the initial state) before the sync");
+    assert.equal(storedSnapshot(await store.read("db")).failureCount, 20);
+  });
+
   it("Breaker with a store takes the trial lease locally while the store is down", async () => {
     const { store, state } = faultyStore();
     const clock = manualClock();

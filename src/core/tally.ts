@@ -22,7 +22,10 @@ import { mergeWindows, recordCall, type WindowState } from "./window.ts";
 export interface Tally {
   /** The generation the outcomes were recorded in; they count only in that one. */
   readonly generation: number;
-  /** Outcomes tallied (successes and failures). */
+  /**
+   * Outcomes tallied (successes and failures), but for successes that merge like the one
+   * before them (see `tallyOutcome`): 0 exactly when there is nothing to merge.
+   */
   readonly outcomes: number;
   /** Whether a success was among them: the consecutive count restarts from `failures`. */
   readonly reset: boolean;
@@ -75,6 +78,8 @@ export function tallyOutcome(
     return tally;
   }
   const rules = policy.rules;
+  // Another success after a success, with nothing windowed, merges the same: no new tally.
+  if (!failed && rules === undefined && tally.reset && tally.failures === 0) return tally;
   return {
     generation,
     outcomes: tally.outcomes + 1,
