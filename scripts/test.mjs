@@ -1,21 +1,26 @@
 #!/usr/bin/env node
-// Runs the test suite on Deno and on Bun and prints one summary.
+// Runs the test suite on Deno, on Bun and on Node.js and prints one summary.
 //
-//   node scripts/test.mjs                 both runtimes, all of tests/
+//   node scripts/test.mjs                 all three runtimes, all of tests/
 //   node scripts/test.mjs --deno-only     (npm run test:deno)
 //   node scripts/test.mjs --bun-only      (npm run test:bun)
+//   node scripts/test.mjs --node-only     (npm run test:node)
 //   node scripts/test.mjs -- state retry  only test files under tests/ whose path
 //                                         contains "state" or "retry"; an argument
 //                                         that is an existing path is used as is
 //
-// Output of both runners is streamed live and captured. Counts are per leaf test
+// Output of the runners is streamed live and captured. Counts are per leaf test
 // (each `it`/`test` body once; `describe` blocks are containers, not tests).
 // The last line printed is always `tests: N passed, M failed` (sum over runtimes).
+//
+// Node.js is the one from npm (node_modules/.bin/node, the `node` devDependency), which
+// strips the types of .ts files; a Node.js on PATH is used only when it does too (>= 22.18).
+// Files Node.js cannot run are left out of its run with the reason printed (NODE_EXCLUDED).
 // Exit code: 0 when nothing failed and every runtime reported, 1 otherwise.
 //
 // Plain ESM JavaScript for Node >= 20, no dependencies.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -30,30 +35,34 @@ const TIMEOUT_S = Number(process.env.TEST_RUNTIME_TIMEOUT_S ?? 600);
 
 function usage(code) {
   console.log(
-    "usage: node scripts/test.mjs [--deno-only | --bun-only] [--] [file-or-substring ...]",
+    "usage: node scripts/test.mjs [--deno-only | --bun-only | --node-only] [--] [file-or-substring ...]",
   );
   process.exit(code);
 }
 
+const RUNTIMES = ["deno", "bun", "node"];
+
 function parseArgs(argv) {
-  const opts = { deno: true, bun: true, filters: [] };
+  const only = [];
+  const filters = [];
   let rest = false;
   for (const arg of argv) {
-    if (rest || !arg.startsWith("-")) opts.filters.push(arg);
+    const runtime = /^--(\w+)-only$/.exec(arg)?.[1];
+    if (rest || !arg.startsWith("-")) filters.push(arg);
     else if (arg === "--") rest = true;
-    else if (arg === "--deno-only") opts.bun = false;
-    else if (arg === "--bun-only") opts.deno = false;
+    else if (RUNTIMES.includes(runtime)) only.push(runtime);
     else if (arg === "-h" || arg === "--help") usage(0);
     else {
       console.error(`test.mjs: unknown option ${arg}`);
       usage(2);
     }
   }
-  if (!opts.deno && !opts.bun) {
-    console.error("test.mjs: --deno-only and --bun-only exclude each other");
+  if (only.length > 1) {
+    console.error(`test.mjs: ${only.map((r) => `--${r}-only`).join(" and ")} exclude each other`);
     usage(2);
   }
-  return opts;
+  const runs = (runtime) => only.length === 0 || only[0] === runtime;
+  return { deno: runs("deno"), bun: runs("bun"), node: runs("node"), filters };
 }
 
 // Test file names both runners pick up: foo_test.ts, foo.test.ts (and js/mjs/tsx...).
@@ -334,6 +343,104 @@ async function runBun(targets) {
   return out;
 }
 
+// ---------------------------------------------------------------- Node.js
+
+// Test files the Node.js run leaves out, and why. Only what cannot run there.
+const NODE_EXCLUDED = new Map([
+  [
+    "tests/decorator_test.ts",
+    "TC39 decorator syntax (@circuit): not erasable, so Node.js's type stripping leaves it in, " +
+    "and V8 cannot parse decorators yet (Deno and Bun run this file)",
+  ],
+]);
+
+// Type stripping is on by default from Node.js 22.18 (23.6 on the 23 line).
+function stripsTypes(version) {
+  const [major, minor] = version.replace(/^v/, "").split(".").map(Number);
+  return major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18);
+}
+
+// The Node.js to run: the npm one, else the one on PATH when it strips types.
+function findNode() {
+  for (const candidate of [path.join(ROOT, "node_modules", ".bin", "node"), "node"]) {
+    const probe = spawnSync(candidate, ["--version"], { encoding: "utf8" });
+    const version = probe.stdout?.trim() ?? "";
+    if (probe.status === 0 && stripsTypes(version)) return { cmd: candidate, version };
+  }
+  return null;
+}
+
+// Test files under the targets (directories expanded), in the order given.
+function nodeTestFiles(targets) {
+  const files = [];
+  for (const target of targets) {
+    const abs = path.join(ROOT, target);
+    if (fs.existsSync(abs) && fs.statSync(abs).isDirectory()) files.push(...listTestFiles(target));
+    else files.push(target); // a file, or a filter matching nothing: Node fails loudly on it
+  }
+  return [...new Set(files)];
+}
+
+async function runNode(targets) {
+  const out = { name: "node", passed: 0, failed: 0, skipped: 0, notes: [] };
+  const node = findNode();
+  if (!node) {
+    out.failed = 1;
+    out.unreported = true;
+    out.notes.push(
+      "no Node.js that strips types (>= 22.18): run `npm ci` for the npm one (counted as 1 failure)",
+    );
+    return out;
+  }
+  const files = nodeTestFiles(targets).filter((file) => {
+    const reason = NODE_EXCLUDED.get(file);
+    if (reason) out.notes.push(`excluded ${file}: ${reason}`);
+    return !reason;
+  });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "circuit-test-"));
+  const countsFile = path.join(tmp, "node-counts.json");
+  const args = [
+    "--expose-gc",
+    "--test",
+    // One file at a time, as Deno and Bun run them: the timing-sensitive tests stay reliable.
+    "--test-concurrency=1",
+    "--test-timeout=60000",
+    // A handle left open after a file's tests would otherwise keep the run waiting for ever;
+    // leaks are the Deno run's to find (its sanitizers and tests/timer_leaks.ts).
+    "--test-force-exit",
+    "--test-reporter=spec",
+    "--test-reporter-destination=stdout",
+    `--test-reporter=${path.join(ROOT, "scripts", "node_count_reporter.mjs")}`,
+    `--test-reporter-destination=${countsFile}`,
+    ...files,
+  ];
+  banner(`node ${node.version}: ${path.relative(ROOT, node.cmd) || node.cmd} ${args.join(" ")}`);
+  for (const note of out.notes) console.log(`node: note: ${note}`);
+  const env = childEnv();
+  // Node.js strips and compiles every module again in each process (test files, examples,
+  // workers) unless it may cache them.
+  env.NODE_COMPILE_CACHE ??= path.join(ROOT, "node_modules", ".cache", "node-compile-cache");
+  const res = await run(node.cmd, args, env);
+  let counts = null;
+  try {
+    counts = JSON.parse(fs.readFileSync(countsFile, "utf8"));
+  } catch { /* no report */ }
+  fs.rmSync(tmp, { recursive: true, force: true });
+  if (!counts) {
+    out.failed = 1;
+    out.unreported = true;
+    out.notes.push(`no test report: node ${describeExit(res)} (counted as 1 failure)`);
+    return out;
+  }
+  Object.assign(out, { passed: counts.passed, failed: counts.failed, skipped: counts.skipped });
+  if (counts.containerFailures) {
+    out.notes.push(`${counts.containerFailures} failure(s) of a describe block/hook/file`);
+  }
+  if (counts.failures.length) out.notes.push(`failed: ${counts.failures.join("; ")}`);
+  sanityCheck(out, res);
+  return out;
+}
+
 // ---------------------------------------------------------------- main
 
 // A runner that failed (or was killed) while its report shows no failure still
@@ -368,6 +475,7 @@ const targets = resolveTargets(opts.filters);
 const results = [];
 if (opts.deno) results.push(await runDeno(targets));
 if (opts.bun) results.push(await runBun(targets));
+if (opts.node) results.push(await runNode(targets));
 
 let passed = 0;
 let failed = 0;
