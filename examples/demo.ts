@@ -1,7 +1,8 @@
 /**
  * A guarded flaky function, tripping and recovering, printed as it happens.
  *
- *   npm ci && npm run demo        (or: deno run examples/demo.ts, bun examples/demo.ts)
+ *   npm ci && npm run demo        (or: deno run examples/demo.ts, bun examples/demo.ts,
+ *                                  node examples/demo.ts on Node.js 22.18+ or 24)
  *
  * The "price service" is healthy, goes down after 0.6 s and comes back at 2.4 s. The circuit
  * opens after 3 consecutive failures, rejects calls at once while open, lets one trial call

@@ -19,6 +19,10 @@
  * --hostname (127.0.0.1), --failure-threshold (3), --recovery-timeout (10000 ms),
  * --timeout (2000 ms). Stops on Ctrl-C or SIGTERM.
  *
+ * Deno 2.9 prints a notice that `request.signal` also aborts after a successful response (its
+ * legacy behaviour). Harmless here: the signal is handed to the breaker so that a client that
+ * goes away stops the upstream call, and by then the call is over.
+ *
  * @module
  */
 
