@@ -15,6 +15,8 @@
 
 const LATE_ERROR = /generated asynchronous activity after the test ended/;
 
+// Plain JavaScript, which Node.js loads as a reporter as it is: no types to declare.
+// deno-lint-ignore explicit-module-boundary-types
 export default async function* countReporter(source) {
   const counts = { passed: 0, failed: 0, skipped: 0, containerFailures: 0, failures: [] };
   // hasChild[n]: an event at nesting n arrived since the last one at nesting n - 1. Tests report
