@@ -10,7 +10,9 @@
  *
  * Replaying a failure of the 100,000-call run: it prints `{ seed: S, path: "P", ... }`; run
  *
- *   FC_SEED=S FC_PATH=P ./node_modules/.bin/deno test --allow-all tests/stress_test.ts
+ *   FC_SEED=S FC_PATH=P ./node_modules/.bin/deno test --allow-all tests/stress_test.ts \
+ *     --filter "Breaker under concurrency stress"
+ *   FC_SEED=S FC_PATH=P ./node_modules/.bin/bun test tests/stress_test.ts -t "100,000"
  */
 
 import assert from "node:assert/strict";
