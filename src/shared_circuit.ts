@@ -195,9 +195,13 @@ export class SharedCircuit {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#syncing;
-    if (this.#pending() && !this.#offline) {
+    if (this.#pending()) {
+      // One more try even after a failure (a busy database answers the next time); after a
+      // failure, waiting no longer than the store's patience, so a dead store cannot hang it.
+      const offline = this.#offline;
       this.#kick();
-      await this.#syncing;
+      if (offline) await this.#within(this.#syncing, this.#patience());
+      else await this.#syncing;
     }
     this.#closed = true;
     clearTimeout(this.#timer);
@@ -233,7 +237,7 @@ export class SharedCircuit {
    * single failed write (a busy database) must not let two breakers run trials.
    */
   #unavailable(now: number): boolean {
-    const patience = Math.max(this.#syncInterval, MIN_PATIENCE_MS);
+    const patience = this.#patience();
     const failing = this.#failingSince;
     if (failing !== undefined && now - failing >= patience) return true;
     const since = this.#busySince;
@@ -250,6 +254,21 @@ export class SharedCircuit {
       );
     }
     return true;
+  }
+
+  /** How long a store operation may take before the breaker goes on without it. */
+  #patience(): number {
+    return Math.max(this.#syncInterval, MIN_PATIENCE_MS);
+  }
+
+  /** Waits for `operation`, or `ms`, whichever comes first. */
+  async #within(operation: Promise<void> | undefined, ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([operation, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #hear(stored: StoredState): void {

@@ -346,6 +346,61 @@ describe("shared circuits", () => {
     assert.equal(storedSnapshot(await store.read("db")).failureCount, 20);
   });
 
+  it("Breaker[Symbol.asyncDispose]() flushes counts made while the store failed, once it answers", async () => {
+    const { store, state } = faultyStore();
+    const breaker = new Breaker({
+      name: "db",
+      store,
+      failureThreshold: 10,
+      syncInterval: 0,
+      listeners: [{ storeError: () => {} }],
+    });
+    await settle();
+    state.down = true;
+    for (let i = 0; i < 3; i++) await attempt(breaker, fail);
+    await settle();
+    state.down = false; // back, but nothing has told the breaker yet
+    await breaker[Symbol.asyncDispose]();
+    assert.equal(storedSnapshot(await store.read("db")).failureCount, 3);
+  });
+
+  it("Breaker[Symbol.asyncDispose]() gives up on a store that does not answer", async () => {
+    const clock = FakeTimers.withGlobal(globalThis).install({
+      toFake: ["setTimeout", "clearTimeout"],
+    });
+    try {
+      const { store, state } = faultyStore();
+      let hang = false;
+      const hanging: StateStore = {
+        ...store,
+        compareAndSet: (name, expected, value) =>
+          hang ? new Promise(() => {}) : store.compareAndSet(name, expected, value),
+      };
+      const breaker = new Breaker({
+        name: "db",
+        store: hanging,
+        failureThreshold: 10,
+        syncInterval: 0,
+        listeners: [{ storeError: () => {} }],
+      });
+      await clock.tickAsync(0);
+      state.down = true;
+      await attempt(breaker, fail);
+      await clock.tickAsync(0);
+      state.down = false;
+      hang = true;
+      let disposed = false;
+      const disposal = breaker[Symbol.asyncDispose]().then(() => disposed = true);
+      await clock.tickAsync(999);
+      assert.equal(disposed, false);
+      await clock.tickAsync(1);
+      await disposal;
+      assert.equal(disposed, true);
+    } finally {
+      clock.uninstall();
+    }
+  });
+
   it("Breaker with a store takes the trial lease locally while the store is down", async () => {
     const { store, state } = faultyStore();
     const clock = manualClock();
