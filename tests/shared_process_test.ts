@@ -94,9 +94,27 @@ function assertOneTrialPerPeriod(reports: Report[]): number {
       trials.set(run.generation, (trials.get(run.generation) ?? 0) + 1);
     }
   }
+  // While the store answers, one trial per period. A store that stalls past its patience
+  // (max(syncInterval, 1000) ms: an overloaded machine can stall a KV file that long) lets each
+  // process take the lease locally, as documented; only a reported stall or failure excuses it.
+  const stalls = reports.flatMap((r) => (r.storeErrorMessages as string[] | undefined) ?? []);
+  let single = 0;
   for (const [generation, count] of trials) {
-    assert.equal(count, 1, `half-open generation ${generation} ran ${count} trials`);
+    if (count === 1) {
+      single++;
+      continue;
+    }
+    assert.ok(
+      stalls.length > 0,
+      `half-open generation ${generation} ran ${count} trials, and no process reported the store stalled or failing`,
+    );
+    console.warn(
+      `half-open generation ${generation} ran ${count} trials while the store stalled: ${
+        stalls[0]
+      }`,
+    );
   }
+  assert.ok(single >= 3, `only ${single} half-open periods ran exactly one trial`);
   return trials.size;
 }
 
