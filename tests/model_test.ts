@@ -43,6 +43,7 @@ import {
   type Verdict,
 } from "./reference_model.ts";
 import { describe, it } from "./timer_leaks.ts";
+import { countingSignal } from "./counting_signal.ts";
 
 // ------------------------------------------------------------------------------- steps
 
@@ -374,19 +375,7 @@ async function settleMicrotasks(): Promise<void> {
 /** An AbortSignal that counts its "abort" listeners, to check each is removed. */
 function countingController(): { controller: AbortController; listeners: () => number } {
   const controller = new AbortController();
-  const signal = controller.signal;
-  let count = 0;
-  const add = signal.addEventListener.bind(signal);
-  const remove = signal.removeEventListener.bind(signal);
-  signal.addEventListener = ((...args: Parameters<typeof add>) => {
-    if (args[0] === "abort") count++;
-    add(...args);
-  }) as typeof signal.addEventListener;
-  signal.removeEventListener = ((...args: Parameters<typeof remove>) => {
-    if (args[0] === "abort") count--;
-    remove(...args);
-  }) as typeof signal.removeEventListener;
-  return { controller, listeners: () => count };
+  return { controller, listeners: countingSignal(controller) };
 }
 
 type FakeClock = ReturnType<ReturnType<typeof FakeTimers.withGlobal>["install"]>;

@@ -35,6 +35,7 @@ import {
   type Verdict,
 } from "./reference_model.ts";
 import { describe, it } from "./timer_leaks.ts";
+import { countingSignal } from "./counting_signal.ts";
 
 class ExcludedError extends Error {}
 class IgnoredError extends Error {}
@@ -59,23 +60,6 @@ function randomFrom(seed: number): () => number {
 /** Lets every pending promise reaction run. */
 async function settleMicrotasks(): Promise<void> {
   for (let i = 0; i < 12; i++) await Promise.resolve();
-}
-
-/** An AbortSignal that counts its "abort" listeners. */
-function countingSignal(controller: AbortController): () => number {
-  const signal = controller.signal;
-  let count = 0;
-  const add = signal.addEventListener.bind(signal);
-  const remove = signal.removeEventListener.bind(signal);
-  signal.addEventListener = ((...args: Parameters<typeof add>) => {
-    if (args[0] === "abort") count++;
-    add(...args);
-  }) as typeof signal.addEventListener;
-  signal.removeEventListener = ((...args: Parameters<typeof remove>) => {
-    if (args[0] === "abort") count--;
-    remove(...args);
-  }) as typeof signal.removeEventListener;
-  return () => count;
 }
 
 // ------------------------------------------------------------------------------- the run
