@@ -24,6 +24,7 @@ import { Breaker, BreakerOpenError, type StateStore } from "../mod.ts";
 import { denoKvStore } from "../src/deno_kv_store.ts";
 import { redisStore } from "../src/redis_store.ts";
 import { type ClientKind, clientKind } from "../tests/redis_clients.ts";
+import { openKvFile } from "../tests/open_kv_file.ts";
 
 /** How the parent configures this process (one JSON argument, the last one). */
 export interface TripWorkerConfig {
@@ -91,16 +92,7 @@ interface OpenedStore {
 async function openStore(): Promise<OpenedStore> {
   if (config.store === "kv") {
     if (typeof Deno === "undefined") throw new Error("Deno KV needs Deno");
-    // The parent created the file; opening it while the parent writes can find it locked.
-    let kv: Deno.Kv | undefined;
-    for (let attempt = 0; kv === undefined; attempt++) {
-      try {
-        kv = await Deno.openKv(config.kvPath);
-      } catch (error) {
-        if (attempt === 40 || !String(error).includes("database is locked")) throw error;
-        await sleep(25);
-      }
-    }
+    const kv = await openKvFile(config.kvPath);
     const opened = kv;
     return {
       store: denoKvStore(opened, { prefix: ["bench"] }),
