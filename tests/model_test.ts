@@ -38,6 +38,7 @@ import {
   type Hold,
   type ModelOptions,
   type ModelState,
+  type ModelWindowOptions,
   ReferenceBreaker,
   type Ticket,
   type Verdict,
@@ -62,6 +63,8 @@ type Outcome =
 type Via = "execute" | "signal" | "wrap" | "sync";
 /** How the function returns: later (pending), at once, as a settled promise, as a thenable. */
 type Run = "pending" | "now" | "resolved" | "thenable";
+/** The rule a property exercises: consecutive failures, or a rate rule over a window. */
+type Rule = "consecutive" | "count window" | "time window";
 
 /** The options `configure()` is called with (some invalid on purpose). */
 type ConfigureOptions = Partial<
@@ -77,11 +80,15 @@ type ConfigureOptions = Partial<
     | "minimumCalls"
     | "maxRetryAfter",
     number
-  > & { window: { calls: number } }
+  > & { window: ModelWindowOptions }
 >;
 
 type Step =
   | { readonly kind: "advance"; readonly ms: number }
+  /** Within the current time bucket: `share` of what is left of it. */
+  | { readonly kind: "advanceWithinBucket"; readonly share: number }
+  /** To the start of the bucket `buckets` ahead, `offset` ms off: a bucket's edge, or far past. */
+  | { readonly kind: "advanceToBucket"; readonly buckets: number; readonly offset: number }
   | { readonly kind: "call"; readonly via: Via; readonly run: Run; readonly outcome: Outcome }
   | { readonly kind: "settle"; readonly pick: number; readonly outcome: Outcome }
   | { readonly kind: "abort"; readonly pick: number }
@@ -130,7 +137,23 @@ const outcomeArb: fc.Arbitrary<Outcome> = fc.oneof(
 );
 const pickArb = fc.nat(7);
 
-function configureArb(windowRule: boolean): fc.Arbitrary<ConfigureOptions> {
+/** Time windows a run starts with and configure() picks from, so that it often keeps one. */
+const TIME_WINDOWS: readonly ModelWindowOptions[] = [
+  { duration: 100, buckets: 4 },
+  { duration: 100 }, // 10 buckets of 10 ms
+  { duration: 60, buckets: 1 },
+  { duration: 250, buckets: 3 }, // buckets of 83.33... ms
+  { duration: 1_000, buckets: 7 },
+];
+/** Time windows configure() must refuse: buckets > duration, a duration < 1, a fraction. */
+const INVALID_TIME_WINDOWS: readonly ModelWindowOptions[] = [
+  { duration: 5 },
+  { duration: 0, buckets: 1 },
+  { duration: 100, buckets: 2.5 },
+];
+
+function configureArb(rule: Rule): fc.Arbitrary<ConfigureOptions> {
+  const windowRule = rule !== "consecutive";
   // One or two options at a time, mostly valid: an invalid one makes configure() throw and
   // change nothing.
   const option = <K extends keyof ConfigureOptions>(
@@ -151,29 +174,53 @@ function configureArb(windowRule: boolean): fc.Arbitrary<ConfigureOptions> {
     option("recoveryTimeout", [0, 50, 200], [-5, Number.NaN]),
     option("timeout", [30, 150], [0]),
     option("maxRetryAfter", [0, 1_000]),
-    option("minimumCalls", [1, 2, 3, 4, 5, 6]),
+    option("minimumCalls", rule === "time window" ? [1, 2, 3, 4, 5, 6, 20] : [1, 2, 3, 4, 5, 6]),
     option("failureRate", windowRule ? [0.25, 0.5, 0.75, 1] : [0.5, 1], [0, 1.5]),
   ];
   if (windowRule) {
     options.push(
       option("slowCallRate", [0.5, 1]),
       option("slowCallDuration", [0, 30, 100]),
-      option("window", [{ calls: 1 }, { calls: 3 }, { calls: 6 }]),
+      rule === "time window"
+        ? option("window", [...TIME_WINDOWS, { calls: 3 }], INVALID_TIME_WINDOWS)
+        : option("window", [{ calls: 1 }, { calls: 3 }, { calls: 6 }]),
     );
   }
   return fc.array(fc.oneof(...options), { minLength: 1, maxLength: 2 })
     .map((parts) => Object.assign({}, ...parts) as ConfigureOptions);
 }
 
-function stepArb(windowRule: boolean): fc.Arbitrary<Step> {
+function stepArb(rule: Rule): fc.Arbitrary<Step> {
+  const advance = fc.record({
+    kind: fc.constant("advance" as const),
+    ms: fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 400 })),
+  });
+  const advances: fc.WeightedArbitrary<Step>[] = rule === "time window"
+    ? [
+      { arbitrary: advance, weight: 8 },
+      {
+        arbitrary: fc.record({
+          kind: fc.constant("advanceWithinBucket" as const),
+          share: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        }),
+        weight: 6,
+      },
+      {
+        arbitrary: fc.record({
+          kind: fc.constant("advanceToBucket" as const),
+          // Up to the window's edge (at most 10 buckets and one more), or far past it.
+          buckets: fc.oneof(
+            { arbitrary: fc.integer({ min: 1, max: 12 }), weight: 4 },
+            { arbitrary: fc.integer({ min: 13, max: 200 }), weight: 1 },
+          ),
+          offset: fc.constantFrom(-1, 0, 1),
+        }),
+        weight: 6,
+      },
+    ]
+    : [{ arbitrary: advance, weight: 20 }];
   return fc.oneof(
-    {
-      arbitrary: fc.record({
-        kind: fc.constant("advance" as const),
-        ms: fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 400 })),
-      }),
-      weight: 20,
-    },
+    ...advances,
     {
       arbitrary: fc.record({
         kind: fc.constant("call" as const),
@@ -207,7 +254,7 @@ function stepArb(windowRule: boolean): fc.Arbitrary<Step> {
     {
       arbitrary: fc.record({
         kind: fc.constant("configure" as const),
-        options: configureArb(windowRule),
+        options: configureArb(rule),
       }),
       weight: 4,
     },
@@ -228,7 +275,8 @@ function definedOnly<T extends object>(
   ) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 
-function runConfigArb(windowRule: boolean): fc.Arbitrary<RunConfig> {
+function runConfigArb(rule: Rule): fc.Arbitrary<RunConfig> {
+  const windowRule = rule !== "consecutive";
   const optional = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined });
   return fc.record({
     failureThreshold: optional(fc.integer({ min: 1, max: 4 })),
@@ -246,6 +294,14 @@ function runConfigArb(windowRule: boolean): fc.Arbitrary<RunConfig> {
     ),
     maxRetryAfter: optional(fc.constantFrom(0, 1_000)),
     windowCalls: fc.integer({ min: 1, max: 6 }),
+    // undefined: the default window, the last minute in 10 buckets. (A constant draws
+    // nothing, so the other properties' seeds replay as before.)
+    timeWindow: rule === "time window"
+      ? fc.oneof(
+        { arbitrary: fc.constantFrom(...TIME_WINDOWS), weight: 9 },
+        { arbitrary: fc.constant(undefined), weight: 1 },
+      )
+      : fc.constant(undefined),
     minimumShare: fc.double({ min: 0, max: 1, noNaN: true }),
     explicitMinimum: fc.boolean(),
     failureRate: windowRule
@@ -260,8 +316,9 @@ function runConfigArb(windowRule: boolean): fc.Arbitrary<RunConfig> {
     let { failureRate, slowCallRate, slowCallDuration } = c;
     if (windowRule && failureRate === undefined && slowCallRate === undefined) failureRate = 0.5;
     if (slowCallRate !== undefined && slowCallDuration === undefined) slowCallDuration = 30;
+    // A time window has no upper bound on minimumCalls; its default, 20, is rarely reached.
     const minimumCalls = c.explicitMinimum
-      ? Math.max(1, Math.ceil(c.minimumShare * c.windowCalls))
+      ? Math.max(1, Math.ceil(c.minimumShare * (rule === "time window" ? 6 : c.windowCalls)))
       : undefined;
     return {
       options: definedOnly({
@@ -271,9 +328,8 @@ function runConfigArb(windowRule: boolean): fc.Arbitrary<RunConfig> {
         recoveryTimeout: c.recoveryTimeout,
         timeout: c.timeout,
         maxRetryAfter: c.maxRetryAfter,
-        // Always a count window: without a rate rule it is unused, and a rule configured
-        // later judges it (the default time window is not modelled).
-        window: { calls: c.windowCalls },
+        // Without a rate rule the window is unused, and a rule configured later judges it.
+        window: rule === "time window" ? c.timeWindow : { calls: c.windowCalls },
         minimumCalls,
         failureRate,
         slowCallRate,
@@ -437,6 +493,10 @@ class ModelRun {
       case "advance":
         this.advance(step.ms);
         break;
+      case "advanceWithinBucket":
+      case "advanceToBucket":
+        this.advance(this.bucketAdvance(step));
+        break;
       case "call":
         this.call(step.via, step.run, step.outcome);
         break;
@@ -492,6 +552,20 @@ class ModelRun {
     }
     await settleMicrotasks();
     this.check();
+  }
+
+  /** How far an advance by buckets moves the clock (by 50 ms under a count window). */
+  bucketAdvance(
+    step: Extract<Step, { kind: "advanceWithinBucket" | "advanceToBucket" }>,
+  ): number {
+    const bucketMs = this.model.bucketMs;
+    if (bucketMs === undefined) return 50;
+    const now = this.now;
+    const bucket = Math.floor(now / bucketMs);
+    if (step.kind === "advanceWithinBucket") {
+      return Math.floor(step.share * ((bucket + 1) * bucketMs - now));
+    }
+    return Math.max(0, Math.ceil((bucket + step.buckets) * bucketMs + step.offset - now));
   }
 
   /** Moves the clock; the timeouts due fire in order (deadline, then start). */
@@ -776,7 +850,7 @@ class ModelRun {
     this.expect(breaker.snapshot.trials, model.trials, "trials in flight");
     this.expect(breaker.snapshot.trialSuccesses, model.trialSuccesses, "trialSuccesses");
     const stats = breaker.stats;
-    const counts = model.windowCounts();
+    const counts = model.windowCounts(now);
     this.expect(stats.calls, counts.calls, "stats.calls");
     this.expect(stats.failures, counts.failures, "stats.failures");
     this.expect(stats.slowCalls, counts.slowCalls, "stats.slowCalls");
@@ -1003,8 +1077,8 @@ describe("Breaker against the reference model, consecutive rule", () => {
   it("Breaker agrees with the reference model under the consecutive rule (random steps)", async () => {
     await fc.assert(
       fc.asyncProperty(
-        runConfigArb(false),
-        fc.array(stepArb(false), { maxLength: 60, size: "max" }),
+        runConfigArb("consecutive"),
+        fc.array(stepArb("consecutive"), { maxLength: 60, size: "max" }),
         runSteps,
       ),
       { ...replayable(2_500), examples: FAST_PATH_EXAMPLES },
@@ -1016,8 +1090,21 @@ describe("Breaker against the reference model, count window", () => {
   it("Breaker agrees with the reference model under a count window with failureRate, slow calls and minimumCalls", async () => {
     await fc.assert(
       fc.asyncProperty(
-        runConfigArb(true),
-        fc.array(stepArb(true), { maxLength: 60, size: "max" }),
+        runConfigArb("count window"),
+        fc.array(stepArb("count window"), { maxLength: 60, size: "max" }),
+        runSteps,
+      ),
+      replayable(2_500),
+    );
+  });
+});
+
+describe("Breaker against the reference model, time window", () => {
+  it("Breaker agrees with the reference model under a time window with failureRate, slow calls and minimumCalls", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        runConfigArb("time window"),
+        fc.array(stepArb("time window"), { maxLength: 60, size: "max" }),
         runSteps,
       ),
       replayable(2_500),

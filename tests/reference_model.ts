@@ -7,9 +7,16 @@
  * Covered: the consecutive rule, the open period (with a `Retry-After` hint), half-open trials
  * (`halfOpenMaxCalls`, `successThreshold`), manual `open`/`close`/`halfOpen`/`isolate`,
  * generations (late outcomes are ignored), neutral outcomes, `configure()`, restoring from
- * `toJSON()`, and a count window (`window: { calls }`) judged by `failureRate`, `slowCallRate`
- * and `minimumCalls`. Not covered: time windows, `shouldTrip`, `recoveryTimeout` functions, the
- * recovery ramp, shared stores.
+ * `toJSON()`, and a count window (`window: { calls }`) or a time window
+ * (`window: { duration, buckets }`, the default) judged by `failureRate`, `slowCallRate` and
+ * `minimumCalls`. Not covered: `shouldTrip`, `recoveryTimeout` functions, the recovery ramp,
+ * shared stores, a clock that goes back.
+ *
+ * The time window keeps every recorded call with its time and counts, when read, the calls whose
+ * bucket is one of the last `buckets` buckets before the current one, or the current one. A
+ * bucket is `duration / buckets` ms, counted from time 0 (`floor(time / bucketMs)`), the
+ * granularity `src/core/window.ts` documents; the README's bounds (the window covers at least
+ * `duration` ms and at most one bucket more) follow from it and are asserted on every read.
  */
 
 /** The states a circuit records (isolation is an overlay on top of them). */
@@ -30,8 +37,39 @@ export interface ModelOptions {
   readonly slowCallRate?: number;
   readonly slowCallDuration?: number;
   readonly minimumCalls?: number;
-  readonly window?: { readonly calls: number };
+  readonly window?: ModelWindowOptions;
   readonly maxRetryAfter?: number;
+}
+
+/** `window`: the last `calls` calls, or the last `duration` ms in `buckets` (default 10). */
+export type ModelWindowOptions =
+  | { readonly calls: number }
+  | { readonly duration: number; readonly buckets?: number };
+
+/** The window in force, with the defaults applied. */
+type WindowShape =
+  | { readonly kind: "calls"; readonly calls: number }
+  | {
+    readonly kind: "time";
+    readonly duration: number;
+    readonly buckets: number;
+    readonly bucketMs: number;
+  };
+
+/** README: the default window is the last minute in 10 buckets. */
+const DEFAULT_WINDOW = { duration: 60_000, buckets: 10 } as const;
+
+function windowShape(window: ModelWindowOptions | undefined): WindowShape {
+  if (window !== undefined && "calls" in window) return { kind: "calls", calls: window.calls };
+  const duration = window?.duration ?? DEFAULT_WINDOW.duration;
+  const buckets = window?.buckets ?? DEFAULT_WINDOW.buckets;
+  return { kind: "time", duration, buckets, bucketMs: duration / buckets };
+}
+
+/** Whether two windows keep the same history, so `configure()` keeps the counts. */
+function sameWindowShape(a: WindowShape, b: WindowShape): boolean {
+  if (a.kind === "calls") return b.kind === "calls" && a.calls === b.calls;
+  return b.kind === "time" && a.duration === b.duration && a.buckets === b.buckets;
 }
 
 /** An admitted call: what its outcome is recorded against. */
@@ -62,6 +100,8 @@ export interface Hold {
 }
 
 interface WindowEntry {
+  /** When the outcome was recorded (what a time window's buckets go by). */
+  readonly time: number;
   readonly failed: boolean;
   readonly slow: boolean;
 }
@@ -91,11 +131,17 @@ export function validModelOptions(options: ModelOptions): boolean {
   if (!rate(options.failureRate) || !rate(options.slowCallRate)) return false;
   if (options.slowCallRate !== undefined && options.slowCallDuration === undefined) return false;
   if (!integerAtLeast1(options.minimumCalls)) return false;
-  if (options.window !== undefined) {
-    if (!integerAtLeast1(options.window.calls)) return false;
-    if (options.minimumCalls !== undefined && options.minimumCalls > options.window.calls) {
+  const window = options.window;
+  if (window !== undefined && "calls" in window) {
+    if (!integerAtLeast1(window.calls)) return false;
+    if (options.minimumCalls !== undefined && options.minimumCalls > window.calls) {
       return false;
     }
+  } else if (window !== undefined) {
+    // README: buckets an integer >= 1 and <= duration (so duration >= 1 too).
+    const buckets = window.buckets ?? DEFAULT_WINDOW.buckets;
+    if (!Number.isFinite(window.duration) || !integerAtLeast1(buckets)) return false;
+    if (buckets > window.duration) return false;
   }
   return true;
 }
@@ -166,15 +212,19 @@ export class ReferenceBreaker {
     return this.options.timeout;
   }
 
-  get windowSize(): number {
-    // The tests always give a count window; the default time window is not modelled.
-    const calls = this.options.window?.calls;
-    if (calls === undefined) throw new Error("the model only covers count windows");
-    return calls;
+  get windowShape(): WindowShape {
+    return windowShape(this.options.window);
+  }
+
+  /** A time window's bucket size (to move the clock by buckets), else `undefined`. */
+  get bucketMs(): number | undefined {
+    const shape = this.windowShape;
+    return shape.kind === "time" ? shape.bucketMs : undefined;
   }
 
   get minimumCalls(): number {
-    return this.options.minimumCalls ?? Math.min(20, this.windowSize);
+    const shape = this.windowShape;
+    return this.options.minimumCalls ?? (shape.kind === "calls" ? Math.min(20, shape.calls) : 20);
   }
 
   get maxRetryAfter(): number {
@@ -207,13 +257,36 @@ export class ReferenceBreaker {
     return 0;
   }
 
-  /** `breaker.stats` counts. */
-  windowCounts(): { calls: number; failures: number; slowCalls: number } {
+  /** `breaker.stats` counts at `now`. */
+  windowCounts(now: number): { calls: number; failures: number; slowCalls: number } {
+    const counted = this.window.filter((entry) => this.#inWindow(entry, now));
     return {
-      calls: this.window.length,
-      failures: this.window.filter((entry) => entry.failed).length,
-      slowCalls: this.window.filter((entry) => entry.slow).length,
+      calls: counted.length,
+      failures: counted.filter((entry) => entry.failed).length,
+      slowCalls: counted.filter((entry) => entry.slow).length,
     };
+  }
+
+  /** Whether a recorded call is still in the window at `now`. */
+  #inWindow(entry: WindowEntry, now: number): boolean {
+    const shape = this.windowShape;
+    // A count window is trimmed to its last `calls` calls as they are recorded.
+    if (shape.kind === "calls") return true;
+    const bucketOf = (time: number) => Math.floor(time / shape.bucketMs);
+    const counted = bucketOf(entry.time) >= bucketOf(now) - shape.buckets;
+    const age = now - entry.time;
+    if (age <= shape.duration && !counted) {
+      throw new Error(
+        `the bucket rule drops a call ${age} ms old from a ${shape.duration} ms window`,
+      );
+    }
+    if (counted && age >= shape.duration + shape.bucketMs) {
+      throw new Error(
+        `the bucket rule keeps a call ${age} ms old in a ${shape.duration} ms window ` +
+          `of ${shape.bucketMs} ms buckets`,
+      );
+    }
+    return counted;
   }
 
   // ------------------------------------------------------------------ calls
@@ -281,9 +354,10 @@ export class ReferenceBreaker {
       }
       let trips = failed && this.failureCount >= this.failureThreshold;
       if (this.judgesWindow) {
-        this.window.push({ failed, slow });
-        if (this.window.length > this.windowSize) this.window.shift();
-        if (this.#windowTrips()) trips = true;
+        this.window.push({ time: now, failed, slow });
+        const shape = this.windowShape;
+        if (shape.kind === "calls" && this.window.length > shape.calls) this.window.shift();
+        if (this.#windowTrips(now)) trips = true;
       }
       if (trips) this.#open(now, failed ? retryAfterMs : undefined);
       return;
@@ -303,8 +377,8 @@ export class ReferenceBreaker {
     }
   }
 
-  #windowTrips(): boolean {
-    const { calls, failures, slowCalls } = this.windowCounts();
+  #windowTrips(now: number): boolean {
+    const { calls, failures, slowCalls } = this.windowCounts(now);
     if (calls < this.minimumCalls) return false;
     const { failureRate, slowCallRate } = this.options;
     if (failureRate !== undefined && failures / calls >= failureRate) return true;
@@ -362,15 +436,16 @@ export class ReferenceBreaker {
 
   /**
    * `breaker.configure(partial)`: returns false (changing nothing) when the merged options are
-   * invalid. The window is kept when the same count window is judged before and after.
+   * invalid. The window is kept when it is judged before and after and keeps the same history
+   * (the same number of calls, or the same duration and buckets).
    */
   configure(partial: ModelOptions): boolean {
     const merged = { ...this.options, ...partial };
     if (!validModelOptions(merged)) return false;
     const judgedBefore = this.judgesWindow;
-    const sizeBefore = this.options.window?.calls;
+    const shapeBefore = this.windowShape;
     this.options = merged;
-    if (!judgedBefore || !this.judgesWindow || this.options.window?.calls !== sizeBefore) {
+    if (!judgedBefore || !this.judgesWindow || !sameWindowShape(shapeBefore, this.windowShape)) {
       this.window = [];
     }
     return true;

@@ -638,7 +638,7 @@ async function stressOnce(seed: number, total: number): Promise<StressRun> {
     assert.equal(heard.failure, tallies.failures + tallies.timeouts);
     assert.deepEqual(heard.stateChanges, model.stateChanges);
     // Final counts and window as the model recounts them.
-    const counts = model.windowCounts();
+    const counts = model.windowCounts(timers.now);
     assert.deepEqual(
       {
         calls: breaker.stats.calls,
