@@ -37,7 +37,7 @@ import {
   release,
 } from "./core/transitions.ts";
 import { type WindowStats, windowStats } from "./core/window.ts";
-import { BreakerOpenError, TimeoutError } from "./errors.ts";
+import { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./errors.ts";
 import type { BreakerListener, ListenerHook, StoreErrorEvent } from "./events.ts";
 import { SharedCircuit } from "./shared_circuit.ts";
 import { BreakerRegistry, defaultRegistry } from "./registry.ts";
@@ -424,7 +424,11 @@ export class Breaker {
         ),
       );
     }
-    return this.#call(fn, undefined, undefined, signal) as Promise<Awaited<T>>;
+    const called = this.#call(fn, undefined, undefined, signal);
+    if (!turnedAway(called)) return called as Promise<Awaited<T>>;
+    // Made here, in the method the caller called: see `openErrorOptions`.
+    const error = new BreakerOpenError(openErrorOptions(this.#policy, called));
+    return this.#turnAway(error, undefined, undefined) as Promise<Awaited<T>>;
   }
 
   /**
@@ -443,7 +447,11 @@ export class Breaker {
     if (typeof fn !== "function") {
       throw new TypeError(`Cannot execute: "fn" must be a function, received ${describeValue(fn)}`);
     }
-    return this.#callSync(fn, undefined, NO_ARGS) as T;
+    const result = this.#callSync(fn, undefined, NO_ARGS);
+    if (!(result instanceof TurnedAway)) return result as T;
+    // Made here, in the method the caller called: see `openErrorOptions`.
+    const error = new BreakerOpenError(openErrorOptions(this.#policy, result.rejection));
+    return this.#turnAwaySync(error, undefined, NO_ARGS) as T;
   }
 
   /**
@@ -467,10 +475,10 @@ export class Breaker {
       return fn as unknown as (this: This, ...args: Args) => Promise<Awaited<R>>;
     }
     const target = checkFunction(known?.breaker === this ? known.fn : fn, "wrap");
-    const call = (thisArg: This, args: Args) => this.#call(target, thisArg, args, undefined);
-    const wrapper = function (this: This, ...args: Args): Promise<Awaited<R>> {
-      return call(this, args) as Promise<Awaited<R>>;
-    };
+    const wrapper = Breaker.#wrapper(this, target) as (
+      this: This,
+      ...args: Args
+    ) => Promise<Awaited<R>>;
     return markGuarded(wrapper, target, this, false);
   }
 
@@ -492,10 +500,7 @@ export class Breaker {
     const known = guarded.get(fn);
     if (known?.breaker === this && known.sync) return fn;
     const target = checkFunction(known?.breaker === this ? known.fn : fn, "wrapSync");
-    const call = (thisArg: This, args: Args) => this.#callSync(target, thisArg, args);
-    const wrapper = function (this: This, ...args: Args): R {
-      return call(this, args) as R;
-    };
+    const wrapper = Breaker.#syncWrapper(this, target) as (this: This, ...args: Args) => R;
     return markGuarded(wrapper, target, this, true);
   }
 
@@ -727,13 +732,36 @@ export class Breaker {
     this.#quiet = undefined;
   }
 
-  /** Runs an async call: admission, then the call, then its outcome. Never throws. */
+  // The wrappers call `#call` themselves, with no closure between: one frame less under every
+  // BreakerOpenError's stack (see `openErrorOptions`).
+  static #wrapper(breaker: Breaker, target: AnyFunction): AnyFunction {
+    return function (this: unknown, ...args: unknown[]): Promise<unknown> {
+      const called = breaker.#call(target, this, args, undefined);
+      if (!turnedAway(called)) return called;
+      const error = new BreakerOpenError(openErrorOptions(breaker.#policy, called));
+      return breaker.#turnAway(error, this, args);
+    };
+  }
+
+  static #syncWrapper(breaker: Breaker, target: AnyFunction): AnyFunction {
+    return function (this: unknown, ...args: unknown[]): unknown {
+      const result = breaker.#callSync(target, this, args);
+      if (!(result instanceof TurnedAway)) return result;
+      const error = new BreakerOpenError(openErrorOptions(breaker.#policy, result.rejection));
+      return breaker.#turnAwaySync(error, this, args);
+    };
+  }
+
+  /**
+   * Runs an async call: admission, then the call, then its outcome. Never throws. A call turned
+   * away returns its `Rejection` (snapshot kept): the caller makes the error.
+   */
   #call(
     fn: AnyFunction,
     thisArg: unknown,
     args: readonly unknown[] | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<unknown> {
+  ): Promise<unknown> | Rejection {
     const before = this.#snapshot;
     if (before === this.#quiet && signal === undefined) {
       let result: unknown;
@@ -770,7 +798,7 @@ export class Breaker {
     args: readonly unknown[] | undefined,
     signal: AbortSignal | undefined,
     before: Snapshot,
-  ): Promise<unknown> {
+  ): Promise<unknown> | Rejection {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const policy = this.#policy;
     const startClock = this.#policy.durations || this.#listeners.length !== 0 ||
@@ -788,13 +816,8 @@ export class Breaker {
     let generation = before.generation;
     if (verdict !== before) {
       if (isRejection(verdict)) {
-        let fallback: unknown;
-        try {
-          fallback = this.#turnAway(verdict, thisArg, args);
-        } catch (error) {
-          return Promise.reject(error);
-        }
-        return Promise.resolve(fallback);
+        this.#keepRejected(verdict);
+        return verdict;
       }
       this.#change(verdict);
       generation = verdict.generation;
@@ -917,7 +940,10 @@ export class Breaker {
     });
   }
 
-  /** Runs a synchronous call. */
+  /**
+   * Runs a synchronous call. A call turned away returns a `TurnedAway` (snapshot kept): the
+   * caller makes the error.
+   */
   #callSync(fn: AnyFunction, thisArg: unknown, args: readonly unknown[]): unknown {
     const before = this.#snapshot;
     if (before === this.#quiet) {
@@ -929,13 +955,22 @@ export class Breaker {
         throw error;
       }
     }
-    const permit = this.#begin();
-    if (permit instanceof BreakerOpenError) {
-      const fallback = this.#fallback;
-      if (fallback === undefined) throw permit;
-      return fallback.apply(thisArg, args as unknown[]);
+    // Admission as in `#begin`, without a permit object, and with the error made here.
+    const policy = this.#policy;
+    const timed = this.#timed || needsClock(policy, before);
+    const start = timed ? this.#now() : 0;
+    const verdict = this.#admit(policy, before, start);
+    let generation = before.generation;
+    if (verdict !== before) {
+      if (isRejection(verdict)) {
+        this.#keepRejected(verdict);
+        return new TurnedAway(verdict);
+      }
+      this.#change(verdict);
+      generation = verdict.generation;
     }
-    const { generation, start, timed } = permit;
+    if (this.#listeners.length !== 0) this.#emit("beforeCall", { breaker: this });
+    else if (isQuiet(policy, this.#snapshot)) this.#quiet = this.#snapshot;
     let result: unknown;
     try {
       result = fn.apply(thisArg, args as unknown[]);
@@ -957,24 +992,37 @@ export class Breaker {
     return admit(this.#policy, this.#snapshot, now);
   }
 
-  /** A rejected admission: keeps the snapshot, tells listeners, serves the fallback or throws. */
-  #turnAway(rejection: Rejection, thisArg: unknown, args: readonly unknown[] | undefined): unknown {
-    const error = this.#refuse(rejection);
+  /** Tells listeners of a call turned away, and serves the fallback or rejects with `error`. */
+  #turnAway(
+    error: BreakerOpenError,
+    thisArg: unknown,
+    args: readonly unknown[] | undefined,
+  ): Promise<unknown> {
+    try {
+      return Promise.resolve(this.#turnAwaySync(error, thisArg, args ?? NO_ARGS));
+    } catch (thrown) {
+      return Promise.reject(thrown);
+    }
+  }
+
+  /** Tells listeners of a call turned away, and serves the fallback or throws `error`. */
+  #turnAwaySync(error: BreakerOpenError, thisArg: unknown, args: readonly unknown[]): unknown {
+    if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
     const fallback = this.#fallback;
     if (fallback === undefined) throw error;
-    return fallback.apply(thisArg, (args ?? NO_ARGS) as unknown[]);
+    return fallback.apply(thisArg, args as unknown[]);
+  }
+
+  /** Keeps the snapshot a rejection brings and tells the shared circuit. */
+  #keepRejected(rejection: Rejection): void {
+    if (rejection.snapshot !== this.#snapshot) this.#change(rejection.snapshot);
+    this.#shared?.refused(this.#settledAt(0));
   }
 
   /** Keeps the snapshot a rejection brings, tells listeners, and returns the caller's error. */
   #refuse(rejection: Rejection): BreakerOpenError {
-    if (rejection.snapshot !== this.#snapshot) this.#change(rejection.snapshot);
-    this.#shared?.refused(this.#settledAt(0));
-    const error = new BreakerOpenError({
-      breaker: this.#policy.name,
-      state: rejection.rejectedIn as BreakerOpenError["state"],
-      retryAfterMs: rejection.retryAfterMs,
-      cause: rejection.snapshot.lastFailure,
-    });
+    this.#keepRejected(rejection);
+    const error = new BreakerOpenError(openErrorOptions(this.#policy, rejection));
     if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
     return error;
   }
@@ -1152,6 +1200,34 @@ export class Breaker {
       console.error(error);
       return start;
     }
+  }
+}
+
+/**
+ * What a call turned away is told. The error is made in the method the caller called, never
+ * below it: Deno has V8 capture a stack trace of up to 10 frames, with source positions, for
+ * every `Error`, so every library frame between the caller and the constructor adds to each
+ * rejection (bench/RESULTS.md, F7).
+ */
+function openErrorOptions(policy: Policy, rejection: Rejection): BreakerOpenErrorOptions {
+  return {
+    breaker: policy.name,
+    state: rejection.rejectedIn as BreakerOpenErrorOptions["state"],
+    retryAfterMs: rejection.retryAfterMs,
+    cause: rejection.snapshot.lastFailure,
+  };
+}
+
+/** Whether `#call` turned the call away: anything else it returns is the call's promise. */
+function turnedAway(called: Promise<unknown> | Rejection): called is Rejection {
+  return (called as Partial<Rejection>).rejectedIn !== undefined;
+}
+
+/** A call `#callSync` turned away, told apart from any value a function can return. */
+class TurnedAway {
+  readonly rejection: Rejection;
+  constructor(rejection: Rejection) {
+    this.rejection = rejection;
   }
 }
 

@@ -52,6 +52,55 @@ describe("Breaker lifecycle", () => {
     assert.equal(error.message, 'Circuit "db" is open: retry in 1200 ms');
   });
 
+  it("BreakerOpenError keeps its own fields, a non-enumerable cause, and a real Error's stack", () => {
+    const cause = new Error("down");
+    const error = new BreakerOpenError({ breaker: "db", state: "open", retryAfterMs: 5, cause });
+    assert.deepEqual(Object.keys(error), ["breaker", "state", "retryAfterMs"]);
+    assert.equal(Object.getOwnPropertyDescriptor(error, "cause")?.enumerable, false);
+    assert.equal(error.cause, cause);
+    assert.ok(Object.hasOwn(error, "message") && Object.hasOwn(error, "stack"));
+    assert.equal(Object.prototype.toString.call(error), "[object Error]");
+    assert.ok(
+      String(error.stack).startsWith('BreakerOpenError: Circuit "db" is open: retry in 5 ms'),
+    );
+  });
+
+  it("BreakerOpenError's stack shows the caller right under the method it called", async () => {
+    const breaker = new Breaker({ name: "db", recoveryTimeout: 60_000 });
+    const wrapped = breaker.wrap(succeed(1));
+    const wrappedSync = breaker.wrapSync(() => 1);
+    breaker.open();
+    const callsExecute = () => breaker.execute(succeed(1)).catch((e) => e);
+    const callsWrapper = () => wrapped().catch((e) => e);
+    const callsExecuteSync = () => {
+      try {
+        return breaker.executeSync(() => 1);
+      } catch (error) {
+        return error;
+      }
+    };
+    const callsSyncWrapper = () => {
+      try {
+        return wrappedSync();
+      } catch (error) {
+        return error;
+      }
+    };
+    const errors: [string, unknown][] = [
+      ["callsExecute", await callsExecute()],
+      ["callsWrapper", await callsWrapper()],
+      ["callsExecuteSync", callsExecuteSync()],
+      ["callsSyncWrapper", callsSyncWrapper()],
+    ];
+    for (const [caller, error] of errors) {
+      assert.ok(error instanceof BreakerOpenError);
+      const frames = String(error.stack).split("\n").filter((line) => /^\s+at /.test(line));
+      const at = frames.findIndex((line) => line.includes(caller));
+      // The library's method (JavaScriptCore may leave it out), then the caller.
+      assert.ok(at === 0 || at === 1, `${caller}: ${error.stack}`);
+    }
+  });
+
   it("Breaker state turns half-open exactly when now == openUntil", async () => {
     const clock = manualClock(10_000);
     const breaker = new Breaker({ failureThreshold: 1, recoveryTimeout: 500, clock });
