@@ -284,14 +284,14 @@ export class Breaker {
         `${context}: options must be an object, received ${describeValue(options)}`,
       );
     }
-    const merged = copyOptions({ ...defaults, ...options });
+    const merged = copyOptions(defaults, options);
     checkOptionNames(merged, BREAKER_OPTIONS, context);
     const parsed = parseOptions(merged, context);
     this.#options = merged;
     this.#policy = parsed.policy;
     this.#clock = parsed.clock;
     this.#fallback = parsed.fallback;
-    this.#listeners = checkListeners(merged.listeners, context);
+    this.#listeners = parsed.listeners;
     this.#timed = this.#policy.timed || this.#listeners.length !== 0;
     this.#snapshot = merged.state === undefined
       ? INITIAL_SNAPSHOT
@@ -678,7 +678,7 @@ export class Breaker {
         );
       }
     }
-    const merged = copyOptions({ ...this.#options, ...options });
+    const merged = copyOptions(this.#options, options);
     const parsed = parseOptions(merged, context);
     const { clock, fallback } = parsed;
     const lease = this.#policy.lease;
@@ -1275,13 +1275,19 @@ export function checkOptionNames(
   }
 }
 
-/** A copy of the options whose nested arrays and objects the caller can no longer change. */
-function copyOptions<T extends BreakerOptions>(options: T): T {
-  const copy = { ...options } as Record<string, unknown>;
-  for (const [key, value] of Object.entries(copy)) {
+/**
+ * `options` over `base`, copied so that the caller can no longer change them: nested arrays
+ * and the `window` and `recoveryRamp` objects are copied too.
+ */
+function copyOptions<T extends BreakerOptions>(base: T, options: T): T {
+  const copy = { ...base, ...options } as Record<string, unknown>;
+  for (const key of Object.keys(copy)) {
+    const value = copy[key];
     if (Array.isArray(value)) copy[key] = [...value];
-    else if (key === "window" || key === "recoveryRamp") {
-      copy[key] = value !== null && typeof value === "object" ? { ...value } : value;
+    else if (
+      (key === "window" || key === "recoveryRamp") && value !== null && typeof value === "object"
+    ) {
+      copy[key] = { ...value };
     }
   }
   return copy as T;
@@ -1294,11 +1300,16 @@ function copyOptions<T extends BreakerOptions>(options: T): T {
 export function parseOptions(
   options: BreakerOptions,
   context: string,
-): { policy: Policy; clock: () => number; fallback: AnyFunction | undefined } {
+): {
+  policy: Policy;
+  listeners: readonly BreakerListener[];
+  clock: () => number;
+  fallback: AnyFunction | undefined;
+} {
   const policy = createPolicy(options, context);
-  checkListeners(options.listeners, context);
   return {
     policy,
+    listeners: checkListeners(options.listeners, context),
     clock: checkClock(options.clock, context),
     fallback: checkFallback(options.fallback, context),
   };

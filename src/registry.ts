@@ -134,7 +134,6 @@ export class BreakerRegistry implements Iterable<Breaker> {
         `Cannot add to registry: "breaker" must be a Breaker, received ${describeValue(breaker)}`,
       );
     }
-    if (this.#entries.get(breaker.name)?.deref() === breaker) return;
     this.#list(breaker);
   }
 
@@ -270,12 +269,18 @@ export class BreakerRegistry implements Iterable<Breaker> {
     };
   }
 
+  /** Lists `breaker` (unless it is listed already), displacing any other of its name. */
   #list(breaker: Breaker): void {
     const name = breaker.name;
-    const displaced = this.#entries.get(name)?.deref();
-    if (displaced !== undefined) this.#unlist(name, displaced);
-    // Deleting first moves the name to the end: the listing order is the order of joining.
-    this.#entries.delete(name);
+    // One lookup and one deref (each deref keeps its target alive for the current job).
+    const entry = this.#entries.get(name);
+    if (entry !== undefined) {
+      const listed = entry.deref();
+      if (listed === breaker) return;
+      if (listed !== undefined) this.#unlist(name, listed);
+      // Deleting first moves the name to the end: the listing order is the order of joining.
+      else this.#entries.delete(name);
+    }
     this.#entries.set(name, new WeakRef(breaker));
     for (const listener of this.#listeners) breaker.addListener(listener);
     if (this.#entries.size >= this.#sweepAt) this.#sweep();
