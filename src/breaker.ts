@@ -9,7 +9,13 @@
 import { classifyError, isFailedResult } from "./core/classify.ts";
 import { describeValue } from "./core/describe_value.ts";
 import type { PolicyOptions } from "./core/options.ts";
-import { createPolicy, type Policy, POLICY_OPTIONS, sharePolicy } from "./core/policy.ts";
+import {
+  createPolicy,
+  type Policy,
+  POLICY_OPTIONS,
+  sharePolicy,
+  type WindowRules,
+} from "./core/policy.ts";
 import { snapshotFromJSON, type SnapshotJSON, snapshotToJSON } from "./core/serialize.ts";
 import {
   type BreakerState,
@@ -1284,14 +1290,39 @@ function copyOptions<T extends BreakerOptions>(base: T, options: T): T {
   for (const key of Object.keys(copy)) {
     const value = copy[key];
     if (Array.isArray(value)) copy[key] = [...value];
-    else if (
-      (key === "window" || key === "recoveryRamp") && value !== null && typeof value === "object"
-    ) {
+    else if (key === "window" && value !== null && typeof value === "object") {
+      copy[key] = windowCopy(value);
+    } else if (key === "recoveryRamp" && value !== null && typeof value === "object") {
       copy[key] = { ...value };
     }
   }
   return copy as T;
 }
+
+/** The `window` option of the breaker made last, copied and frozen: shared when equal. */
+let recentWindow: Readonly<Record<string, unknown>> | undefined;
+
+/** A frozen copy of a `window` option; breakers given equal ones share it. */
+function windowCopy(window: object): Readonly<Record<string, unknown>> {
+  const copy: Record<string, unknown> = { ...window };
+  const recent = recentWindow;
+  if (recent !== undefined) {
+    const keys = Object.keys(copy);
+    if (
+      keys.length === Object.keys(recent).length &&
+      keys.every((key) => Object.is(copy[key], recent[key]))
+    ) {
+      return recent;
+    }
+  }
+  return recentWindow = Object.freeze(copy);
+}
+
+/**
+ * The window rules of the breaker made last: the next one shares them when its options give
+ * equal ones, so that breakers made per key with the same options hold one copy.
+ */
+let recentRules: WindowRules | undefined;
 
 /**
  * Validates a breaker's options (all of them, listeners too) into what the breaker keeps.
@@ -1306,7 +1337,8 @@ export function parseOptions(
   clock: () => number;
   fallback: AnyFunction | undefined;
 } {
-  const policy = createPolicy(options, context);
+  const policy = createPolicy(options, context, undefined, recentRules);
+  if (policy.rules !== undefined) recentRules = policy.rules;
   return {
     policy,
     listeners: checkListeners(options.listeners, context),

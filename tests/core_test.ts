@@ -86,6 +86,52 @@ describe("core policy", () => {
     );
   });
 
+  it("createPolicy() shares the window rules it is given when the options give equal ones", () => {
+    const first = createPolicy({ failureRate: 0.5, window: { duration: 10_000, buckets: 5 } });
+    const rules = first.rules;
+    assert.ok(rules !== undefined && Object.isFrozen(rules));
+    const again = createPolicy(
+      { name: "other", failureRate: 0.5, window: { duration: 10_000, buckets: 5 } },
+      undefined,
+      undefined,
+      rules,
+    );
+    assert.equal(again.rules, rules, "equal rules: the same object");
+    assert.equal(again.name, "other");
+    const rate = createPolicy(
+      { failureRate: 0.4, window: { duration: 10_000, buckets: 5 } },
+      undefined,
+      undefined,
+      rules,
+    );
+    assert.notEqual(rate.rules, rules);
+    assert.equal(rate.rules?.failureRate, 0.4);
+    assert.equal(rate.rules?.window, rules.window, "the window alone is shared");
+    const window = createPolicy(
+      { failureRate: 0.5, window: { duration: 10_000, buckets: 10 } },
+      undefined,
+      undefined,
+      rules,
+    );
+    assert.notEqual(window.rules, rules);
+    assert.deepEqual(window.rules?.window, {
+      kind: "time",
+      duration: 10_000,
+      buckets: 10,
+      bucketMs: 1_000,
+    });
+    const trip = () => false;
+    assert.notEqual(
+      createPolicy(
+        { ...{ failureRate: 0.5, window: { duration: 10_000, buckets: 5 } }, shouldTrip: trip },
+        undefined,
+        undefined,
+        rules,
+      ).rules,
+      rules,
+    );
+  });
+
   it("classifyError() judges ignore, then exclude, then isFailure", () => {
     const policy = createPolicy({
       ignore: (e) => e === "ignored",

@@ -206,6 +206,8 @@ const reportToConsole: Reporter = (message, error) => {
  * @param options The options to validate.
  * @param context How messages start.
  * @param report Where problems found while running user rules are reported.
+ * @param shareable Window rules to use as they are when the options give equal ones: breakers
+ * made with the same options (one per key, say) then hold one copy. The policy is the same.
  * @example
  * ```ts
  * import { createPolicy } from "./policy.ts";
@@ -220,6 +222,7 @@ export function createPolicy(
   options: PolicyOptions,
   context = "Cannot create breaker",
   report: Reporter = reportToConsole,
+  shareable?: WindowRules,
 ): Policy {
   if (options === null || typeof options !== "object") {
     throw new TypeError(
@@ -292,14 +295,15 @@ export function createPolicy(
     ),
     timeout: delay(context, "timeout", options.timeout),
     rules: judgesWindow
-      ? Object.freeze({
+      ? windowRules(
+        shareable,
         window,
         failureRate,
         slowCallRate,
         slowCallDuration,
         minimumCalls,
         shouldTrip,
-      })
+      )
       : undefined,
     recoveryRamp: rampPolicy(options.recoveryRamp, context),
     maxRetryAfter: options.maxRetryAfter === undefined
@@ -398,6 +402,40 @@ function streamRules(
     return undefined;
   }
   return Object.freeze({ firstItemTimeout, idleTimeout, isFailureItem });
+}
+
+/** The window rules, or `shareable` (or its window) where it holds the same. */
+function windowRules(
+  shareable: WindowRules | undefined,
+  window: WindowPolicy,
+  failureRate: number | undefined,
+  slowCallRate: number | undefined,
+  slowCallDuration: number | undefined,
+  minimumCalls: number,
+  shouldTrip: WindowRules["shouldTrip"],
+): WindowRules {
+  const sameWindow = shareable !== undefined && equalWindows(shareable.window, window);
+  if (
+    sameWindow && shareable.failureRate === failureRate &&
+    shareable.slowCallRate === slowCallRate && shareable.slowCallDuration === slowCallDuration &&
+    shareable.minimumCalls === minimumCalls && shareable.shouldTrip === shouldTrip
+  ) {
+    return shareable;
+  }
+  return Object.freeze({
+    window: sameWindow ? shareable.window : window,
+    failureRate,
+    slowCallRate,
+    slowCallDuration,
+    minimumCalls,
+    shouldTrip,
+  });
+}
+
+function equalWindows(a: WindowPolicy, b: WindowPolicy): boolean {
+  return a.kind === "calls"
+    ? b.kind === "calls" && a.calls === b.calls
+    : b.kind === "time" && a.duration === b.duration && a.buckets === b.buckets;
 }
 
 /** The window when none is given, shared by every policy (it is read, never changed). */
