@@ -961,10 +961,13 @@ export class Breaker {
         throw error;
       }
     }
-    // Admission as in `#begin`, without a permit object, and with the error made here.
+    // Admission as in `#callGeneral`: the clock is read at the start only when durations, a
+    // listener or the state need it; a timed rule reads it once, when the call settles.
     const policy = this.#policy;
-    const timed = this.#timed || needsClock(policy, before);
-    const start = timed ? this.#now() : 0;
+    const startClock = policy.durations || this.#listeners.length !== 0 ||
+      needsClock(policy, before);
+    const timed = this.#timed || startClock;
+    const start = startClock ? this.#now() : 0;
     const verdict = this.#admit(policy, before, start);
     let generation = before.generation;
     if (verdict !== before) {
