@@ -795,6 +795,17 @@ export class Breaker {
       }
       return Promise.resolve(result);
     }
+    const policy = this.#policy;
+    if (
+      before.state === "closed" && before.isolated === 0 && signal === undefined &&
+      this.#listeners.length === 0 && policy.timeout === undefined && !policy.durations &&
+      policy.lease === undefined
+    ) {
+      // Closed, and nothing watches the call begin or needs its start: admission would keep
+      // the snapshot and read no clock, so the call runs at once and only its outcome counts.
+      if (isQuiet(policy, before)) this.#quiet = before;
+      return this.#run(fn, thisArg, args, before.generation, 0, this.#timed, false);
+    }
     return this.#callGeneral(fn, thisArg, args, signal, before);
   }
 
@@ -833,6 +844,19 @@ export class Breaker {
     if (policy.timeout !== undefined || signal !== undefined) {
       return this.#callGuarded(fn, thisArg, args, signal, generation, start, timed);
     }
+    return this.#run(fn, thisArg, args, generation, start, timed, startClock);
+  }
+
+  /** Runs an admitted call (no timeout, no caller's signal) and records its outcome. */
+  #run(
+    fn: AnyFunction,
+    thisArg: unknown,
+    args: readonly unknown[] | undefined,
+    generation: number,
+    start: number,
+    timed: boolean,
+    startClock: boolean,
+  ): Promise<unknown> {
     let result: unknown;
     try {
       result = args === undefined ? fn(NEVER_ABORTED) : fn.apply(thisArg, args as unknown[]);
