@@ -873,6 +873,10 @@ export class Breaker {
       this.#settleValue(result, generation, start, timed);
       return Promise.resolve(result);
     }
+    if (this.#snapshot.failureCount !== 0 && promise.constructor === Promise) {
+      // Failures are being counted: this call is likely to fail too.
+      return this.#settleThrough(promise, generation, start, timed);
+    }
     if (!timed) {
       // One handler pair per generation: the common path allocates nothing per call.
       let settle = this.#settle;
@@ -895,6 +899,46 @@ export class Breaker {
         throw error;
       },
     );
+  }
+
+  /**
+   * The caller's promise, settled through its resolving functions: a failure is passed on
+   * without a throw in a reaction, which costs about as much as the rest of a failing call (V8
+   * makes a message object for each throw, JavaScriptCore unwinds). The same outcome, in the
+   * same number of ticks, as `then(onValue, onError)`, but it takes three closures per call,
+   * so only calls made while failures are counted take it.
+   */
+  #settleThrough(
+    promise: Promise<unknown>,
+    generation: number,
+    start: number,
+    timed: boolean,
+  ): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      promise.then(
+        (value) => {
+          let settled: unknown;
+          try {
+            settled = this.#snapshot === this.#quiet
+              ? value
+              : this.#settleValue(value, generation, start, timed);
+          } catch (error) {
+            reject(error);
+            return;
+          }
+          resolve(settled);
+        },
+        (error) => {
+          try {
+            this.#settleError(error, generation, start, timed);
+          } catch (thrown) {
+            reject(thrown);
+            return;
+          }
+          reject(error);
+        },
+      );
+    });
   }
 
   /** The async call with a timeout or a caller's signal: it can end before `fn` settles. */
