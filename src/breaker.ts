@@ -803,17 +803,6 @@ export class Breaker {
       }
       return Promise.resolve(result);
     }
-    const policy = this.#policy;
-    if (
-      before.state === "closed" && before.isolated === 0 && signal === undefined &&
-      this.#listeners.length === 0 && policy.timeout === undefined && !policy.durations &&
-      policy.lease === undefined
-    ) {
-      // Closed, and nothing watches the call begin or needs its start: admission would keep
-      // the snapshot and read no clock, so the call runs at once and only its outcome counts.
-      if (isQuiet(policy, before)) this.#quiet = before;
-      return this.#run(fn, thisArg, args, before.generation, 0, this.#timed, false);
-    }
     return this.#callGeneral(fn, thisArg, args, signal, before);
   }
 
@@ -824,8 +813,19 @@ export class Breaker {
     signal: AbortSignal | undefined,
     before: Snapshot,
   ): Promise<unknown> | Rejection {
-    if (signal?.aborted) return Promise.reject(signal.reason);
     const policy = this.#policy;
+    if (
+      before.state === "closed" && before.isolated === 0 && signal === undefined &&
+      this.#listeners.length === 0 && policy.timeout === undefined && !policy.durations &&
+      policy.lease === undefined
+    ) {
+      // Closed, and nothing watches the call begin or needs its start: admission would keep
+      // the snapshot and read no clock, so the call runs at once and only its outcome counts.
+      // (Not in `#call`: there it slowed the quiet path by about 5 % on Deno.)
+      if (isQuiet(policy, before)) this.#quiet = before;
+      return this.#run(fn, thisArg, args, before.generation, 0, this.#timed, false);
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const startClock = this.#policy.durations || this.#listeners.length !== 0 ||
       needsClock(policy, before);
     const timed = this.#timed || startClock;
