@@ -1083,8 +1083,12 @@ export class Breaker {
     thisArg: unknown,
     args: readonly unknown[] | undefined,
   ): Promise<unknown> {
+    if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
+    const fallback = this.#fallback;
+    // Rejected without a throw and a catch, which would add to every rejection.
+    if (fallback === undefined) return Promise.reject(error);
     try {
-      return Promise.resolve(this.#turnAwaySync(error, thisArg, args ?? NO_ARGS));
+      return Promise.resolve(fallback.apply(thisArg, (args ?? NO_ARGS) as unknown[]));
     } catch (thrown) {
       return Promise.reject(thrown);
     }
