@@ -205,6 +205,16 @@ export function callHooks(breaker: Breaker): CallHooks {
   return hooksOf(breaker);
 }
 
+/** What `#settle` holds after a breaker's first call: no generation's handlers yet. */
+const FIRST_CALL_MADE: Settle = {
+  generation: -1,
+  timed: false,
+  onValue: (value) => value,
+  onError: (error) => {
+    throw error;
+  },
+};
+
 /** The signal given to functions that nothing can abort. */
 const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 const NO_ARGS: readonly never[] = [];
@@ -788,7 +798,7 @@ export class Breaker {
       if (result instanceof Promise) {
         let settle = this.#settle;
         if (settle === undefined || settle.generation !== before.generation || settle.timed) {
-          settle = this.#settle = this.#settlersFor(before.generation);
+          settle = this.#settlers(before.generation, false);
         }
         return result.then(settle.onValue, settle.onError);
       }
@@ -889,14 +899,14 @@ export class Breaker {
       // One handler pair per generation: the common path allocates nothing per call.
       let settle = this.#settle;
       if (settle === undefined || settle.generation !== generation || settle.timed) {
-        settle = this.#settle = this.#settlersFor(generation);
+        settle = this.#settlers(generation, false);
       }
       return promise.then(settle.onValue, settle.onError);
     }
     if (!startClock) {
       let settle = this.#settle;
       if (settle === undefined || settle.generation !== generation || !settle.timed) {
-        settle = this.#settle = this.#settlersFor(generation, true);
+        settle = this.#settlers(generation, true);
       }
       return promise.then(settle.onValue, settle.onError);
     }
@@ -1134,7 +1144,18 @@ export class Breaker {
     return { generation, start, timed };
   }
 
-  #settlersFor(generation: number, timed = false): Settle {
+  /**
+   * The handler pair for calls of `generation`, kept until the next one. A breaker's first
+   * call gets a pair of its own and leaves `FIRST_CALL_MADE`: a breaker made per key and used
+   * once then holds no handlers (about 200 B).
+   */
+  #settlers(generation: number, timed: boolean): Settle {
+    const made = this.#settlersFor(generation, timed);
+    this.#settle = this.#settle === undefined ? FIRST_CALL_MADE : made;
+    return made;
+  }
+
+  #settlersFor(generation: number, timed: boolean): Settle {
     return {
       generation,
       timed,
