@@ -10,7 +10,7 @@ import { classifyError, isFailedResult } from "./core/classify.ts";
 import { describeValue } from "./core/describe_value.ts";
 import type { PolicyOptions } from "./core/options.ts";
 import {
-  createPolicy,
+  createPolicySharingRules,
   type Policy,
   POLICY_OPTIONS,
   sharePolicy,
@@ -1452,7 +1452,7 @@ export function parseOptions(
   clock: () => number;
   fallback: AnyFunction | undefined;
 } {
-  const policy = createPolicy(options, context, undefined, recentRules);
+  const policy = createPolicySharingRules(options, context, undefined, recentRules);
   if (policy.rules !== undefined) recentRules = policy.rules;
   return {
     policy,

@@ -29,6 +29,7 @@ import {
   WRITE_MARK_TTL_MS,
 } from "../src/core/mod.ts";
 import { fromArray, peek, push, shift, toArray } from "../src/core/fifo.ts";
+import { createPolicySharingRules } from "../src/core/policy.ts";
 import { describe, it } from "./timer_leaks.ts";
 
 const silent = () => {};
@@ -86,30 +87,30 @@ describe("core policy", () => {
     );
   });
 
-  it("createPolicy() shares the window rules it is given when the options give equal ones", () => {
+  it("createPolicySharingRules() shares the rules it is given when the options give equal ones", () => {
     const first = createPolicy({ failureRate: 0.5, window: { duration: 10_000, buckets: 5 } });
     const rules = first.rules;
     assert.ok(rules !== undefined && Object.isFrozen(rules));
-    const again = createPolicy(
+    const again = createPolicySharingRules(
       { name: "other", failureRate: 0.5, window: { duration: 10_000, buckets: 5 } },
-      undefined,
+      "",
       undefined,
       rules,
     );
     assert.equal(again.rules, rules, "equal rules: the same object");
     assert.equal(again.name, "other");
-    const rate = createPolicy(
+    const rate = createPolicySharingRules(
       { failureRate: 0.4, window: { duration: 10_000, buckets: 5 } },
-      undefined,
+      "",
       undefined,
       rules,
     );
     assert.notEqual(rate.rules, rules);
     assert.equal(rate.rules?.failureRate, 0.4);
     assert.equal(rate.rules?.window, rules.window, "the window alone is shared");
-    const window = createPolicy(
+    const window = createPolicySharingRules(
       { failureRate: 0.5, window: { duration: 10_000, buckets: 10 } },
-      undefined,
+      "",
       undefined,
       rules,
     );
@@ -122,9 +123,9 @@ describe("core policy", () => {
     });
     const trip = () => false;
     assert.notEqual(
-      createPolicy(
-        { ...{ failureRate: 0.5, window: { duration: 10_000, buckets: 5 } }, shouldTrip: trip },
-        undefined,
+      createPolicySharingRules(
+        { failureRate: 0.5, window: { duration: 10_000, buckets: 5 }, shouldTrip: trip },
+        "",
         undefined,
         rules,
       ).rules,

@@ -206,8 +206,6 @@ const reportToConsole: Reporter = (message, error) => {
  * @param options The options to validate.
  * @param context How messages start.
  * @param report Where problems found while running user rules are reported.
- * @param shareable Window rules to use as they are when the options give equal ones: breakers
- * made with the same options (one per key, say) then hold one copy. The policy is the same.
  * @example
  * ```ts
  * import { createPolicy } from "./policy.ts";
@@ -222,7 +220,28 @@ export function createPolicy(
   options: PolicyOptions,
   context = "Cannot create breaker",
   report: Reporter = reportToConsole,
-  shareable?: WindowRules,
+): Policy {
+  return createPolicySharingRules(options, context, report, undefined);
+}
+
+/**
+ * {@linkcode createPolicy}, using `shareable` window rules as they are when the options give
+ * equal ones: breakers made with the same options (one per key, say) then hold one copy. The
+ * policy is the same either way. For the shell; `@circuit/breaker/core` does not export it.
+ *
+ * @example
+ * ```ts
+ * import { createPolicy, createPolicySharingRules } from "./policy.ts";
+ * const first = createPolicy({ failureRate: 0.5 });
+ * const next = createPolicySharingRules({ failureRate: 0.5 }, "", undefined, first.rules);
+ * next.rules === first.rules; // true
+ * ```
+ */
+export function createPolicySharingRules(
+  options: PolicyOptions,
+  context: string,
+  report: Reporter = reportToConsole,
+  shareable: WindowRules | undefined,
 ): Policy {
   if (options === null || typeof options !== "object") {
     throw new TypeError(
