@@ -6,7 +6,7 @@
  *   bun bench/run.ts
  *
  * Options: `--only=async,sync,...` runs some groups (async, sync, failure, open, concurrent,
- * history, heap, idle, million, stream); `--rounds=N`, `--sample-ms=N`, `--idle-ms=N`;
+ * history, create, heap, idle, million, stream); `--rounds=N`, `--sample-ms=N`, `--idle-ms=N`;
  * `--json=FILE` writes every sample as JSON. The stream group is in bench/stream.ts.
  *
  * Async cases time a sequential loop in which each iteration awaits one call; every group's
@@ -76,6 +76,7 @@ const GROUPS = [
   "open",
   "concurrent",
   "history",
+  "create",
   "heap",
   "idle",
   "million",
@@ -260,6 +261,7 @@ const FAILURE = "failure path, circuit stays closed";
 const OPEN = "rejection path, circuit open";
 const CONCURRENT = "1,000 concurrent in-flight calls (ns per call)";
 const HISTORY = "cost vs window size and call history (async success)";
+const CREATE = "creating a breaker (ns per breaker)";
 
 async function asyncSuccess(): Promise<void> {
   const consecutive = new Breaker({ failureThreshold: 5 });
@@ -791,6 +793,62 @@ async function history(): Promise<void> {
   await group(HISTORY, "floor", cases);
 }
 
+/** Names for the keyed cases: a breaker per key, the keys coming round again. */
+const KEYS = Array.from({ length: 4096 }, (_, i) => `dependency-${i}`);
+
+/**
+ * Creating breakers, as a keyed group does on demand (the million group times creation with a
+ * first call and the heap; this one creation alone).
+ */
+async function create(): Promise<void> {
+  await group(CREATE, "cockatiel ConsecutiveBreaker policy", [
+    {
+      name: "cockatiel ConsecutiveBreaker policy",
+      run: (n) => {
+        for (let i = 0; i < n; i++) sink = cockatielConsecutive();
+      },
+    },
+    {
+      name: "ours: new Breaker()",
+      run: (n) => {
+        for (let i = 0; i < n; i++) sink = new Breaker();
+      },
+    },
+    {
+      name: "ours: new Breaker({ failureThreshold: 5 })",
+      run: (n) => {
+        for (let i = 0; i < n; i++) sink = new Breaker({ failureThreshold: 5 });
+      },
+    },
+    {
+      name: "ours: new Breaker({ name, registry: false })",
+      run: (n) => {
+        for (let i = 0; i < n; i++) {
+          sink = new Breaker({ name: KEYS[i & 4095] as string, registry: false });
+        }
+      },
+    },
+    {
+      name: "ours: new Breaker({ name }), joins defaultRegistry",
+      run: (n) => {
+        for (let i = 0; i < n; i++) sink = new Breaker({ name: KEYS[i & 4095] as string });
+      },
+    },
+    {
+      name: "ours: time window",
+      run: (n) => {
+        for (let i = 0; i < n; i++) sink = new Breaker(TIME_WINDOW);
+      },
+    },
+    {
+      name: "ours: circuit(fn)",
+      run: (n) => {
+        for (let i = 0; i < n; i++) sink = circuit(ok);
+      },
+    },
+  ]);
+}
+
 /**
  * Streams (bench/stream.ts): whole streams of 1,000 items, ns per item, each guarded case
  * against the bare iteration of the same source in the same round.
@@ -1217,6 +1275,7 @@ if (wanted("failure")) await failurePath();
 if (wanted("open")) await openRejection();
 if (wanted("concurrent")) await concurrent();
 if (wanted("history")) await history();
+if (wanted("create")) await create();
 if (wanted("stream")) await streams();
 shutdownOpossum();
 if (wanted("heap")) await heap();

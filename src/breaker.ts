@@ -9,7 +9,13 @@
 import { classifyError, isFailedResult } from "./core/classify.ts";
 import { describeValue } from "./core/describe_value.ts";
 import type { PolicyOptions } from "./core/options.ts";
-import { createPolicy, type Policy, POLICY_OPTIONS, sharePolicy } from "./core/policy.ts";
+import {
+  createPolicySharingRules,
+  type Policy,
+  POLICY_OPTIONS,
+  sharePolicy,
+  type WindowRules,
+} from "./core/policy.ts";
 import { snapshotFromJSON, type SnapshotJSON, snapshotToJSON } from "./core/serialize.ts";
 import {
   type BreakerState,
@@ -37,7 +43,7 @@ import {
   release,
 } from "./core/transitions.ts";
 import { type WindowStats, windowStats } from "./core/window.ts";
-import { BreakerOpenError, TimeoutError } from "./errors.ts";
+import { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./errors.ts";
 import type { BreakerListener, ListenerHook, StoreErrorEvent } from "./events.ts";
 import { SharedCircuit } from "./shared_circuit.ts";
 import { BreakerRegistry, defaultRegistry } from "./registry.ts";
@@ -199,6 +205,16 @@ export function callHooks(breaker: Breaker): CallHooks {
   return hooksOf(breaker);
 }
 
+/** What `#settle` holds after a breaker's first call: no generation's handlers yet. */
+const FIRST_CALL_MADE: Settle = {
+  generation: -1,
+  timed: false,
+  onValue: (value) => value,
+  onError: (error) => {
+    throw error;
+  },
+};
+
 /** The signal given to functions that nothing can abort. */
 const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 const NO_ARGS: readonly never[] = [];
@@ -286,7 +302,7 @@ export class Breaker {
         `${context}: options must be an object, received ${describeValue(options)}`,
       );
     }
-    const merged = copyOptions({ ...defaults, ...options });
+    const merged = copyOptions(defaults, options);
     checkOptionNames(merged, BREAKER_OPTIONS, context);
     const parsed = parseOptions(merged, context);
     this.#options = merged;
@@ -298,7 +314,7 @@ export class Breaker {
       // a clock that does not work yet: the first good reading will do
     }
     this.#fallback = parsed.fallback;
-    this.#listeners = checkListeners(merged.listeners, context);
+    this.#listeners = parsed.listeners;
     this.#timed = this.#policy.timed || this.#listeners.length !== 0;
     this.#snapshot = merged.state === undefined
       ? INITIAL_SNAPSHOT
@@ -429,7 +445,11 @@ export class Breaker {
         ),
       );
     }
-    return this.#call(fn, undefined, undefined, signal) as Promise<Awaited<T>>;
+    const called = this.#call(fn, undefined, undefined, signal);
+    if (!turnedAway(called)) return called as Promise<Awaited<T>>;
+    // Made here, in the method the caller called: see `openErrorOptions`.
+    const error = new BreakerOpenError(openErrorOptions(this.#policy, called));
+    return this.#turnAway(error, undefined, undefined) as Promise<Awaited<T>>;
   }
 
   /**
@@ -448,7 +468,11 @@ export class Breaker {
     if (typeof fn !== "function") {
       throw new TypeError(`Cannot execute: "fn" must be a function, received ${describeValue(fn)}`);
     }
-    return this.#callSync(fn, undefined, NO_ARGS) as T;
+    const result = this.#callSync(fn, undefined, NO_ARGS);
+    if (!(result instanceof TurnedAway)) return result as T;
+    // Made here, in the method the caller called: see `openErrorOptions`.
+    const error = new BreakerOpenError(openErrorOptions(this.#policy, result.rejection));
+    return this.#turnAwaySync(error, undefined, NO_ARGS) as T;
   }
 
   /**
@@ -472,10 +496,10 @@ export class Breaker {
       return fn as unknown as (this: This, ...args: Args) => Promise<Awaited<R>>;
     }
     const target = checkFunction(known?.breaker === this ? known.fn : fn, "wrap");
-    const call = (thisArg: This, args: Args) => this.#call(target, thisArg, args, undefined);
-    const wrapper = function (this: This, ...args: Args): Promise<Awaited<R>> {
-      return call(this, args) as Promise<Awaited<R>>;
-    };
+    const wrapper = Breaker.#wrapper(this, target) as (
+      this: This,
+      ...args: Args
+    ) => Promise<Awaited<R>>;
     return markGuarded(wrapper, target, this, false);
   }
 
@@ -497,10 +521,7 @@ export class Breaker {
     const known = guarded.get(fn);
     if (known?.breaker === this && known.sync) return fn;
     const target = checkFunction(known?.breaker === this ? known.fn : fn, "wrapSync");
-    const call = (thisArg: This, args: Args) => this.#callSync(target, thisArg, args);
-    const wrapper = function (this: This, ...args: Args): R {
-      return call(this, args) as R;
-    };
+    const wrapper = Breaker.#syncWrapper(this, target) as (this: This, ...args: Args) => R;
     return markGuarded(wrapper, target, this, true);
   }
 
@@ -678,7 +699,7 @@ export class Breaker {
         );
       }
     }
-    const merged = copyOptions({ ...this.#options, ...options });
+    const merged = copyOptions(this.#options, options);
     const parsed = parseOptions(merged, context);
     const { clock, fallback } = parsed;
     const lease = this.#policy.lease;
@@ -732,13 +753,44 @@ export class Breaker {
     this.#quiet = undefined;
   }
 
-  /** Runs an async call: admission, then the call, then its outcome. Never throws. */
+  // The wrappers call `#call` themselves, with no closure between: one frame less under every
+  // BreakerOpenError's stack (see `openErrorOptions`). They are named after `target` where
+  // they are defined (a computed key names a function): `markGuarded` then need not redefine
+  // `name`, which costs V8 more than all the rest of wrapping a function.
+  static #wrapper(breaker: Breaker, target: AnyFunction): AnyFunction {
+    const name = functionName(target);
+    return {
+      [name]: function (this: unknown, ...args: unknown[]): Promise<unknown> {
+        const called = breaker.#call(target, this, args, undefined);
+        if (!turnedAway(called)) return called;
+        const error = new BreakerOpenError(openErrorOptions(breaker.#policy, called));
+        return breaker.#turnAway(error, this, args);
+      },
+    }[name] as AnyFunction;
+  }
+
+  static #syncWrapper(breaker: Breaker, target: AnyFunction): AnyFunction {
+    const name = functionName(target);
+    return {
+      [name]: function (this: unknown, ...args: unknown[]): unknown {
+        const result = breaker.#callSync(target, this, args);
+        if (!(result instanceof TurnedAway)) return result;
+        const error = new BreakerOpenError(openErrorOptions(breaker.#policy, result.rejection));
+        return breaker.#turnAwaySync(error, this, args);
+      },
+    }[name] as AnyFunction;
+  }
+
+  /**
+   * Runs an async call: admission, then the call, then its outcome. Never throws. A call turned
+   * away returns its `Rejection` (snapshot kept): the caller makes the error.
+   */
   #call(
     fn: AnyFunction,
     thisArg: unknown,
     args: readonly unknown[] | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<unknown> {
+  ): Promise<unknown> | Rejection {
     const before = this.#snapshot;
     if (before === this.#quiet && signal === undefined) {
       let result: unknown;
@@ -751,7 +803,7 @@ export class Breaker {
       if (result instanceof Promise) {
         let settle = this.#settle;
         if (settle === undefined || settle.generation !== before.generation || settle.timed) {
-          settle = this.#settle = this.#settlersFor(before.generation);
+          settle = this.#settlers(before.generation, false);
         }
         return result.then(settle.onValue, settle.onError);
       }
@@ -775,9 +827,20 @@ export class Breaker {
     args: readonly unknown[] | undefined,
     signal: AbortSignal | undefined,
     before: Snapshot,
-  ): Promise<unknown> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
+  ): Promise<unknown> | Rejection {
     const policy = this.#policy;
+    if (
+      before.state === "closed" && before.isolated === 0 && signal === undefined &&
+      this.#listeners.length === 0 && policy.timeout === undefined && !policy.durations &&
+      policy.lease === undefined
+    ) {
+      // Closed, and nothing watches the call begin or needs its start: admission would keep
+      // the snapshot and read no clock, so the call runs at once and only its outcome counts.
+      // (Not in `#call`: there it slowed the quiet path by about 5 % on Deno.)
+      if (isQuiet(policy, before)) this.#quiet = before;
+      return this.#run(fn, thisArg, args, before.generation, 0, this.#timed, false);
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const startClock = this.#policy.durations || this.#listeners.length !== 0 ||
       needsClock(policy, before);
     const timed = this.#timed || startClock;
@@ -793,13 +856,8 @@ export class Breaker {
     let generation = before.generation;
     if (verdict !== before) {
       if (isRejection(verdict)) {
-        let fallback: unknown;
-        try {
-          fallback = this.#turnAway(verdict, thisArg, args);
-        } catch (error) {
-          return Promise.reject(error);
-        }
-        return Promise.resolve(fallback);
+        this.#keepRejected(verdict);
+        return verdict;
       }
       this.#change(verdict);
       generation = verdict.generation;
@@ -809,6 +867,19 @@ export class Breaker {
     if (policy.timeout !== undefined || signal !== undefined) {
       return this.#callGuarded(fn, thisArg, args, signal, generation, start, timed);
     }
+    return this.#run(fn, thisArg, args, generation, start, timed, startClock);
+  }
+
+  /** Runs an admitted call (no timeout, no caller's signal) and records its outcome. */
+  #run(
+    fn: AnyFunction,
+    thisArg: unknown,
+    args: readonly unknown[] | undefined,
+    generation: number,
+    start: number,
+    timed: boolean,
+    startClock: boolean,
+  ): Promise<unknown> {
     let result: unknown;
     try {
       result = args === undefined ? fn(NEVER_ABORTED) : fn.apply(thisArg, args as unknown[]);
@@ -825,18 +896,22 @@ export class Breaker {
       this.#settleValue(result, generation, start, timed);
       return Promise.resolve(result);
     }
+    if (this.#snapshot.failureCount !== 0 && promise.constructor === Promise) {
+      // Failures are being counted: this call is likely to fail too.
+      return this.#settleThrough(promise, generation, start, timed);
+    }
     if (!timed) {
       // One handler pair per generation: the common path allocates nothing per call.
       let settle = this.#settle;
       if (settle === undefined || settle.generation !== generation || settle.timed) {
-        settle = this.#settle = this.#settlersFor(generation);
+        settle = this.#settlers(generation, false);
       }
       return promise.then(settle.onValue, settle.onError);
     }
     if (!startClock) {
       let settle = this.#settle;
       if (settle === undefined || settle.generation !== generation || !settle.timed) {
-        settle = this.#settle = this.#settlersFor(generation, true);
+        settle = this.#settlers(generation, true);
       }
       return promise.then(settle.onValue, settle.onError);
     }
@@ -847,6 +922,46 @@ export class Breaker {
         throw error;
       },
     );
+  }
+
+  /**
+   * The caller's promise, settled through its resolving functions: a failure is passed on
+   * without a throw in a reaction, which costs about as much as the rest of a failing call (V8
+   * makes a message object for each throw, JavaScriptCore unwinds). The same outcome, in the
+   * same number of ticks, as `then(onValue, onError)`, but it takes three closures per call,
+   * so only calls made while failures are counted take it.
+   */
+  #settleThrough(
+    promise: Promise<unknown>,
+    generation: number,
+    start: number,
+    timed: boolean,
+  ): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      promise.then(
+        (value) => {
+          let settled: unknown;
+          try {
+            settled = this.#snapshot === this.#quiet
+              ? value
+              : this.#settleValue(value, generation, start, timed);
+          } catch (error) {
+            reject(error);
+            return;
+          }
+          resolve(settled);
+        },
+        (error) => {
+          try {
+            this.#settleError(error, generation, start, timed);
+          } catch (thrown) {
+            reject(thrown);
+            return;
+          }
+          reject(error);
+        },
+      );
+    });
   }
 
   /** The async call with a timeout or a caller's signal: it can end before `fn` settles. */
@@ -922,7 +1037,10 @@ export class Breaker {
     });
   }
 
-  /** Runs a synchronous call. */
+  /**
+   * Runs a synchronous call. A call turned away returns a `TurnedAway` (snapshot kept): the
+   * caller makes the error.
+   */
   #callSync(fn: AnyFunction, thisArg: unknown, args: readonly unknown[]): unknown {
     const before = this.#snapshot;
     if (before === this.#quiet) {
@@ -934,13 +1052,25 @@ export class Breaker {
         throw error;
       }
     }
-    const permit = this.#begin();
-    if (permit instanceof BreakerOpenError) {
-      const fallback = this.#fallback;
-      if (fallback === undefined) throw permit;
-      return fallback.apply(thisArg, args as unknown[]);
+    // Admission as in `#callGeneral`: the clock is read at the start only when durations, a
+    // listener or the state need it; a timed rule reads it once, when the call settles.
+    const policy = this.#policy;
+    const startClock = policy.durations || this.#listeners.length !== 0 ||
+      needsClock(policy, before);
+    const timed = this.#timed || startClock;
+    const start = startClock ? this.#now() : 0;
+    const verdict = this.#admit(policy, before, start);
+    let generation = before.generation;
+    if (verdict !== before) {
+      if (isRejection(verdict)) {
+        this.#keepRejected(verdict);
+        return new TurnedAway(verdict);
+      }
+      this.#change(verdict);
+      generation = verdict.generation;
     }
-    const { generation, start, timed } = permit;
+    if (this.#listeners.length !== 0) this.#emit("beforeCall", { breaker: this });
+    else if (isQuiet(policy, this.#snapshot)) this.#quiet = this.#snapshot;
     let result: unknown;
     try {
       result = fn.apply(thisArg, args as unknown[]);
@@ -962,24 +1092,41 @@ export class Breaker {
     return admit(this.#policy, this.#snapshot, now);
   }
 
-  /** A rejected admission: keeps the snapshot, tells listeners, serves the fallback or throws. */
-  #turnAway(rejection: Rejection, thisArg: unknown, args: readonly unknown[] | undefined): unknown {
-    const error = this.#refuse(rejection);
+  /** Tells listeners of a call turned away, and serves the fallback or rejects with `error`. */
+  #turnAway(
+    error: BreakerOpenError,
+    thisArg: unknown,
+    args: readonly unknown[] | undefined,
+  ): Promise<unknown> {
+    if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
+    const fallback = this.#fallback;
+    // Rejected without a throw and a catch, which would add to every rejection.
+    if (fallback === undefined) return Promise.reject(error);
+    try {
+      return Promise.resolve(fallback.apply(thisArg, (args ?? NO_ARGS) as unknown[]));
+    } catch (thrown) {
+      return Promise.reject(thrown);
+    }
+  }
+
+  /** Tells listeners of a call turned away, and serves the fallback or throws `error`. */
+  #turnAwaySync(error: BreakerOpenError, thisArg: unknown, args: readonly unknown[]): unknown {
+    if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
     const fallback = this.#fallback;
     if (fallback === undefined) throw error;
-    return fallback.apply(thisArg, (args ?? NO_ARGS) as unknown[]);
+    return fallback.apply(thisArg, args as unknown[]);
+  }
+
+  /** Keeps the snapshot a rejection brings and tells the shared circuit. */
+  #keepRejected(rejection: Rejection): void {
+    if (rejection.snapshot !== this.#snapshot) this.#change(rejection.snapshot);
+    this.#shared?.refused(this.#settledAt(0));
   }
 
   /** Keeps the snapshot a rejection brings, tells listeners, and returns the caller's error. */
   #refuse(rejection: Rejection): BreakerOpenError {
-    if (rejection.snapshot !== this.#snapshot) this.#change(rejection.snapshot);
-    this.#shared?.refused(this.#settledAt(0));
-    const error = new BreakerOpenError({
-      breaker: this.#policy.name,
-      state: rejection.rejectedIn as BreakerOpenError["state"],
-      retryAfterMs: rejection.retryAfterMs,
-      cause: rejection.snapshot.lastFailure,
-    });
+    this.#keepRejected(rejection);
+    const error = new BreakerOpenError(openErrorOptions(this.#policy, rejection));
     if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
     return error;
   }
@@ -1002,7 +1149,18 @@ export class Breaker {
     return { generation, start, timed };
   }
 
-  #settlersFor(generation: number, timed = false): Settle {
+  /**
+   * The handler pair for calls of `generation`, kept until the next one. A breaker's first
+   * call gets a pair of its own and leaves `FIRST_CALL_MADE`: a breaker made per key and used
+   * once then holds no handlers (about 200 B).
+   */
+  #settlers(generation: number, timed: boolean): Settle {
+    const made = this.#settlersFor(generation, timed);
+    this.#settle = this.#settle === undefined ? FIRST_CALL_MADE : made;
+    return made;
+  }
+
+  #settlersFor(generation: number, timed: boolean): Settle {
     return {
       generation,
       timed,
@@ -1165,6 +1323,34 @@ export class Breaker {
   }
 }
 
+/**
+ * What a call turned away is told. The error is made in the method the caller called, never
+ * below it: Deno has V8 capture a stack trace of up to 10 frames, with source positions, for
+ * every `Error`, so every library frame between the caller and the constructor adds to each
+ * rejection (bench/RESULTS.md, F7).
+ */
+function openErrorOptions(policy: Policy, rejection: Rejection): BreakerOpenErrorOptions {
+  return {
+    breaker: policy.name,
+    state: rejection.rejectedIn as BreakerOpenErrorOptions["state"],
+    retryAfterMs: rejection.retryAfterMs,
+    cause: rejection.snapshot.lastFailure,
+  };
+}
+
+/** Whether `#call` turned the call away: anything else it returns is the call's promise. */
+function turnedAway(called: Promise<unknown> | Rejection): called is Rejection {
+  return (called as Partial<Rejection>).rejectedIn !== undefined;
+}
+
+/** A call `#callSync` turned away, told apart from any value a function can return. */
+class TurnedAway {
+  readonly rejection: Rejection;
+  constructor(rejection: Rejection) {
+    this.rejection = rejection;
+  }
+}
+
 /** Whether a value is a promise-like object. */
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === "object" || typeof value === "function") &&
@@ -1178,10 +1364,21 @@ export function markGuarded<W extends AnyFunction>(
   breaker: Breaker,
   sync: boolean,
 ): W {
-  Object.defineProperty(wrapper, "name", { value: fn.name, configurable: true });
-  Object.defineProperty(wrapper, "length", { value: fn.length, configurable: true });
+  // Only where they differ: each definition costs V8 a slow path.
+  if (wrapper.name !== fn.name) {
+    Object.defineProperty(wrapper, "name", { value: fn.name, configurable: true });
+  }
+  if (wrapper.length !== fn.length) {
+    Object.defineProperty(wrapper, "length", { value: fn.length, configurable: true });
+  }
   guarded.set(wrapper, { breaker, fn, sync });
   return wrapper;
+}
+
+/** A function's name as a string key (a `static name()` method makes it something else). */
+function functionName(fn: AnyFunction): string {
+  const name: unknown = fn.name;
+  return typeof name === "string" ? name : "";
 }
 
 /** The breaker a function is guarded by, if any. */
@@ -1209,17 +1406,52 @@ export function checkOptionNames(
   }
 }
 
-/** A copy of the options whose nested arrays and objects the caller can no longer change. */
-function copyOptions<T extends BreakerOptions>(options: T): T {
-  const copy = { ...options } as Record<string, unknown>;
-  for (const [key, value] of Object.entries(copy)) {
+/**
+ * `options` over `base`, copied so that the caller can no longer change them: nested arrays
+ * and the `window` and `recoveryRamp` objects are copied too.
+ */
+function copyOptions<T extends BreakerOptions>(base: T, options: T): T {
+  // Without defaults, a spread of the options alone: it sizes the copy to them, where `base`'s
+  // empty object would leave it room for more fields (24 B per breaker on Deno).
+  const copy = (
+    Object.keys(base).length === 0 ? { ...options } : { ...base, ...options }
+  ) as Record<string, unknown>;
+  for (const key of Object.keys(copy)) {
+    const value = copy[key];
     if (Array.isArray(value)) copy[key] = [...value];
-    else if (key === "window" || key === "recoveryRamp") {
-      copy[key] = value !== null && typeof value === "object" ? { ...value } : value;
+    else if (key === "window" && value !== null && typeof value === "object") {
+      copy[key] = windowCopy(value);
+    } else if (key === "recoveryRamp" && value !== null && typeof value === "object") {
+      copy[key] = { ...value };
     }
   }
   return copy as T;
 }
+
+/** The `window` option of the breaker made last, copied and frozen: shared when equal. */
+let recentWindow: Readonly<Record<string, unknown>> | undefined;
+
+/** A frozen copy of a `window` option; breakers given equal ones share it. */
+function windowCopy(window: object): Readonly<Record<string, unknown>> {
+  const copy: Record<string, unknown> = { ...window };
+  const recent = recentWindow;
+  if (recent !== undefined) {
+    const keys = Object.keys(copy);
+    if (
+      keys.length === Object.keys(recent).length &&
+      keys.every((key) => Object.is(copy[key], recent[key]))
+    ) {
+      return recent;
+    }
+  }
+  return recentWindow = Object.freeze(copy);
+}
+
+/**
+ * The window rules of the breaker made last: the next one shares them when its options give
+ * equal ones, so that breakers made per key with the same options hold one copy.
+ */
+let recentRules: WindowRules | undefined;
 
 /**
  * Validates a breaker's options (all of them, listeners too) into what the breaker keeps.
@@ -1230,16 +1462,18 @@ export function parseOptions(
   context: string,
 ): {
   policy: Policy;
+  listeners: readonly BreakerListener[];
   clock: () => number;
   fallback: AnyFunction | undefined;
   store: StateStore | undefined;
   syncInterval: number;
   registry: BreakerRegistry | false | undefined;
 } {
-  const policy = createPolicy(options, context);
-  checkListeners(options.listeners, context);
+  const policy = createPolicySharingRules(options, context, undefined, recentRules);
+  if (policy.rules !== undefined) recentRules = policy.rules;
   return {
     policy,
+    listeners: checkListeners(options.listeners, context),
     clock: checkClock(options.clock, context),
     fallback: checkFallback(options.fallback, context),
     store: checkStore(options.store, context),

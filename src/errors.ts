@@ -49,12 +49,14 @@ export class BreakerOpenError extends Error {
     // On the prototype, not on each instance: a rejection must cost little more than an Error.
     this.prototype.name = "BreakerOpenError";
   }
+  // Declared, and assigned in the constructor: class fields would be defined one by one first
+  // (define semantics), a quarter of the error's cost on Bun.
   /** The breaker's name. */
-  readonly breaker: string;
+  declare readonly breaker: string;
   /** The state that turned the call away. */
-  readonly state: Exclude<BreakerState, "closed">;
+  declare readonly state: Exclude<BreakerState, "closed">;
   /** Milliseconds until a call may be admitted (`Infinity` while isolated). */
-  readonly retryAfterMs: number;
+  declare readonly retryAfterMs: number;
 
   /** Creates the error; its message says the breaker, the state and when to retry. */
   constructor(options: BreakerOpenErrorOptions) {

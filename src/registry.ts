@@ -84,7 +84,7 @@ export class BreakerRegistry implements Iterable<Breaker> {
   #listeners: readonly BreakerListener[] = [];
 
   static {
-    holdInRegistry = (registry, breaker) => registry.#list(breaker, breaker);
+    holdInRegistry = (registry, breaker) => registry.#list(breaker, true);
   }
 
   /**
@@ -123,7 +123,7 @@ export class BreakerRegistry implements Iterable<Breaker> {
       }
     }
     const breaker = new Breaker({ ...options, name, registry: false });
-    this.#list(breaker, breaker);
+    this.#list(breaker, true);
     return breaker;
   }
 
@@ -147,8 +147,7 @@ export class BreakerRegistry implements Iterable<Breaker> {
         `Cannot add to registry: "breaker" must be a Breaker, received ${describeValue(breaker)}`,
       );
     }
-    if (this.get(breaker.name) === breaker) return;
-    this.#list(breaker, new WeakRef(breaker));
+    this.#list(breaker, false);
   }
 
   /**
@@ -284,13 +283,22 @@ export class BreakerRegistry implements Iterable<Breaker> {
     };
   }
 
-  #list(breaker: Breaker, entry: WeakRef<Breaker> | Breaker): void {
+  /**
+   * Lists `breaker` (unless it is listed already), displacing any other of its name: held
+   * (`strong`) or through a `WeakRef`.
+   */
+  #list(breaker: Breaker, strong: boolean): void {
     const name = breaker.name;
-    const displaced = this.get(name);
-    if (displaced !== undefined) this.#unlist(name, displaced);
-    // Deleting first moves the name to the end: the listing order is the order of joining.
-    this.#entries.delete(name);
-    this.#entries.set(name, entry);
+    // One lookup and one deref (each deref keeps its target alive for the current job).
+    const entry = this.#entries.get(name);
+    if (entry !== undefined) {
+      const listed = entry instanceof WeakRef ? entry.deref() : entry;
+      if (listed === breaker) return;
+      if (listed !== undefined) this.#unlist(name, listed);
+      // Deleting first moves the name to the end: the listing order is the order of joining.
+      else this.#entries.delete(name);
+    }
+    this.#entries.set(name, strong ? breaker : new WeakRef(breaker));
     for (const listener of this.#listeners) breaker.addListener(listener);
     if (this.#entries.size >= this.#sweepAt) this.#sweep();
   }

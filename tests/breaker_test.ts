@@ -1,8 +1,35 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
 import FakeTimers from "@sinonjs/fake-timers";
 import { Breaker, type BreakerListener, BreakerOpenError, TimeoutError } from "../mod.ts";
 import { describe, it } from "./timer_leaks.ts";
 import { deferred, flush, manualClock } from "./manual_clock.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const isBun = "Bun" in globalThis;
+
+/** Runs a script of tests/fixtures in a new process of this runtime: exit code and output. */
+function runFixture(name: string, args: string[]): Promise<{ code: number; output: string }> {
+  const script = join(ROOT, "tests", "fixtures", name);
+  const command = isBun ? [process.execPath, ["run", script, ...args]] as const : [
+    process.execPath,
+    ["run", "--allow-read", script, ...args],
+  ] as const;
+  return new Promise((resolve) => {
+    execFile(
+      command[0],
+      [...command[1]],
+      { cwd: ROOT, timeout: 30_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
+        resolve({ code, output: `${stdout}${stderr}` });
+      },
+    );
+  });
+}
 
 const fail = (error: unknown = new Error("down")) => () => Promise.reject(error);
 const succeed = <T>(value: T) => () => Promise.resolve(value);
@@ -51,6 +78,79 @@ describe("Breaker lifecycle", () => {
     assert.equal(error.cause, cause);
     assert.equal(error.message, 'Circuit "db" is open: retry in 1200 ms');
   });
+
+  it("BreakerOpenError keeps its own fields, a non-enumerable cause, and a real Error's stack", () => {
+    const cause = new Error("down");
+    const error = new BreakerOpenError({ breaker: "db", state: "open", retryAfterMs: 5, cause });
+    assert.deepEqual(Object.keys(error), ["breaker", "state", "retryAfterMs"]);
+    assert.equal(Object.getOwnPropertyDescriptor(error, "cause")?.enumerable, false);
+    assert.equal(error.cause, cause);
+    assert.ok(Object.hasOwn(error, "message") && Object.hasOwn(error, "stack"));
+    assert.equal(Object.prototype.toString.call(error), "[object Error]");
+    assert.ok(
+      String(error.stack).startsWith('BreakerOpenError: Circuit "db" is open: retry in 5 ms'),
+    );
+  });
+
+  it("BreakerOpenError's stack shows the caller right under the method it called", async () => {
+    const breaker = new Breaker({ name: "db", recoveryTimeout: 60_000 });
+    const wrapped = breaker.wrap(succeed(1));
+    const wrappedSync = breaker.wrapSync(() => 1);
+    breaker.open();
+    const callsExecute = () => breaker.execute(succeed(1)).catch((e) => e);
+    const callsWrapper = () => wrapped().catch((e) => e);
+    const callsExecuteSync = () => {
+      try {
+        return breaker.executeSync(() => 1);
+      } catch (error) {
+        return error;
+      }
+    };
+    const callsSyncWrapper = () => {
+      try {
+        return wrappedSync();
+      } catch (error) {
+        return error;
+      }
+    };
+    const errors: [string, unknown][] = [
+      ["callsExecute", await callsExecute()],
+      ["callsWrapper", await callsWrapper()],
+      ["callsExecuteSync", callsExecuteSync()],
+      ["callsSyncWrapper", callsSyncWrapper()],
+    ];
+    for (const [caller, error] of errors) {
+      assert.ok(error instanceof BreakerOpenError);
+      const frames = String(error.stack).split("\n").filter((line) => /^\s+at /.test(line));
+      const at = frames.findIndex((line) => line.includes(caller));
+      // The library's method (JavaScriptCore may leave it out), then the caller.
+      assert.ok(at === 0 || at === 1, `${caller}: ${error.stack}`);
+    }
+  });
+
+  it("Breaker.execute() after failures rejects with fn's own error and resolves with its value", async () => {
+    const breaker = new Breaker({ failureThreshold: Infinity });
+    const errors = [new Error("a"), new Error("b"), new Error("c")];
+    for (const error of errors) {
+      await assert.rejects(breaker.execute(fail(error)), (thrown) => thrown === error);
+    }
+    assert.equal(breaker.failureCount, 3);
+    assert.equal(breaker.lastFailure, errors[2]);
+    const value = { rows: 1 };
+    assert.equal(await breaker.execute(succeed(value)), value);
+    assert.equal(breaker.failureCount, 0);
+  });
+
+  for (const calls of ["the first call", "a call after failures"]) {
+    it(`Breaker.execute(): a rejection nobody handles is still reported (${calls})`, async () => {
+      const failures = calls === "the first call" ? 0 : 3;
+      const dropped = await runFixture("unhandled_rejection.ts", [String(failures), "drop"]);
+      assert.notEqual(dropped.code, 0, dropped.output);
+      assert.match(dropped.output, /dropped rejection/);
+      const handled = await runFixture("unhandled_rejection.ts", [String(failures), "handle"]);
+      assert.equal(handled.code, 0, handled.output);
+    });
+  }
 
   it("Breaker state turns half-open exactly when now == openUntil", async () => {
     const clock = manualClock(10_000);

@@ -15,6 +15,35 @@ describe("circuit()", () => {
     assert.equal(breakerOf(guarded)?.name, "loadUser");
   });
 
+  it("wrappers carry fn's name and length as ordinary function properties", () => {
+    const breaker = new Breaker({ registry: false });
+    const described = (fn: unknown, key: string) => Object.getOwnPropertyDescriptor(fn, key);
+    const fns: [(...args: never[]) => unknown, unknown, number][] = [
+      [function query(_sql: string, _args: unknown[]) {}, "query", 2],
+      [() => 1, "", 0],
+      [(_a: number) => 1, "", 1],
+    ];
+    // A function whose `name` is not a string (as a class with a static name() method has).
+    const odd = () => 1;
+    const notAString = () => "a method";
+    Object.defineProperty(odd, "name", { value: notAString, configurable: true });
+    fns.push([odd, notAString, 0]);
+    for (const [fn, name, length] of fns) {
+      for (const wrapper of [breaker.wrap(fn), breaker.wrapSync(fn)]) {
+        assert.equal(wrapper.name, name);
+        assert.equal(wrapper.length, length);
+        for (const [key, value] of [["name", name], ["length", length]] as const) {
+          assert.deepEqual(described(wrapper, key), {
+            value,
+            writable: false,
+            enumerable: false,
+            configurable: true,
+          });
+        }
+      }
+    }
+  });
+
   it("circuit(fn) opens after 5 consecutive failures by default", async () => {
     let calls = 0;
     const flaky = circuit(() => {

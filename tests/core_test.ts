@@ -31,6 +31,7 @@ import {
   WRITE_MARK_TTL_MS,
 } from "../src/core/mod.ts";
 import { fromArray, peek, push, shift, toArray } from "../src/core/fifo.ts";
+import { createPolicySharingRules } from "../src/core/policy.ts";
 import { describe, it } from "./timer_leaks.ts";
 
 const silent = () => {};
@@ -85,6 +86,52 @@ describe("core policy", () => {
       createPolicy({ failureRate: 0.5, window: { calls: 5 }, slowCallRate: 1, slowCallDuration: 5 })
         .timed,
       true,
+    );
+  });
+
+  it("createPolicySharingRules() shares the rules it is given when the options give equal ones", () => {
+    const first = createPolicy({ failureRate: 0.5, window: { duration: 10_000, buckets: 5 } });
+    const rules = first.rules;
+    assert.ok(rules !== undefined && Object.isFrozen(rules));
+    const again = createPolicySharingRules(
+      { name: "other", failureRate: 0.5, window: { duration: 10_000, buckets: 5 } },
+      "",
+      undefined,
+      rules,
+    );
+    assert.equal(again.rules, rules, "equal rules: the same object");
+    assert.equal(again.name, "other");
+    const rate = createPolicySharingRules(
+      { failureRate: 0.4, window: { duration: 10_000, buckets: 5 } },
+      "",
+      undefined,
+      rules,
+    );
+    assert.notEqual(rate.rules, rules);
+    assert.equal(rate.rules?.failureRate, 0.4);
+    assert.equal(rate.rules?.window, rules.window, "the window alone is shared");
+    const window = createPolicySharingRules(
+      { failureRate: 0.5, window: { duration: 10_000, buckets: 10 } },
+      "",
+      undefined,
+      rules,
+    );
+    assert.notEqual(window.rules, rules);
+    assert.deepEqual(window.rules?.window, {
+      kind: "time",
+      duration: 10_000,
+      buckets: 10,
+      bucketMs: 1_000,
+    });
+    const trip = () => false;
+    assert.notEqual(
+      createPolicySharingRules(
+        { failureRate: 0.5, window: { duration: 10_000, buckets: 5 }, shouldTrip: trip },
+        "",
+        undefined,
+        rules,
+      ).rules,
+      rules,
     );
   });
 

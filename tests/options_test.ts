@@ -201,6 +201,33 @@ describe("Breaker option validation", () => {
     });
   }
 
+  it("Breaker keeps its own copy of the options: changing the caller's later changes nothing", () => {
+    const window = { duration: 10_000, buckets: 10 };
+    const isFailure = [TypeError];
+    const options = { failureRate: 0.5, minimumCalls: 2, window, isFailure };
+    const breaker = new Breaker(options);
+    const other = new Breaker(options);
+    window.duration = 5;
+    isFailure.push(RangeError);
+    options.minimumCalls = 1;
+    breaker.configure({ slowCallDuration: 1_000 });
+    assert.deepEqual(breaker.snapshot, other.snapshot);
+    for (const b of [breaker, other]) {
+      b.executeSync(() => 1);
+      assert.throws(() =>
+        b.executeSync(() => {
+          throw new RangeError("not a failure");
+        })
+      );
+      assert.equal(b.state, "closed", "a RangeError counts as a success: isFailure was copied");
+      assert.equal(b.stats.calls, 2, "the 10 s window was copied");
+    }
+    assert.throws(() => new Breaker({ failureRate: 0.5, window }), {
+      name: "RangeError",
+      message: `${C}"window.buckets" must be an integer <= "window.duration" (5), received 10`,
+    });
+  });
+
   it("Breaker rejects options that are not an object", () => {
     assert.throws(() => new Breaker(5 as never), {
       name: "TypeError",

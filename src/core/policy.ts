@@ -221,115 +221,121 @@ export function createPolicy(
   context = "Cannot create breaker",
   report: Reporter = reportToConsole,
 ): Policy {
-  const fail = (path: string, expected: string, received: unknown, type = false): never => {
-    const message = `${context}: "${path}" must be ${expected}, received ${
-      describeValue(received)
-    }`;
-    throw type ? new TypeError(message) : new RangeError(message);
-  };
-  const number = (path: string, value: unknown): number =>
-    typeof value === "number" ? value : fail(path, "a number", value, true);
-  const integer = (path: string, value: unknown, fallback: number, allowInfinity = false) => {
-    if (value === undefined) return fallback;
-    const n = number(path, value);
-    if (Number.isSafeInteger(n) && n >= 1) return n;
-    if (allowInfinity && n === Infinity) return n;
-    return fail(path, `an integer >= 1${allowInfinity ? " or Infinity" : ""}`, value);
-  };
-  const duration = (path: string, value: unknown, min = 0): number => {
-    const n = number(path, value);
-    return Number.isFinite(n) && n >= min ? n : fail(path, `a finite number >= ${min}`, value);
-  };
-  const rate = (path: string, value: unknown): number | undefined => {
-    if (value === undefined) return undefined;
-    const n = number(path, value);
-    return n > 0 && n <= 1 ? n : fail(path, "a number in (0, 1]", value);
-  };
-  const fn = <F>(path: string, value: unknown): F | undefined =>
-    value === undefined || typeof value === "function"
-      ? value as F | undefined
-      : fail(path, "a function", value, true);
-  const matcher = (path: string, value: unknown) => compileMatchers(path, value, fail);
+  return createPolicySharingRules(options, context, report, undefined);
+}
 
+/**
+ * {@linkcode createPolicy}, using `shareable` window rules as they are when the options give
+ * equal ones: breakers made with the same options (one per key, say) then hold one copy. The
+ * policy is the same either way. For the shell; `@circuit/breaker/core` does not export it.
+ *
+ * @example
+ * ```ts
+ * import { createPolicy, createPolicySharingRules } from "./policy.ts";
+ * const first = createPolicy({ failureRate: 0.5 });
+ * const next = createPolicySharingRules({ failureRate: 0.5 }, "", undefined, first.rules);
+ * next.rules === first.rules; // true
+ * ```
+ */
+export function createPolicySharingRules(
+  options: PolicyOptions,
+  context: string,
+  report: Reporter = reportToConsole,
+  shareable: WindowRules | undefined,
+): Policy {
   if (options === null || typeof options !== "object") {
     throw new TypeError(
       `${context}: options must be an object, received ${describeValue(options)}`,
     );
   }
   const name = options.name ?? "breaker";
-  if (typeof name !== "string" || name === "") fail("name", "a non-empty string", name, true);
+  if (typeof name !== "string" || name === "") {
+    fail(context, "name", "a non-empty string", name, true);
+  }
 
-  const failureRate = rate("failureRate", options.failureRate);
-  const slowCallRate = rate("slowCallRate", options.slowCallRate);
-  const shouldTrip = fn<WindowRules["shouldTrip"]>("shouldTrip", options.shouldTrip);
+  const failureRate = rate(context, "failureRate", options.failureRate);
+  const slowCallRate = rate(context, "slowCallRate", options.slowCallRate);
+  const shouldTrip = optionalFunction<WindowRules["shouldTrip"]>(
+    context,
+    "shouldTrip",
+    options.shouldTrip,
+  );
   let slowCallDuration: number | undefined;
   if (options.slowCallDuration !== undefined) {
-    slowCallDuration = duration("slowCallDuration", options.slowCallDuration);
+    slowCallDuration = duration(context, "slowCallDuration", options.slowCallDuration);
   } else if (slowCallRate !== undefined) {
-    fail("slowCallDuration", 'a finite number >= 0 when "slowCallRate" is set', undefined, true);
+    fail(
+      context,
+      "slowCallDuration",
+      'a finite number >= 0 when "slowCallRate" is set',
+      undefined,
+      true,
+    );
   }
   const judgesWindow = failureRate !== undefined || slowCallRate !== undefined ||
     shouldTrip !== undefined;
-  const window = windowPolicy(options.window, fail, duration);
+  const window = windowPolicy(options.window, context);
   const minimumCallsDefault = window.kind === "calls" ? Math.min(20, window.calls) : 20;
-  const minimumCalls = integer("minimumCalls", options.minimumCalls, minimumCallsDefault);
+  const minimumCalls = integer(context, "minimumCalls", options.minimumCalls, minimumCallsDefault);
   if (window.kind === "calls" && minimumCalls > window.calls) {
-    fail("minimumCalls", `an integer <= "window.calls" (${window.calls})`, minimumCalls);
+    fail(context, "minimumCalls", `an integer <= "window.calls" (${window.calls})`, minimumCalls);
   }
 
   let recoveryTimeout: number | RecoveryTimeout = DEFAULT_RECOVERY_TIMEOUT;
   if (typeof options.recoveryTimeout === "function") recoveryTimeout = options.recoveryTimeout;
   else if (options.recoveryTimeout !== undefined) {
     if (typeof options.recoveryTimeout !== "number") {
-      fail("recoveryTimeout", "a number or a function", options.recoveryTimeout, true);
+      fail(context, "recoveryTimeout", "a number or a function", options.recoveryTimeout, true);
     }
-    recoveryTimeout = duration("recoveryTimeout", options.recoveryTimeout);
+    recoveryTimeout = duration(context, "recoveryTimeout", options.recoveryTimeout);
   }
-
-  const delay = (path: string, value: unknown): number | undefined => {
-    if (value === undefined) return undefined;
-    const n = number(path, value);
-    return n > 0 && n <= MAX_TIMER_DELAY
-      ? n
-      : fail(path, `a number > 0 and <= ${MAX_TIMER_DELAY}`, value);
-  };
 
   return Object.freeze({
     name,
     failureThreshold: integer(
+      context,
       "failureThreshold",
       options.failureThreshold,
       judgesWindow ? Infinity : 5,
       true,
     ),
     recoveryTimeout,
-    halfOpenMaxCalls: integer("halfOpenMaxCalls", options.halfOpenMaxCalls, 1),
-    successThreshold: integer("successThreshold", options.successThreshold, 1),
+    halfOpenMaxCalls: integer(context, "halfOpenMaxCalls", options.halfOpenMaxCalls, 1),
+    successThreshold: integer(context, "successThreshold", options.successThreshold, 1),
     errors: errorMatchers(
-      matcher("isFailure", options.isFailure),
-      matcher("exclude", options.exclude),
-      matcher("ignore", options.ignore),
+      compileMatchers(context, "isFailure", options.isFailure),
+      compileMatchers(context, "exclude", options.exclude),
+      compileMatchers(context, "ignore", options.ignore),
     ),
-    isFailureResult: fn<Policy["isFailureResult"]>("isFailureResult", options.isFailureResult),
-    timeout: delay("timeout", options.timeout),
+    isFailureResult: optionalFunction<Policy["isFailureResult"]>(
+      context,
+      "isFailureResult",
+      options.isFailureResult,
+    ),
+    timeout: delay(context, "timeout", options.timeout),
     rules: judgesWindow
-      ? Object.freeze({
+      ? windowRules(
+        shareable,
         window,
         failureRate,
         slowCallRate,
         slowCallDuration,
         minimumCalls,
         shouldTrip,
-      })
+      )
       : undefined,
-    recoveryRamp: rampPolicy(options.recoveryRamp, fail, duration, rate),
+    recoveryRamp: rampPolicy(options.recoveryRamp, context),
     maxRetryAfter: options.maxRetryAfter === undefined
       ? 3_600_000
-      : duration("maxRetryAfter", options.maxRetryAfter),
+      : duration(context, "maxRetryAfter", options.maxRetryAfter),
     streams: streamRules(
-      delay("firstItemTimeout", options.firstItemTimeout),
-      delay("idleTimeout", options.idleTimeout),
-      fn<StreamRules["isFailureItem"]>("isFailureItem", options.isFailureItem),
+      delay(context, "firstItemTimeout", options.firstItemTimeout),
+      delay(context, "idleTimeout", options.idleTimeout),
+      optionalFunction<StreamRules["isFailureItem"]>(
+        context,
+        "isFailureItem",
+        options.isFailureItem,
+      ),
     ),
     timed: judgesWindow && (window.kind === "time" || slowCallDuration !== undefined),
     durations: judgesWindow && slowCallDuration !== undefined,
@@ -338,7 +344,64 @@ export function createPolicy(
   });
 }
 
-type Fail = (path: string, expected: string, received: unknown, type?: boolean) => never;
+// The validators live at module level, not as closures in `createPolicy`: a breaker made per
+// key (a million of them) should not build eight functions each time.
+
+function fail(
+  context: string,
+  path: string,
+  expected: string,
+  received: unknown,
+  type = false,
+): never {
+  const message = `${context}: "${path}" must be ${expected}, received ${describeValue(received)}`;
+  throw type ? new TypeError(message) : new RangeError(message);
+}
+
+function number(context: string, path: string, value: unknown): number {
+  return typeof value === "number" ? value : fail(context, path, "a number", value, true);
+}
+
+function integer(
+  context: string,
+  path: string,
+  value: unknown,
+  fallback: number,
+  allowInfinity = false,
+): number {
+  if (value === undefined) return fallback;
+  const n = number(context, path, value);
+  if (Number.isSafeInteger(n) && n >= 1) return n;
+  if (allowInfinity && n === Infinity) return n;
+  return fail(context, path, `an integer >= 1${allowInfinity ? " or Infinity" : ""}`, value);
+}
+
+function duration(context: string, path: string, value: unknown, min = 0): number {
+  const n = number(context, path, value);
+  return Number.isFinite(n) && n >= min
+    ? n
+    : fail(context, path, `a finite number >= ${min}`, value);
+}
+
+function rate(context: string, path: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const n = number(context, path, value);
+  return n > 0 && n <= 1 ? n : fail(context, path, "a number in (0, 1]", value);
+}
+
+function optionalFunction<F>(context: string, path: string, value: unknown): F | undefined {
+  return value === undefined || typeof value === "function"
+    ? value as F | undefined
+    : fail(context, path, "a function", value, true);
+}
+
+function delay(context: string, path: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const n = number(context, path, value);
+  return n > 0 && n <= MAX_TIMER_DELAY
+    ? n
+    : fail(context, path, `a number > 0 and <= ${MAX_TIMER_DELAY}`, value);
+}
 
 function errorMatchers(
   isFailure: ErrorMatchers["isFailure"],
@@ -360,66 +423,113 @@ function streamRules(
   return Object.freeze({ firstItemTimeout, idleTimeout, isFailureItem });
 }
 
-function windowPolicy(
-  value: unknown,
-  fail: Fail,
-  duration: (path: string, value: unknown, min?: number) => number,
-): WindowPolicy {
-  if (value === undefined) return { kind: "time", duration: 60_000, buckets: 10, bucketMs: 6_000 };
+/** The window rules, or `shareable` (or its window) where it holds the same. */
+function windowRules(
+  shareable: WindowRules | undefined,
+  window: WindowPolicy,
+  failureRate: number | undefined,
+  slowCallRate: number | undefined,
+  slowCallDuration: number | undefined,
+  minimumCalls: number,
+  shouldTrip: WindowRules["shouldTrip"],
+): WindowRules {
+  const sameWindow = shareable !== undefined && equalWindows(shareable.window, window);
+  if (
+    sameWindow && shareable.failureRate === failureRate &&
+    shareable.slowCallRate === slowCallRate && shareable.slowCallDuration === slowCallDuration &&
+    shareable.minimumCalls === minimumCalls && shareable.shouldTrip === shouldTrip
+  ) {
+    return shareable;
+  }
+  return Object.freeze({
+    window: sameWindow ? shareable.window : window,
+    failureRate,
+    slowCallRate,
+    slowCallDuration,
+    minimumCalls,
+    shouldTrip,
+  });
+}
+
+function equalWindows(a: WindowPolicy, b: WindowPolicy): boolean {
+  return a.kind === "calls"
+    ? b.kind === "calls" && a.calls === b.calls
+    : b.kind === "time" && a.duration === b.duration && a.buckets === b.buckets;
+}
+
+/** The window when none is given, shared by every policy (it is read, never changed). */
+const DEFAULT_WINDOW: WindowPolicy = Object.freeze({
+  kind: "time",
+  duration: 60_000,
+  buckets: 10,
+  bucketMs: 6_000,
+});
+
+function windowPolicy(value: unknown, context: string): WindowPolicy {
+  if (value === undefined) return DEFAULT_WINDOW;
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    return fail("window", "{ duration, buckets? } or { calls }", value, true);
+    return fail(context, "window", "{ duration, buckets? } or { calls }", value, true);
   }
   const form = value as Record<string, unknown>;
   for (const key of Object.keys(form)) {
     if (key !== "duration" && key !== "buckets" && key !== "calls") {
-      fail("window", `{ duration, buckets? } or { calls } (unknown key "${key}")`, value, true);
+      fail(
+        context,
+        "window",
+        `{ duration, buckets? } or { calls } (unknown key "${key}")`,
+        value,
+        true,
+      );
     }
   }
   if (form.calls !== undefined) {
     if (form.duration !== undefined || form.buckets !== undefined) {
-      fail("window", "either { duration, buckets? } or { calls }, not both", value, true);
+      fail(context, "window", "either { duration, buckets? } or { calls }, not both", value, true);
     }
     const calls = form.calls;
-    if (typeof calls !== "number") return fail("window.calls", "a number", calls, true);
+    if (typeof calls !== "number") return fail(context, "window.calls", "a number", calls, true);
     if (!Number.isSafeInteger(calls) || calls < 1) {
-      return fail("window.calls", "an integer >= 1", calls);
+      return fail(context, "window.calls", "an integer >= 1", calls);
     }
     return { kind: "calls", calls };
   }
   if (form.duration === undefined) {
-    return fail("window.duration", "a finite number >= 1", undefined, true);
+    return fail(context, "window.duration", "a finite number >= 1", undefined, true);
   }
-  const total = duration("window.duration", form.duration, 1);
+  const total = duration(context, "window.duration", form.duration, 1);
   const buckets = form.buckets ?? 10;
-  if (typeof buckets !== "number") return fail("window.buckets", "a number", buckets, true);
+  if (typeof buckets !== "number") {
+    return fail(context, "window.buckets", "a number", buckets, true);
+  }
   if (!Number.isSafeInteger(buckets) || buckets < 1) {
-    return fail("window.buckets", "an integer >= 1", buckets);
+    return fail(context, "window.buckets", "an integer >= 1", buckets);
   }
   if (buckets > total) {
-    return fail("window.buckets", `an integer <= "window.duration" (${total})`, buckets);
+    return fail(context, "window.buckets", `an integer <= "window.duration" (${total})`, buckets);
   }
   return { kind: "time", duration: total, buckets, bucketMs: total / buckets };
 }
 
-function rampPolicy(
-  value: unknown,
-  fail: Fail,
-  duration: (path: string, value: unknown, min?: number) => number,
-  rate: (path: string, value: unknown) => number | undefined,
-): Required<RecoveryRampOptions> | undefined {
+function rampPolicy(value: unknown, context: string): Required<RecoveryRampOptions> | undefined {
   if (value === undefined) return undefined;
   if (value === null || typeof value !== "object") {
-    return fail("recoveryRamp", "{ duration, initialRate? }", value, true);
+    return fail(context, "recoveryRamp", "{ duration, initialRate? }", value, true);
   }
   const form = value as Record<string, unknown>;
   for (const key of Object.keys(form)) {
     if (key !== "duration" && key !== "initialRate") {
-      fail("recoveryRamp", `{ duration, initialRate? } (unknown key "${key}")`, value, true);
+      fail(
+        context,
+        "recoveryRamp",
+        `{ duration, initialRate? } (unknown key "${key}")`,
+        value,
+        true,
+      );
     }
   }
-  const length = duration("recoveryRamp.duration", form.duration);
-  if (length === 0) fail("recoveryRamp.duration", "a finite number > 0", 0);
-  const initialRate = rate("recoveryRamp.initialRate", form.initialRate) ?? 0.1;
+  const length = duration(context, "recoveryRamp.duration", form.duration);
+  if (length === 0) fail(context, "recoveryRamp.duration", "a finite number > 0", 0);
+  const initialRate = rate(context, "recoveryRamp.initialRate", form.initialRate) ?? 0.1;
   return Object.freeze({ duration: length, initialRate });
 }
 
@@ -431,17 +541,17 @@ function isErrorClass(value: ErrorMatcher): value is ErrorClass {
 }
 
 function compileMatchers(
+  context: string,
   path: string,
   value: unknown,
-  fail: Fail,
 ): ((error: unknown) => boolean) | undefined {
   if (value === undefined) return undefined;
   const expected = "an error class, a predicate or a non-empty array of them";
   const list = Array.isArray(value) ? value as unknown[] : [value];
-  if (list.length === 0) fail(path, expected, value);
+  if (list.length === 0) fail(context, path, expected, value);
   const tests = list.map((item, i): (error: unknown) => boolean => {
     const itemPath = Array.isArray(value) ? `${path}[${i}]` : path;
-    if (typeof item !== "function") return fail(itemPath, expected, item, true);
+    if (typeof item !== "function") return fail(context, itemPath, expected, item, true);
     const errorMatcher = item as ErrorMatcher;
     if (isErrorClass(errorMatcher)) return (error) => error instanceof errorMatcher;
     return errorMatcher;
