@@ -14,14 +14,12 @@ const isBun = "Bun" in globalThis;
 /** Runs a script of tests/fixtures in a new process of this runtime: exit code and output. */
 function runFixture(name: string, args: string[]): Promise<{ code: number; output: string }> {
   const script = join(ROOT, "tests", "fixtures", name);
-  const command = isBun ? [process.execPath, ["run", script, ...args]] as const : [
-    process.execPath,
-    ["run", "--allow-read", script, ...args],
-  ] as const;
+  // Deno needs `run` and permissions, Bun `run`, Node.js the script alone.
+  const runtimeArgs = isBun ? ["run"] : "Deno" in globalThis ? ["run", "--allow-read"] : [];
   return new Promise((resolve) => {
     execFile(
-      command[0],
-      [...command[1]],
+      process.execPath,
+      [...runtimeArgs, script, ...args],
       { cwd: ROOT, timeout: 30_000 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
