@@ -1410,7 +1410,7 @@ export function checkOptionNames(
  * `options` over `base`, copied so that the caller can no longer change them: nested arrays
  * and the `window` and `recoveryRamp` objects are copied too.
  */
-function copyOptions<T extends BreakerOptions>(base: T, options: T): T {
+export function copyOptions<T extends BreakerOptions>(base: BreakerOptions, options: T): T {
   // Without defaults, a spread of the options alone: it sizes the copy to them, where `base`'s
   // empty object would leave it room for more fields (24 B per breaker on Deno).
   const copy = (

@@ -19,10 +19,13 @@ import {
   BREAKER_OPTIONS,
   type BreakerOptions,
   checkOptionNames,
+  copyOptions,
   parseOptions,
 } from "./breaker.ts";
 import { describeValue } from "./core/describe_value.ts";
+import type { Policy } from "./core/policy.ts";
 import type { BreakerState } from "./core/snapshot.ts";
+import { isForgettable } from "./core/transitions.ts";
 import { type BreakerRegistry, defaultRegistry, holdInRegistry } from "./registry.ts";
 
 /**
@@ -189,6 +192,8 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
   #onEvict: ((event: EvictionEvent<K>) => void) | undefined;
   #registry: BreakerRegistry | false;
   #clock: () => number;
+  /** The members' policy (they share the group's options), for `isForgettable`. */
+  #policy: Policy;
   #members = new Map<K, Member<K>>();
   /** Members in recency order, least recently used first. */
   #recent = new RecencyList<K>();
@@ -222,7 +227,7 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
         `${context}: options must be an object, received ${describeValue(options)}`,
       );
     }
-    const { name, maxKeys = DEFAULT_MAX_KEYS, onEvict, ...shared } = copyOptions(options);
+    const { name, maxKeys = DEFAULT_MAX_KEYS, onEvict, ...shared } = copyOptions({}, options);
     if (typeof name !== "string" || name === "") {
       throw new TypeError(
         `${context}: "name" must be a non-empty string, received ${describeValue(name)}`,
@@ -251,13 +256,14 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
       );
     }
     checkOptionNames(shared, BREAKER_OPTIONS, context);
-    const { clock, registry } = parseOptions({ ...shared, name }, context);
+    const { clock, registry, policy } = parseOptions({ ...shared, name }, context);
     this.#registry = registry ?? defaultRegistry;
     this.#name = name;
     this.#maxKeys = maxKeys;
     this.#options = shared;
     this.#onEvict = onEvict;
     this.#clock = clock;
+    this.#policy = policy;
   }
 
   /**
@@ -452,10 +458,12 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    */
   #evict(): { member: Member<K>; state: BreakerState; forced: boolean } {
     this.#evictionsSinceRecheck++;
+    const now = this.#clock();
+    const idle = (member: Member<K>) => isForgettable(this.#policy, member.breaker.snapshot, now);
     const recent = this.#recent;
     const aside = this.#aside;
     for (let member = recent.oldest; member !== undefined; member = recent.oldest) {
-      if (isIdle(member.breaker)) {
+      if (idle(member)) {
         this.#remove(member);
         return { member, state: "closed", forced: false };
       }
@@ -469,14 +477,14 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
       this.#evictionsSinceRecheck = 0;
       examined = true;
       for (let member = aside.oldest; member !== undefined; member = member.newer) {
-        if (isIdle(member.breaker)) {
+        if (idle(member)) {
           this.#remove(member);
           return { member, state: "closed", forced: false };
         }
       }
     }
     const member = aside.oldest as Member<K>; // maxKeys >= 1, so the group holds one
-    const forced = examined || !isIdle(member.breaker);
+    const forced = examined || !idle(member);
     const state = member.breaker.state;
     this.#remove(member);
     return { member, state, forced };
@@ -565,33 +573,4 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
       }. Raise maxKeys, or pass onEvict to handle evictions.`,
     );
   }
-}
-
-/**
- * Whether forgetting a breaker loses nothing a fresh one would not know: closed, no
- * consecutive failures, no failure or slow call in its window. Read through the public
- * snapshot and getters, so members need no listener (which would slow every call).
- */
-function isIdle(breaker: Breaker): boolean {
-  const snapshot = breaker.snapshot;
-  if (snapshot.failureCount !== 0 || snapshot.isolated !== 0) return false;
-  // Only a recovery ramp ends by the clock alone; other states need no clock read.
-  if (snapshot.state === "recovering" ? breaker.state !== "closed" : snapshot.state !== "closed") {
-    return false;
-  }
-  if (snapshot.window === undefined) return true;
-  const stats = breaker.stats;
-  return stats.failures === 0 && stats.slowCalls === 0;
-}
-
-/** A copy of the options whose nested arrays and objects the caller can no longer change. */
-function copyOptions<K extends string>(options: BreakerGroupOptions<K>): BreakerGroupOptions<K> {
-  const copy = { ...options } as Record<string, unknown>;
-  for (const [key, value] of Object.entries(copy)) {
-    if (Array.isArray(value)) copy[key] = [...value];
-    else if ((key === "window" || key === "recoveryRamp") && value !== null) {
-      copy[key] = typeof value === "object" ? { ...value } : value;
-    }
-  }
-  return copy as unknown as BreakerGroupOptions<K>;
 }

@@ -9,6 +9,7 @@ import {
   halfOpen,
   includesWrite,
   INITIAL_SNAPSHOT,
+  isForgettable,
   isolate,
   isRejection,
   markWrite,
@@ -354,6 +355,39 @@ describe("core serialization", () => {
         message,
       });
     }
+  });
+});
+
+describe("core forgettable", () => {
+  it("isForgettable() holds only for a closed circuit with nothing counted", () => {
+    const policy = createPolicy({ failureThreshold: 3, recoveryTimeout: 100 });
+    assert.equal(isForgettable(policy, INITIAL_SNAPSHOT, 0), true);
+    const failed = recordFailure(
+      policy,
+      INITIAL_SNAPSHOT,
+      INITIAL_SNAPSHOT.generation,
+      new Error("down"),
+      0,
+      0,
+    );
+    assert.equal(isForgettable(policy, failed, 0), false);
+    const opened = open(policy, INITIAL_SNAPSHOT, 0);
+    assert.equal(isForgettable(policy, opened, 0), false);
+    assert.equal(isForgettable(policy, isolate(policy, INITIAL_SNAPSHOT, 0), 0), false);
+    const windowed = createPolicy({ failureRate: 0.5, window: { duration: 1_000, buckets: 10 } });
+    const failedOnce = recordFailure(
+      windowed,
+      INITIAL_SNAPSHOT,
+      INITIAL_SNAPSHOT.generation,
+      new Error("down"),
+      0,
+      0,
+    );
+    // A success ends the consecutive count; the failure stays in the window until it expires.
+    const counted = recordSuccess(windowed, failedOnce, failedOnce.generation, 0, 0);
+    assert.equal(counted.failureCount, 0);
+    assert.equal(isForgettable(windowed, counted, 500), false);
+    assert.equal(isForgettable(windowed, counted, 5_000), true, "the failure left the window");
   });
 });
 

@@ -58,6 +58,7 @@ export {
   failureNeedsClock,
   follow,
   halfOpen,
+  isForgettable,
   isolate,
   isQuiet,
   isRejection,

@@ -8,9 +8,16 @@
 
 import type { Policy, WindowRules } from "./policy.ts";
 import { retryAfterHint } from "./retry_after.ts";
-import type { BreakerState, Snapshot } from "./snapshot.ts";
+import { type BreakerState, type Snapshot, stateAt } from "./snapshot.ts";
 import type { Tally } from "./tally.ts";
-import { mergeWindows, recordCall, sameWindow, statsOf, type WindowState } from "./window.ts";
+import {
+  mergeWindows,
+  recordCall,
+  sameWindow,
+  statsOf,
+  type WindowState,
+  windowStats,
+} from "./window.ts";
 
 /**
  * A call turned away: the state it met and how long until a call may be admitted. The
@@ -694,4 +701,25 @@ function endRamp(snapshot: Snapshot): Snapshot {
     rampUntil: undefined,
     rampCalls: 0,
   };
+}
+
+/**
+ * Whether a breaker in `snapshot` can be forgotten and made again from scratch without losing
+ * anything: closed (a recovery ramp that has ended counts), not isolated, no consecutive
+ * failure, and no failure or slow call in its window. A keyed group evicts such breakers first.
+ *
+ * @example
+ * ```ts
+ * import { isForgettable } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * isForgettable(createPolicy({}), INITIAL_SNAPSHOT, 0); // true
+ * isForgettable(createPolicy({}), { ...INITIAL_SNAPSHOT, failureCount: 2 }, 0); // false
+ * ```
+ */
+export function isForgettable(policy: Policy, snapshot: Snapshot, now: number): boolean {
+  if (snapshot.failureCount !== 0 || stateAt(snapshot, now) !== "closed") return false;
+  if (snapshot.window === undefined) return true;
+  const stats = windowStats(policy.rules?.window, snapshot.window, now);
+  return stats.failures === 0 && stats.slowCalls === 0;
 }
