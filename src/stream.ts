@@ -177,7 +177,11 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
       } catch (error) {
         return Promise.reject(this.#onError(error));
       }
-      const pending = Promise.resolve(read).then(this.#onPlainItem, this.#onErrorThrow);
+      // A native promise is read as is: Promise.resolve() would cost a tenth of the item.
+      const pending = (read instanceof Promise ? read : Promise.resolve(read)).then(
+        this.#onPlainItem,
+        this.#onErrorThrow,
+      );
       this.#pending = pending;
       return pending;
     }

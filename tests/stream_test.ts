@@ -584,6 +584,33 @@ describe("Breaker.stream() outcomes", () => {
     assert.deepEqual(src.returns, []); // normal completion does not return the source
   });
 
+  it("Breaker.stream() reads a source whose next() answers with thenables, not promises", async () => {
+    const breaker = new Breaker({ failureThreshold: 1 });
+    let i = 0;
+    const thenables: AsyncIterable<number> = {
+      [Symbol.asyncIterator]: () => ({
+        next: () =>
+          ({
+            then: (resolve: (result: IteratorResult<number>) => void) =>
+              resolve(i < 3 ? { done: false, value: i++ } : { done: true, value: undefined }),
+          }) as unknown as Promise<IteratorResult<number>>,
+      }),
+    };
+    assert.deepEqual(await collect(breaker.stream(thenables)), [0, 1, 2]);
+    assert.equal(breaker.state, "closed");
+    const error = new Error("thenable failed");
+    const failing: AsyncIterable<number> = {
+      [Symbol.asyncIterator]: () => ({
+        next: () =>
+          ({
+            then: (_: unknown, reject: (error: unknown) => void) => reject(error),
+          }) as unknown as Promise<IteratorResult<number>>,
+      }),
+    };
+    await assert.rejects(collect(breaker.stream(failing)), (e) => e === error);
+    assert.equal(breaker.state, "open");
+  });
+
   it("Breaker.stream() counts a consumer's break or return() as a success, ends the source and aborts its signal", async () => {
     const breaker = new Breaker({ failureThreshold: 2 });
     await trip(breaker, 1);
