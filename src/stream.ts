@@ -467,8 +467,8 @@ class GuardedSyncStream<T> extends IteratorBase {
   #permit: Permit | undefined;
   #recorded = false;
   #firstItemAt: number | undefined;
-  /** Untimed and no isFailureItem: an item needs only the end check. */
-  #plain = false;
+  /** The source while the stream runs untimed and without isFailureItem: no per-item checks. */
+  #plainSource: Iterator<T> | undefined;
   #isFailureItem: ((item: T) => boolean) | undefined;
 
   constructor(
@@ -489,6 +489,21 @@ class GuardedSyncStream<T> extends IteratorBase {
   }
 
   next(): IteratorResult<T, void> {
+    // Kept small (the read, the end check, nothing else) so that engines can inline it into the
+    // consumer's loop; everything else is in #nextChecked.
+    const source = this.#plainSource;
+    if (source === undefined) return this.#nextChecked();
+    let result: IteratorResult<T>;
+    try {
+      result = source.next();
+    } catch (error) {
+      throw this.#failed(source, error);
+    }
+    return result.done ? this.#completed() : result;
+  }
+
+  /** `next()` before the first read, after the end, for a fallback, or with per-item checks. */
+  #nextChecked(): IteratorResult<T, void> {
     if (this.#phase !== RUNNING) {
       if (this.#phase === FALLBACK) return (this.#iterator as Iterator<T>).next();
       if (this.#phase === DONE) return DONE_RESULT;
@@ -500,21 +515,9 @@ class GuardedSyncStream<T> extends IteratorBase {
     try {
       result = iterator.next();
     } catch (error) {
-      this.#phase = DONE;
-      this.#record("error", error);
-      try {
-        iterator.return?.();
-      } catch {
-        // the source's own error is already on its way to the consumer: it must not be replaced
-      }
-      throw error;
+      throw this.#failed(iterator, error);
     }
-    if (result.done) {
-      this.#phase = DONE;
-      this.#record("success");
-      return DONE_RESULT;
-    }
-    if (this.#plain) return result;
+    if (result.done) return this.#completed();
     if (this.#firstItemAt === undefined && this.#permit?.timed) {
       this.#firstItemAt = this.#hooks.now();
     }
@@ -528,9 +531,31 @@ class GuardedSyncStream<T> extends IteratorBase {
     return result;
   }
 
+  /** The source threw: the stream is a failure, the source is ended, the error goes on. */
+  #failed(iterator: Iterator<T>, error: unknown): unknown {
+    this.#phase = DONE;
+    this.#plainSource = undefined;
+    this.#record("error", error);
+    try {
+      iterator.return?.();
+    } catch {
+      // the source's own error is already on its way to the consumer: it must not be replaced
+    }
+    return error;
+  }
+
+  /** The source completed: a success. */
+  #completed(): IteratorResult<T, void> {
+    this.#phase = DONE;
+    this.#plainSource = undefined;
+    this.#record("success");
+    return DONE_RESULT;
+  }
+
   return(value?: unknown): IteratorResult<T, void> {
     const phase = this.#phase;
     this.#phase = DONE;
+    this.#plainSource = undefined;
     if (phase === RUNNING) this.#record("success"); // the consumer stopped early
     if (phase === RUNNING || phase === FALLBACK) this.#iterator?.return?.(value);
     return DONE_RESULT;
@@ -573,7 +598,7 @@ class GuardedSyncStream<T> extends IteratorBase {
       throw error;
     }
     this.#isFailureItem = hooks.policy.streams?.isFailureItem as ((item: T) => boolean) | undefined;
-    this.#plain = !permit.timed && this.#isFailureItem === undefined;
+    if (!permit.timed && this.#isFailureItem === undefined) this.#plainSource = this.#iterator;
     this.#phase = RUNNING;
   }
 
