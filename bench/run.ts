@@ -19,7 +19,7 @@
 
 import { loadavg } from "node:os";
 import process from "node:process";
-import { Breaker, circuit } from "../mod.ts";
+import { Breaker, BreakerOpenError, circuit } from "../mod.ts";
 import {
   canCollectGarbage,
   type Case,
@@ -48,6 +48,8 @@ import {
   BARE_READABLE,
   BARE_READABLE_ITERATED,
   BARE_SYNC,
+  LEAST_ASYNC_REF,
+  LEAST_SYNC_REF,
   OURS_CIRCUIT,
   OURS_IDLE,
   OURS_READABLE,
@@ -113,6 +115,14 @@ const failSync = (): never => {
 // deno-lint-ignore require-await
 const throwsNewAsync = async (): Promise<never> => {
   throw new Error("x");
+};
+
+/**
+ * The floor of a sync rejection: the library's own error class, made and thrown one call below
+ * the caller, as any library that throws from its own function must.
+ */
+const refuseSync = (): never => {
+  throw new BreakerOpenError({ breaker: "ref", state: "open", retryAfterMs: 1000 });
 };
 
 // The floor: the least any wrapper must do to see an async call's outcome.
@@ -576,6 +586,18 @@ async function openRejection(): Promise<void> {
         for (let i = 0; i < n; i++) {
           try {
             throw new Error("x");
+          } catch (error) {
+            sink = error;
+          }
+        }
+      },
+    },
+    {
+      name: "ref: BreakerOpenError thrown one call down",
+      run: (n) => {
+        for (let i = 0; i < n; i++) {
+          try {
+            refuseSync();
           } catch (error) {
             sink = error;
           }
@@ -1167,6 +1189,17 @@ function verdicts(): Verdict[] {
       measured: formatRatio(async),
       met: async <= 1.3,
     });
+    list.push({
+      target: "(reference) BreakerOpenError thrown one call down, x create + catch an Error",
+      measured: formatRatio(
+        ratio(
+          OPEN,
+          "ref: BreakerOpenError thrown one call down",
+          "bare sync: create + catch an Error",
+        ),
+      ),
+      met: undefined,
+    });
   }
   const heapBytes = extra.heap as Record<string, number> | undefined;
   if (heapBytes !== undefined) {
@@ -1219,8 +1252,24 @@ function verdicts(): Verdict[] {
         met: r <= 1.3,
       });
     }
+    // The floors: the least guard of each kind (source opened at the first next(), the end
+    // seen) against the bare iteration; a target under its floor cannot be met by any guard.
+    const floors: [string, string, string][] = [
+      ["least async guard (one then per item)", LEAST_ASYNC_REF, BARE_ASYNC],
+      ["least sync guard", LEAST_SYNC_REF, BARE_SYNC],
+    ];
+    for (const [label, name, bare] of floors) {
+      list.push({
+        target: `(reference) streams, per item: ${label}, x bare iteration`,
+        measured: formatRatio(ratio(STREAM, name, bare)),
+        met: undefined,
+      });
+    }
     // References: each guard against the least a wrapper of its kind costs.
     const refs: [string, string, string][] = [
+      ["breaker.stream(source), x least async guard", OURS_STREAM, LEAST_ASYNC_REF],
+      ["circuit(async function*), x least async guard", OURS_CIRCUIT, LEAST_ASYNC_REF],
+      ["circuit(function*) (sync), x least sync guard", OURS_SYNC, LEAST_SYNC_REF],
       ["breaker.stream(source), x thin wrapper (one then per item)", OURS_STREAM, THIN_REF],
       ["circuit(async function*), x thin wrapper (one then per item)", OURS_CIRCUIT, THIN_REF],
       ["breaker.readable(stream), x ReadableStream over the reader", OURS_READABLE, READABLE_REF],
