@@ -389,6 +389,30 @@ describe("circuit() with generator functions", () => {
     assert.deepEqual(log, []); // the generator never ran
   });
 
+  it("circuit(function*) answers done after the end, a return() or a throw, without reading the source again", () => {
+    let reads = 0;
+    const items = circuit(function* (fail: boolean) {
+      reads++;
+      yield 1;
+      reads++;
+      if (fail) throw new RangeError("bad row");
+    }, { failureThreshold: 5 });
+    const breaker = breakerOf(items) as Breaker;
+    const ended = items(false);
+    assert.deepEqual([...ended], [1]);
+    assert.deepEqual(ended.next(), { done: true, value: undefined });
+    const stopped = items(false);
+    stopped.next();
+    assert.deepEqual(stopped.return(undefined), { done: true, value: undefined });
+    assert.deepEqual(stopped.next(), { done: true, value: undefined });
+    const failed = items(true);
+    failed.next();
+    assert.throws(() => failed.next(), RangeError);
+    assert.deepEqual(failed.next(), { done: true, value: undefined });
+    assert.equal(reads, 5);
+    assert.equal(breaker.failureCount, 1);
+  });
+
   it("circuit(function*) serves an iterable fallback with the wrapper's arguments and this", () => {
     const seen: unknown[] = [];
     const rows = circuit(function* (this: { table: string }, limit: number) {
