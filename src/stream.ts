@@ -9,6 +9,7 @@
 
 import { type Breaker, type CallHooks, callHooks, markGuarded, type Permit } from "./breaker.ts";
 import { describeValue } from "./core/describe_value.ts";
+import { streamDurationMs } from "./core/stream_duration.ts";
 import { BreakerOpenError, TimeoutError } from "./errors.ts";
 
 /**
@@ -635,8 +636,7 @@ function recordOutcome(
   kind: Outcome,
   value: unknown,
 ): void {
-  // A stream's latency is the wait for its first item: its length is the consumer's business.
-  const durationMs = firstItemAt === undefined ? undefined : firstItemAt - permit.start;
+  const durationMs = streamDurationMs(permit.start, firstItemAt);
   if (kind === "success") hooks.succeed(permit, durationMs);
   else if (kind === "failure") hooks.fail(permit, value, durationMs);
   else if (kind === "error") hooks.settleError(permit, value, durationMs);

@@ -28,6 +28,7 @@ import {
   snapshotFromJSON,
   snapshotToJSON,
   stateAt,
+  streamDurationMs,
   tallyOutcome,
   WRITE_MARK_TTL_MS,
 } from "../src/core/mod.ts";
@@ -243,6 +244,14 @@ describe("core retry-after", () => {
       }, now),
       undefined,
     );
+  });
+});
+
+describe("core streams", () => {
+  it("streamDurationMs() is the wait from admission to the first item, none without one", () => {
+    assert.equal(streamDurationMs(1_000, 1_250), 250);
+    assert.equal(streamDurationMs(1_000, 1_000), 0);
+    assert.equal(streamDurationMs(1_000, undefined), undefined);
   });
 });
 

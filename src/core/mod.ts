@@ -41,6 +41,7 @@ export {
   type WindowRules,
 } from "./policy.ts";
 export { retryAfterHint } from "./retry_after.ts";
+export { streamDurationMs } from "./stream_duration.ts";
 export { snapshotFromJSON, type SnapshotJSON, snapshotToJSON } from "./serialize.ts";
 export {
   type BreakerState,
