@@ -148,6 +148,20 @@ const refuseSync = (): never => {
   throw new RefusalError("ref", "open", 1000, undefined);
 };
 
+/**
+ * The same, from a function the engine does not inline into the loop, as a library method that
+ * does real work is not: JavaScriptCore only (`bun:jsc`'s `noInline`); elsewhere `undefined`.
+ */
+const refuseSyncNotInlined: (() => never) | undefined = await (async () => {
+  if (runtimeInfo().runtime !== "bun") return undefined;
+  const jsc = await import("bun:jsc" as string) as { noInline(fn: unknown): void };
+  const refuse = (): never => {
+    throw new RefusalError("ref", "open", 1000, undefined);
+  };
+  jsc.noInline(refuse);
+  return refuse;
+})();
+
 // The floor: the least any wrapper must do to see an async call's outcome.
 let floorSuccesses = 0;
 let floorFailures = 0;
@@ -292,6 +306,7 @@ const ASYNC = "async success path (sequential await)";
 const SYNC = "sync success path";
 const FAILURE = "failure path, circuit stays closed";
 const OPEN = "rejection path, circuit open";
+const NOT_INLINED_REF = "ref: the same, from a function not inlined (Bun only)";
 const CONCURRENT = "1,000 concurrent in-flight calls (ns per call)";
 const HISTORY = "cost vs window size and call history (async success)";
 const CREATE = "creating a breaker (ns per breaker)";
@@ -627,6 +642,19 @@ async function openRejection(): Promise<void> {
         }
       },
     },
+    ...(refuseSyncNotInlined === undefined ? [] : [{
+      name: NOT_INLINED_REF,
+      run: (n: number) => {
+        const refuse = refuseSyncNotInlined;
+        for (let i = 0; i < n; i++) {
+          try {
+            refuse();
+          } catch (error) {
+            sink = error;
+          }
+        }
+      },
+    }]),
     {
       name: "ours: executeSync(fn), open",
       run: (n) => {
@@ -1224,6 +1252,13 @@ function verdicts(): Verdict[] {
       ),
       met: undefined,
     });
+    if (refuseSyncNotInlined !== undefined) {
+      list.push({
+        target: "(reference) the same, not inlined, x create + catch an Error",
+        measured: formatRatio(ratio(OPEN, NOT_INLINED_REF, "bare sync: create + catch an Error")),
+        met: undefined,
+      });
+    }
   }
   const heapBytes = extra.heap as Record<string, number> | undefined;
   if (heapBytes !== undefined) {
