@@ -1158,6 +1158,39 @@ describe("Breaker regressions found by the model-based and hostile-input tests",
     assert.equal(breaker.state, "open");
   });
 
+  it("Breaker.configure() with a clock that fails at the first failure that trips it opens from the time of the change", () => {
+    const realNow = Date.now;
+    let wall = 2_000_000;
+    Date.now = () => wall;
+    let breaker: Breaker;
+    try {
+      breaker = new Breaker({ failureThreshold: 1, recoveryTimeout: 60_000 });
+    } finally {
+      Date.now = realNow;
+    }
+    let now = NaN;
+    wall = 3_000_000; // the default clock at the change
+    Date.now = () => wall;
+    try {
+      breaker.configure({ clock: () => now });
+    } finally {
+      Date.now = realNow;
+    }
+    const consoleError = console.error;
+    console.error = () => {};
+    try {
+      assert.throws(() =>
+        breaker.executeSync(() => {
+          throw new Error("down");
+        }), /down/);
+    } finally {
+      console.error = consoleError;
+    }
+    now = 3_000_001;
+    assert.equal(breaker.openUntil, 3_060_000);
+    assert.equal(breaker.state, "open");
+  });
+
   it("Breaker accepts a clock that does not work yet at construction", () => {
     let now: unknown = undefined;
     const breaker = new Breaker({
