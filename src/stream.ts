@@ -179,7 +179,9 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
         return Promise.reject(this.#onError(error));
       }
       // A native promise is chained as is: Promise.resolve() costs a few percent of an item.
-      const pending = (read instanceof Promise ? read : Promise.resolve(read)).then(
+      // (A subclass goes through it, as a foreign then() must not run inside next().)
+      const native = read instanceof Promise && read.constructor === Promise;
+      const pending = (native ? read : Promise.resolve(read)).then(
         this.#onPlainItem,
         this.#onErrorThrow,
       );

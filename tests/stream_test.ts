@@ -389,30 +389,6 @@ describe("circuit() with generator functions", () => {
     assert.deepEqual(log, []); // the generator never ran
   });
 
-  it("circuit(function*) answers done after the end, a return() or a throw, without reading the source again", () => {
-    let reads = 0;
-    const items = circuit(function* (fail: boolean) {
-      reads++;
-      yield 1;
-      reads++;
-      if (fail) throw new RangeError("bad row");
-    }, { failureThreshold: 5 });
-    const breaker = breakerOf(items) as Breaker;
-    const ended = items(false);
-    assert.deepEqual([...ended], [1]);
-    assert.deepEqual(ended.next(), { done: true, value: undefined });
-    const stopped = items(false);
-    stopped.next();
-    assert.deepEqual(stopped.return(undefined), { done: true, value: undefined });
-    assert.deepEqual(stopped.next(), { done: true, value: undefined });
-    const failed = items(true);
-    failed.next();
-    assert.throws(() => failed.next(), RangeError);
-    assert.deepEqual(failed.next(), { done: true, value: undefined });
-    assert.equal(reads, 5);
-    assert.equal(breaker.failureCount, 1);
-  });
-
   it("circuit(function*) serves an iterable fallback with the wrapper's arguments and this", () => {
     const seen: unknown[] = [];
     const rows = circuit(function* (this: { table: string }, limit: number) {
@@ -606,6 +582,47 @@ describe("Breaker.stream() outcomes", () => {
     assert.deepEqual(await last, DONE);
     assert.equal(breaker.failureCount, 0);
     assert.deepEqual(src.returns, []); // normal completion does not return the source
+  });
+
+  it("Breaker.stream() reads a source whose next() answers with a Promise subclass through Promise.resolve()", async () => {
+    // A subclass whose constructor needs an argument that then() does not pass: chained as is,
+    // its then() would throw inside next(); adopted, the throw is the read's rejection.
+    class Tagged<T> extends Promise<T> {
+      readonly tag: string;
+      constructor(
+        executor: (resolve: (value: T) => void, reject: (error: unknown) => void) => void,
+        tag: { id: string },
+      ) {
+        super(executor);
+        this.tag = tag.id;
+      }
+    }
+    let reads = 0;
+    let returned = 0;
+    const source: AsyncIterable<number> = {
+      [Symbol.asyncIterator]: () => ({
+        next: () => {
+          reads++;
+          if (reads === 1) return Promise.resolve({ done: false, value: 1 });
+          return new Tagged<IteratorResult<number>>(
+            (resolve) => resolve({ done: false, value: reads }),
+            { id: "x" },
+          );
+        },
+        return: () => {
+          returned++;
+          return Promise.resolve({ done: true, value: undefined });
+        },
+      }),
+    };
+    const breaker = new Breaker({ failureThreshold: 1 });
+    const guarded = breaker.stream(source);
+    assert.deepEqual(await guarded.next(), { done: false, value: 1 });
+    const second = guarded.next();
+    assert.equal(Object.getPrototypeOf(second), Promise.prototype);
+    await assert.rejects(second, TypeError);
+    assert.equal(breaker.state, "open");
+    assert.equal(returned, 1, "the source was ended");
   });
 
   it("Breaker.stream() reads a source whose next() answers with thenables, not promises", async () => {
@@ -1427,6 +1444,49 @@ describe("Breaker.readable()", () => {
 });
 
 describe("guarded sync streams: cleanup", () => {
+  it("a guarded sync stream answers done after its end, a return() or a throw without reading the source again", () => {
+    // A source that keeps answering whatever happened: only the guard can stop the reads.
+    const counting = (outcome: "end" | "throw" | "endless") => {
+      const source = {
+        reads: 0,
+        [Symbol.iterator]: () => ({
+          next: (): IteratorResult<number> => {
+            source.reads++;
+            if (source.reads === 2 && outcome === "end") return { done: true, value: undefined };
+            if (source.reads === 2 && outcome === "throw") throw new RangeError("bad row");
+            return { done: false, value: source.reads };
+          },
+          return: (): IteratorResult<number> => ({ done: true, value: undefined }),
+        }),
+      };
+      return source;
+    };
+    const breaker = new Breaker({ failureThreshold: 5 });
+    const hooks = callHooks(breaker);
+    const done = { done: true, value: undefined };
+
+    const ending = counting("end");
+    const ended = guardSyncStream(hooks, () => ending, undefined, []);
+    assert.deepEqual([...ended], [1]);
+    assert.deepEqual(ended.next(), done);
+    assert.equal(ending.reads, 2);
+
+    const endless = counting("endless");
+    const stopped = guardSyncStream(hooks, () => endless, undefined, []);
+    stopped.next();
+    assert.deepEqual(stopped.return(undefined), done);
+    assert.deepEqual(stopped.next(), done);
+    assert.equal(endless.reads, 1);
+
+    const throwing = counting("throw");
+    const failed = guardSyncStream(hooks, () => throwing, undefined, []);
+    failed.next();
+    assert.throws(() => failed.next(), RangeError);
+    assert.deepEqual(failed.next(), done);
+    assert.equal(throwing.reads, 2);
+    assert.equal(breaker.failureCount, 1);
+  });
+
   it("a guarded sync stream delivers the source's own error even when its return() throws", () => {
     const error = new Error("source failed");
     let returned = 0;
