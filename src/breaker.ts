@@ -308,9 +308,9 @@ export class Breaker {
     this.#options = merged;
     this.#policy = parsed.policy;
     this.#clock = parsed.clock;
-    // `Date.now` does not break, and reading it here would cost an idle breaker a boxed
-    // number (24-64 B on V8).
-    if (merged.clock !== undefined) this.#noteTime();
+    // The system clock does not break, and reading it here would cost an idle breaker a boxed
+    // number (24-64 B on V8); a stand-in for it (a test's `Date.now`) might.
+    if (parsed.clock !== SYSTEM_CLOCK) this.#noteTime();
     this.#fallback = parsed.fallback;
     this.#listeners = parsed.listeners;
     this.#timed = this.#policy.timed || this.#listeners.length !== 0;
@@ -707,7 +707,7 @@ export class Breaker {
     this.#options = merged;
     this.#policy = policy;
     if (clock !== this.#clock) {
-      if (this.#lastNow === 0) this.#noteTime(); // the clock in use until now
+      this.#noteTime(); // the clock in use until now: the latest time to fall back to
       this.#clock = clock;
       this.#noteTime();
     }
@@ -1534,6 +1534,9 @@ function checkSyncInterval(syncInterval: unknown, context: string): number {
     }`,
   );
 }
+
+/** `Date.now` as the module found it: whatever replaces it later may break. */
+const SYSTEM_CLOCK = Date.now;
 
 function checkClock(clock: unknown, context: string): () => number {
   if (clock === undefined) return Date.now;

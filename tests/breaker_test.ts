@@ -1149,6 +1149,22 @@ describe("Breaker regressions found by the model-based and hostile-input tests",
     assert.equal(breaker.state, "open");
   });
 
+  it("Breaker opens from its construction time when a stand-in for Date.now fails at the first failure that trips it", () => {
+    let wall = 1_000_000;
+    const realNow = Date.now;
+    Date.now = () => wall; // a test double, captured by the breaker as its default clock
+    let breaker: Breaker;
+    try {
+      breaker = new Breaker({ failureThreshold: 1, recoveryTimeout: 60_000 });
+    } finally {
+      Date.now = realNow;
+    }
+    wall = NaN;
+    failWithClockReportSilenced(breaker);
+    wall = 1_000_001;
+    assert.equal(breaker.openUntil, 1_060_000);
+  });
+
   it("Breaker.configure() with a clock that fails at the first failure that trips it opens from the time of the change", () => {
     let wall = 2_000_000;
     const realNow = Date.now;
