@@ -117,17 +117,19 @@ export async function runGroup(
       }
     }
   }
-  return cases.map((c, i) => {
-    const s = samples[i] as number[];
-    return {
-      name: c.name,
-      median: median(s),
-      p25: quantile(s, 0.25),
-      p75: quantile(s, 0.75),
-      iterations: iterations[i] as number,
-      samples: s,
-    };
-  });
+  return cases.map((c, i) => caseResult(c.name, samples[i] as number[], iterations[i] as number));
+}
+
+/** A case's result from its samples (ns/op, in round order). */
+export function caseResult(name: string, samples: number[], iterations: number): CaseResult {
+  return {
+    name,
+    median: median(samples),
+    p25: quantile(samples, 0.25),
+    p75: quantile(samples, 0.75),
+    iterations,
+    samples,
+  };
 }
 
 const globals = globalThis as {

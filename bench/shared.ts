@@ -50,6 +50,7 @@ import { type ClientKind, clientKinds, type OpenClient } from "../tests/redis_cl
 import type { RedisServer } from "../tests/redis_server.ts";
 import {
   type CaseResult,
+  caseResult,
   formatNs,
   formatRatio,
   median,
@@ -743,17 +744,7 @@ async function fullSpeedInterleaved(
     }
   }
   await Promise.all(cases.map((c) => c.breaker?.[Symbol.asyncDispose]()));
-  return cases.map((c, i) => {
-    const values = samples[i] as number[];
-    return {
-      name: c.name,
-      median: median(values),
-      p25: quantile(values, 0.25),
-      p75: quantile(values, 0.75),
-      iterations: 0,
-      samples: values,
-    };
-  });
+  return cases.map((c, i) => caseResult(c.name, samples[i] as number[], 0));
 }
 
 // ---------------------------------------------------------------------------------------------
