@@ -13,7 +13,22 @@ import { Breaker, BreakerOpenError } from "../mod.ts";
 import { denoKvStore } from "../src/deno_kv_store.ts";
 
 const port = Number(Deno.args[0] ?? 8000);
-const kv = await Deno.openKv(Deno.env.get("KV_PATH")); // on Deno Deploy: the managed database
+
+/**
+ * Opens the KV database. A local file that another process is opening at the same moment
+ * answers "database is locked" for a few milliseconds: two servers started together retry.
+ */
+async function openKv(path: string | undefined): Promise<Deno.Kv> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await Deno.openKv(path);
+    } catch (error) {
+      if (attempt === 40 || !String(error).includes("database is locked")) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+}
+const kv = await openKv(Deno.env.get("KV_PATH")); // on Deno Deploy: the managed database
 const upstream = new Breaker({
   name: "upstream",
   store: denoKvStore(kv),
