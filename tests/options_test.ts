@@ -61,27 +61,22 @@ const cases: Case[] = [
   [
     { isFailure: "TypeError" },
     "TypeError",
-    `"isFailure" must be an error class, a predicate or a non-empty array of them, received "TypeError"`,
+    `"isFailure" must be an error class, a predicate or an array of them, received "TypeError"`,
   ],
   [
     { isFailure: [TypeError, "RangeError"] },
     "TypeError",
-    `"isFailure[1]" must be an error class, a predicate or a non-empty array of them, received "RangeError"`,
-  ],
-  [
-    { isFailure: [] },
-    "RangeError",
-    `"isFailure" must be an error class, a predicate or a non-empty array of them, received an array of 0`,
+    `"isFailure[1]" must be an error class, a predicate or an array of them, received "RangeError"`,
   ],
   [
     { exclude: 404 },
     "TypeError",
-    `"exclude" must be an error class, a predicate or a non-empty array of them, received 404`,
+    `"exclude" must be an error class, a predicate or an array of them, received 404`,
   ],
   [
     { ignore: {} },
     "TypeError",
-    `"ignore" must be an error class, a predicate or a non-empty array of them, received an object`,
+    `"ignore" must be an error class, a predicate or an array of them, received an object`,
   ],
   [{ isFailureResult: true }, "TypeError", `"isFailureResult" must be a function, received true`],
   [{ timeout: 0 }, "RangeError", `"timeout" must be a number > 0 and <= 2147483647, received 0`],
@@ -245,6 +240,32 @@ describe("Breaker option validation", () => {
       );
     }
     assert.equal(breaker.state, "closed");
+  });
+
+  it("Breaker accepts empty matcher lists as no rule, at construction and in configure()", () => {
+    const fail = (breaker: Breaker, error: Error) =>
+      assert.throws(() =>
+        breaker.executeSync(() => {
+          throw error;
+        }), (thrown) => thrown === error);
+    const empty = new Breaker({ failureThreshold: 1, isFailure: [], exclude: [], ignore: [] });
+    fail(empty, new TypeError("every error counts, as with no isFailure"));
+    assert.equal(empty.state, "open");
+
+    const cleared = new Breaker({ failureThreshold: 1, exclude: [TypeError], ignore: RangeError });
+    fail(cleared, new TypeError("excluded"));
+    fail(cleared, new RangeError("ignored"));
+    assert.equal(cleared.state, "closed");
+    cleared.configure({ exclude: [], ignore: [] });
+    fail(cleared, new TypeError("no longer excluded"));
+    assert.equal(cleared.state, "open");
+
+    const narrowed = new Breaker({ failureThreshold: 1, isFailure: [RangeError] });
+    fail(narrowed, new TypeError("not a failure"));
+    assert.equal(narrowed.state, "closed");
+    narrowed.configure({ isFailure: [] });
+    fail(narrowed, new TypeError("a failure again"));
+    assert.equal(narrowed.state, "open");
   });
 
   it("Breaker copies its options: changing them afterwards changes nothing", async () => {

@@ -546,9 +546,11 @@ function compileMatchers(
   value: unknown,
 ): ((error: unknown) => boolean) | undefined {
   if (value === undefined) return undefined;
-  const expected = "an error class, a predicate or a non-empty array of them";
+  const expected = "an error class, a predicate or an array of them";
   const list = Array.isArray(value) ? value as unknown[] : [value];
-  if (list.length === 0) fail(context, path, expected, value);
+  // An empty list names no error: the rule is off, as if the option were not set (so that
+  // `configure({ exclude: [] })` can clear what an earlier call set).
+  if (list.length === 0) return undefined;
   const tests = list.map((item, i): (error: unknown) => boolean => {
     const itemPath = Array.isArray(value) ? `${path}[${i}]` : path;
     if (typeof item !== "function") return fail(context, itemPath, expected, item, true);
