@@ -54,6 +54,7 @@ import {
   type Opener,
   type StreamOptions,
   type StreamSource,
+  streamGuardOf,
 } from "./stream.ts";
 
 /**
@@ -155,11 +156,20 @@ const SHELL_OPTIONS = [
 /** Every option a `Breaker` accepts. */
 export const BREAKER_OPTIONS: readonly string[] = [...POLICY_OPTIONS, ...SHELL_OPTIONS];
 
-/** Functions that are already guarded, by the breaker and the function they guard. */
-const guarded = new WeakMap<
-  object,
-  { readonly breaker: Breaker; readonly fn: AnyFunction; readonly sync: boolean }
->();
+/** What a guarded function is marked with: the breaker and the function it guards. */
+interface Guard {
+  readonly breaker: Breaker;
+  readonly fn: AnyFunction;
+  readonly sync: boolean;
+}
+
+/**
+ * The mark of a guarded function, a property rather than a `WeakMap` entry: every `execute()`
+ * looks for it, and a property the function lacks is one inline-cached load, where a `WeakMap`
+ * lookup is a hash probe.
+ */
+const GUARD: unique symbol = Symbol("circuit.guard");
+type Marked = { [GUARD]?: Guard };
 
 // deno-lint-ignore no-explicit-any
 type AnyFunction = (this: any, ...args: any[]) => any;
@@ -182,6 +192,7 @@ export interface Permit {
  * as calls. Internal: not part of the public API.
  */
 export interface CallHooks {
+  readonly breaker: Breaker;
   readonly policy: Policy;
   readonly fallback: AnyFunction | undefined;
   /** Admits a call (announcing changes and `beforeCall`), or refuses it with its error. */
@@ -251,6 +262,7 @@ export class Breaker {
 
   static {
     hooksOf = (breaker) => ({
+      breaker,
       get policy() {
         return breaker.#policy;
       },
@@ -443,6 +455,15 @@ export class Breaker {
         ),
       );
     }
+    if ((fn as Marked)[GUARD]?.breaker === this) {
+      // Already guarded by this breaker: its own guard admits and counts, once.
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      try {
+        return Promise.resolve(fn(signal ?? NEVER_ABORTED));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     const called = this.#call(fn, undefined, undefined, signal);
     if (!turnedAway(called)) return called as Promise<Awaited<T>>;
     // Made here, in the method the caller called: see `openErrorOptions`.
@@ -466,6 +487,8 @@ export class Breaker {
     if (typeof fn !== "function") {
       throw new TypeError(`Cannot execute: "fn" must be a function, received ${describeValue(fn)}`);
     }
+    // Already guarded by this breaker: its own guard admits and counts, once.
+    if ((fn as Marked)[GUARD]?.breaker === this) return fn();
     const result = this.#callSync(fn, undefined, NO_ARGS);
     if (!(result instanceof TurnedAway)) return result as T;
     // Made here, in the method the caller called: see `openErrorOptions`.
@@ -489,7 +512,7 @@ export class Breaker {
   wrap<This, Args extends unknown[], R>(
     fn: (this: This, ...args: Args) => R,
   ): (this: This, ...args: Args) => Promise<Awaited<R>> {
-    const known = guarded.get(fn);
+    const known = (fn as Marked)[GUARD];
     if (known?.breaker === this && !known.sync) {
       return fn as unknown as (this: This, ...args: Args) => Promise<Awaited<R>>;
     }
@@ -516,7 +539,7 @@ export class Breaker {
   wrapSync<This, Args extends unknown[], R>(
     fn: (this: This, ...args: Args) => R,
   ): (this: This, ...args: Args) => R {
-    const known = guarded.get(fn);
+    const known = (fn as Marked)[GUARD];
     if (known?.breaker === this && known.sync) return fn;
     const target = checkFunction(known?.breaker === this ? known.fn : fn, "wrapSync");
     const wrapper = Breaker.#syncWrapper(this, target) as (this: This, ...args: Args) => R;
@@ -546,6 +569,15 @@ export class Breaker {
    */
   stream<T>(source: StreamSource<T>, options?: StreamOptions<T>): AsyncIterableIterator<T> {
     const hooks = hooksOf(this);
+    if (streamGuardOf(source) === this) {
+      // Already guarded by this breaker: its own guard admits and counts, once.
+      if (options === undefined) return source as AsyncIterableIterator<T>;
+      throw new TypeError(
+        `Cannot guard stream: "source" is already guarded by circuit ${
+          JSON.stringify(this.#policy.name)
+        }, whose guard decides; "options" cannot be given`,
+      );
+    }
     if (typeof source === "function") {
       return new GuardedAsyncStream(
         hooks,
@@ -1382,7 +1414,7 @@ export function markGuarded<W extends AnyFunction>(
   if (wrapper.length !== fn.length) {
     Object.defineProperty(wrapper, "length", { value: fn.length, configurable: true });
   }
-  guarded.set(wrapper, { breaker, fn, sync });
+  (wrapper as Marked)[GUARD] = { breaker, fn, sync };
   return wrapper;
 }
 
@@ -1393,10 +1425,8 @@ function functionName(fn: AnyFunction): string {
 }
 
 /** The breaker a function is guarded by, if any. */
-export function guardOf(
-  fn: unknown,
-): { readonly breaker: Breaker; readonly fn: AnyFunction; readonly sync: boolean } | undefined {
-  return typeof fn === "function" ? guarded.get(fn) : undefined;
+export function guardOf(fn: unknown): Guard | undefined {
+  return typeof fn === "function" ? (fn as Marked)[GUARD] : undefined;
 }
 
 function checkFunction(fn: unknown, method: string): AnyFunction {

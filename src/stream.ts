@@ -109,6 +109,13 @@ function resolveOptions<T>(hooks: CallHooks, options: StreamOptions<T> | undefin
   };
 }
 
+let guardOfStream: (value: object) => Breaker | undefined;
+
+/** The breaker guarding `value` when it is a stream a breaker guards (from `stream()` or `circuit()`). */
+export function streamGuardOf(value: unknown): Breaker | undefined {
+  return value !== null && typeof value === "object" ? guardOfStream(value) : undefined;
+}
+
 /**
  * One guarded async stream. It pulls the source only when the consumer pulls (no read-ahead)
  * and ends the source (`return()`) on every exit but normal completion.
@@ -164,6 +171,10 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
       resolved.idleTimeout === undefined && resolved.isFailureItem === undefined;
     this.#thisArg = thisArg;
     this.#args = args;
+  }
+
+  static {
+    guardOfStream = (value) => #hooks in value ? value.#hooks.breaker : undefined;
   }
 
   [Symbol.asyncIterator](): this {
