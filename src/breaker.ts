@@ -474,7 +474,11 @@ export class Breaker {
   /**
    * Runs a synchronous `fn` if the circuit admits it, without any promise. Throws
    * {@linkcode BreakerOpenError} (or returns the `fallback`'s result) while calls are turned
-   * away. `timeout` does not apply: a synchronous call cannot be interrupted.
+   * away. `timeout` does not apply: a synchronous call cannot be interrupted. Should `fn`
+   * return a promise (or any thenable), that is no outcome yet: the result is a promise that
+   * settles as it does, and the outcome is recorded when it settles, as `execute()` would.
+   *
+   * @throws {BreakerOpenError} While calls are turned away and there is no `fallback`.
    *
    * @example
    * ```ts
@@ -841,15 +845,7 @@ export class Breaker {
         }
         return result.then(settle.onValue, settle.onError);
       }
-      if (isThenable(result)) {
-        return Promise.resolve(result).then(
-          (value) => this.#settleValue(value, before.generation, 0, false),
-          (error) => {
-            this.#settleError(error, before.generation, 0, false);
-            throw error;
-          },
-        );
-      }
+      if (isThenable(result)) return this.#observe(result, before.generation, 0, false);
       return Promise.resolve(result);
     }
     return this.#callGeneral(fn, thisArg, args, signal, before);
@@ -949,10 +945,20 @@ export class Breaker {
       }
       return promise.then(settle.onValue, settle.onError);
     }
-    return promise.then(
-      (value) => this.#settleValue(value, generation, start, true),
+    return this.#observe(promise, generation, start, true);
+  }
+
+  /** A promise settling as `promise` does, once its outcome is recorded. */
+  #observe(
+    promise: PromiseLike<unknown>,
+    generation: number,
+    start: number,
+    timed: boolean,
+  ): Promise<unknown> {
+    return Promise.resolve(promise).then(
+      (value) => this.#settleValue(value, generation, start, timed),
       (error) => {
-        this.#settleError(error, generation, start, true);
+        this.#settleError(error, generation, start, timed);
         throw error;
       },
     );
@@ -1079,12 +1085,15 @@ export class Breaker {
     const before = this.#snapshot;
     if (before === this.#quiet) {
       // Closed with nothing counted: a success changes nothing, so nothing to decide or record.
+      let result: unknown;
       try {
-        return args === NO_ARGS ? fn() : fn.apply(thisArg, args as unknown[]);
+        result = args === NO_ARGS ? fn() : fn.apply(thisArg, args as unknown[]);
       } catch (error) {
         this.#settleError(error, before.generation, 0, false);
         throw error;
       }
+      // A promise is not an outcome yet: it counts when it settles.
+      return isThenable(result) ? this.#observe(result, before.generation, 0, false) : result;
     }
     // Admission as in `#callGeneral`: the clock is read at the start only when durations, a
     // listener or the state need it; a timed rule reads it once, when the call settles.
@@ -1112,6 +1121,7 @@ export class Breaker {
       this.#settleError(error, generation, start, timed);
       throw error;
     }
+    if (isThenable(result)) return this.#observe(result, generation, start, timed);
     return this.#settleValue(result, generation, start, timed);
   }
 
