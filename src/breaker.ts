@@ -41,6 +41,7 @@ import {
   recordSuccess,
   type Rejection,
   release,
+  tripStats,
 } from "./core/transitions.ts";
 import { type WindowStats, windowStats } from "./core/window.ts";
 import { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./errors.ts";
@@ -52,9 +53,9 @@ import {
   GuardedAsyncStream,
   guardReadable,
   type Opener,
+  streamGuardOf,
   type StreamOptions,
   type StreamSource,
-  streamGuardOf,
 } from "./stream.ts";
 
 /**
@@ -1256,7 +1257,7 @@ export class Breaker {
     if (this.#listeners.length !== 0 && timed) {
       this.#emit("success", { breaker: this, durationMs });
     }
-    if (next !== before) this.#announce(before, next);
+    if (next !== before) this.#announceOutcome(before, next, false, durationMs, end);
   }
 
   #settleFailure(
@@ -1275,7 +1276,7 @@ export class Breaker {
     if (this.#listeners.length !== 0 && timed) {
       this.#emit("failure", { breaker: this, error: failure, durationMs });
     }
-    if (next !== before) this.#announce(before, next);
+    if (next !== before) this.#announceOutcome(before, next, true, durationMs, end);
   }
 
   #settleNeutral(generation: number): void {
@@ -1292,12 +1293,30 @@ export class Breaker {
     this.#announce(before, next);
   }
 
-  #announce(before: Snapshot, after: Snapshot): void {
+  #announce(before: Snapshot, after: Snapshot, stats?: WindowStats): void {
     this.#shared?.changed(before, after);
     if (this.#listeners.length === 0) return;
     const from = recordedState(before);
     const to = recordedState(after);
-    if (from !== to) this.#emit("stateChange", { breaker: this, from, to });
+    if (from === to) return;
+    this.#emit(
+      "stateChange",
+      stats === undefined ? { breaker: this, from, to } : { breaker: this, from, to, stats },
+    );
+  }
+
+  /** Announces the change an outcome made; a trip tells the window's counts that tripped it. */
+  #announceOutcome(
+    before: Snapshot,
+    after: Snapshot,
+    failed: boolean,
+    durationMs: number,
+    now: number,
+  ): void {
+    const stats = this.#listeners.length === 0
+      ? undefined
+      : tripStats(this.#policy, before, after, failed, durationMs, now);
+    this.#announce(before, after, stats);
   }
 
   #emit<H extends ListenerHook>(

@@ -6,6 +6,7 @@
 
 import type { Breaker } from "./breaker.ts";
 import type { BreakerState } from "./core/snapshot.ts";
+import type { WindowStats } from "./core/window.ts";
 import type { BreakerOpenError } from "./errors.ts";
 
 /**
@@ -24,6 +25,11 @@ export interface StateChangeEvent {
   readonly from: BreakerState;
   /** The new state. */
   readonly to: BreakerState;
+  /**
+   * When an outcome opened the circuit and a rule judges a window: the window's counts that
+   * tripped it (the window itself is cleared on opening, so `breaker.stats` reads zeros).
+   */
+  readonly stats?: WindowStats;
 }
 
 /**

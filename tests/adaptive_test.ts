@@ -566,6 +566,72 @@ describe("Breaker failureRate over a time window", () => {
   });
 });
 
+describe("Breaker stateChange of a trip", () => {
+  it("Breaker stateChange of a failureRate trip carries the window's counts that tripped it", async () => {
+    const clock = manualClock(0);
+    const seen: { to: string; stats: WindowStats | undefined; live: WindowStats }[] = [];
+    const breaker = new Breaker({
+      clock,
+      failureRate: 0.5,
+      minimumCalls: 4,
+      window: { duration: 10_000, buckets: 10 },
+      listeners: [{
+        stateChange: ({ breaker, to, stats }) => seen.push({ to, stats, live: breaker.stats }),
+      }],
+    });
+    await run(breaker, clock, "SFSF");
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]?.to, "open");
+    assert.deepEqual(seen[0]?.stats, {
+      calls: 4,
+      failures: 2,
+      slowCalls: 0,
+      failureRate: 0.5,
+      slowCallRate: 0,
+    });
+    assert.equal(seen[0]?.live.calls, 0, "the window is cleared on opening");
+  });
+
+  it("Breaker stateChange of a slow success's trip counts that success", async () => {
+    const clock = manualClock(0);
+    const seen: (WindowStats | undefined)[] = [];
+    const breaker = new Breaker({
+      clock,
+      slowCallRate: 1,
+      slowCallDuration: 100,
+      minimumCalls: 2,
+      window: { calls: 5 },
+      listeners: [{ stateChange: ({ stats }) => seen.push(stats) }],
+    });
+    for (let i = 0; i < 2; i++) {
+      await breaker.execute(() => {
+        clock.advance(150);
+        return Promise.resolve("slow");
+      });
+    }
+    assert.equal(breaker.state, "open");
+    assert.deepEqual(seen, [{
+      calls: 2,
+      failures: 0,
+      slowCalls: 2,
+      failureRate: 0,
+      slowCallRate: 1,
+    }]);
+  });
+
+  it("Breaker stateChange carries no stats without a window, nor for other changes", async () => {
+    const events: object[] = [];
+    const breaker = new Breaker({
+      failureThreshold: 1,
+      listeners: [{ stateChange: (event) => events.push(event) }],
+    });
+    await breaker.execute(() => Promise.reject(new Error("down"))).catch(() => {});
+    breaker.close();
+    assert.equal(events.length, 2);
+    for (const event of events) assert.equal("stats" in event, false);
+  });
+});
+
 describe("Breaker combined rules", () => {
   it("Breaker failureThreshold with failureRate: the consecutive rule opens when it is reached first", async () => {
     const clock = manualClock(0);

@@ -75,6 +75,7 @@ export {
   type Rejection,
   release,
   takeLease,
+  tripStats,
   wantsLease,
 } from "./transitions.ts";
 export { changesNothing, emptyTally, joinTallies, type Tally, tallyOutcome } from "./tally.ts";

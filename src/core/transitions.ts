@@ -16,6 +16,7 @@ import {
   sameWindow,
   statsOf,
   type WindowState,
+  type WindowStats,
   windowStats,
 } from "./window.ts";
 
@@ -264,6 +265,47 @@ export function recordFailure(
     default:
       return snapshot;
   }
+}
+
+/**
+ * The window's counts that tripped the circuit, when recording one outcome (`failed` or not,
+ * taking `durationMs`) at `now` took `before` to `after` by opening it from closed or
+ * recovering: opening clears the window, so the outcome is replayed onto the window it met.
+ * `undefined` for any other change, and when no rule judges a window.
+ *
+ * @example
+ * ```ts
+ * import { recordFailure, tripStats } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * const policy = createPolicy({ failureRate: 0.5, minimumCalls: 1, window: { calls: 10 } });
+ * const after = recordFailure(policy, INITIAL_SNAPSHOT, 0, new Error("down"), 0, 5);
+ * tripStats(policy, INITIAL_SNAPSHOT, after, true, 0, 5)?.failures; // 1
+ * ```
+ */
+export function tripStats(
+  policy: Policy,
+  before: Snapshot,
+  after: Snapshot,
+  failed: boolean,
+  durationMs: number,
+  now: number,
+): WindowStats | undefined {
+  const rules = policy.rules;
+  if (
+    rules === undefined || after.state !== "open" ||
+    (before.state !== "closed" && before.state !== "recovering")
+  ) {
+    return undefined;
+  }
+  const window = recordCall(
+    rules.window,
+    settled(before, now).window,
+    now,
+    failed,
+    isSlow(rules, durationMs),
+  );
+  return windowStats(rules.window, window, now);
 }
 
 /**
