@@ -27,6 +27,7 @@ import {
 } from "./core/snapshot.ts";
 import {
   admit,
+  clockSetBack,
   close,
   failureNeedsClock,
   halfOpen,
@@ -356,7 +357,8 @@ export class Breaker {
    * elapsed), `"recovering"` or `"isolated"`. Reading it has no side effects.
    */
   get state(): BreakerState {
-    return stateAt(this.#snapshot, this.#now());
+    const now = this.#now(); // first: a clock set back changes the snapshot
+    return stateAt(this.#snapshot, now);
   }
 
   /** Consecutive failures recorded; reset by a success while closed and by closing. */
@@ -372,7 +374,8 @@ export class Breaker {
 
   /** Milliseconds until a call may be admitted: 0 unless open, `Infinity` while isolated. */
   get retryAfterMs(): number {
-    return retryAfterAt(this.#snapshot, this.#now());
+    const now = this.#now(); // first: a clock set back changes the snapshot
+    return retryAfterAt(this.#snapshot, now);
   }
 
   /** The last failure recorded: an error, or a value `isFailureResult` marked. */
@@ -690,7 +693,8 @@ export class Breaker {
    * ```
    */
   isolate(): Disposable {
-    this.#change(isolate(this.#policy, this.#snapshot, this.#now()));
+    const now = this.#now();
+    this.#change(isolate(this.#policy, this.#snapshot, now));
     let held = true;
     return {
       [Symbol.dispose]: () => {
@@ -883,7 +887,7 @@ export class Breaker {
         return Promise.reject(error);
       }
     }
-    const verdict = this.#admit(policy, before, start);
+    const verdict = this.#admit(policy, start);
     let generation = before.generation;
     if (verdict !== before) {
       if (isRejection(verdict)) {
@@ -1103,7 +1107,7 @@ export class Breaker {
       needsClock(policy, before);
     const timed = this.#timed || startClock;
     const start = startClock ? this.#now() : 0;
-    const verdict = this.#admit(policy, before, start);
+    const verdict = this.#admit(policy, start);
     let generation = before.generation;
     if (verdict !== before) {
       if (isRejection(verdict)) {
@@ -1130,8 +1134,9 @@ export class Breaker {
    * Decides admission. A shared circuit whose store does not answer takes the trial lease
    * locally and decides again, so no call is turned away because of the store.
    */
-  #admit(policy: Policy, before: Snapshot, now: number): Snapshot | Rejection {
-    const verdict = admit(policy, before, now);
+  #admit(policy: Policy, now: number): Snapshot | Rejection {
+    // The snapshot as of now: reading the clock may have changed it (a clock set back).
+    const verdict = admit(policy, this.#snapshot, now);
     const shared = this.#shared;
     if (shared === undefined || !isRejection(verdict) || !shared.leaseLocally(now)) return verdict;
     return admit(this.#policy, this.#snapshot, now);
@@ -1182,7 +1187,7 @@ export class Breaker {
     const before = this.#snapshot;
     const timed = this.#timed || needsClock(policy, before);
     const start = timed ? this.#now() : 0;
-    const verdict = this.#admit(policy, before, start);
+    const verdict = this.#admit(policy, start);
     let generation = before.generation;
     if (verdict !== before) {
       if (isRejection(verdict)) return this.#refuse(verdict);
@@ -1366,10 +1371,15 @@ export class Breaker {
     }
   }
 
-  /** Reads the clock; a clock that returns anything but a finite number is an error. */
+  /**
+   * Reads the clock; a clock that returns anything but a finite number is an error. A time
+   * earlier than the last one read means the clock was set back: an open period ends (see the
+   * core's `clockSetBack`), unannounced until the next admission, like any elapsed period.
+   */
   #now(): number {
     const now = this.#clock();
     if (typeof now === "number" && Number.isFinite(now)) {
+      if (now < this.#lastNow) this.#snapshot = clockSetBack(this.#snapshot, now);
       this.#lastNow = now;
       return now;
     }

@@ -671,24 +671,62 @@ describe("Breaker with a clock that goes backwards or jumps ahead", () => {
     );
   });
 
-  it("Breaker stays open until the clock passes openUntil again after it went back, and says how long", () => {
-    const clock = manualClock(1_000_000);
-    const breaker = new Breaker({ failureThreshold: 1, recoveryTimeout: 1_000, clock });
+  it("Breaker ends an open period when the clock is set back an hour: the next call is a trial", () => {
+    const clock = manualClock(10_000_000);
+    const events: string[] = [];
+    const breaker = new Breaker({
+      failureThreshold: 1,
+      recoveryTimeout: 30_000,
+      clock,
+      listeners: [{ stateChange: ({ from, to }) => events.push(`${from}->${to}`) }],
+    });
     assert.throws(() =>
       breaker.executeSync(() => {
         throw new Error("down");
       })
     );
-    clock.now -= 60_000; // a minute back (an NTP step, a VM restored)
-    assert.equal(breaker.state, "open");
-    assert.equal(breaker.retryAfterMs, 61_000);
-    assert.throws(
-      () => breaker.executeSync(() => 1),
-      (error) => error instanceof BreakerOpenError && error.retryAfterMs === 61_000,
-    );
-    clock.now = 1_001_000;
+    clock.advance(1_000);
+    assert.equal(breaker.retryAfterMs, 29_000);
+    clock.now -= 3_600_000; // an hour back (an NTP step, a VM restored)
+    assert.equal(breaker.state, "half-open");
+    assert.equal(breaker.retryAfterMs, 0);
     assert.equal(breaker.executeSync(() => "trial"), "trial");
     assert.equal(breaker.state, "closed");
+    assert.deepEqual(events, ["closed->open", "open->half-open", "half-open->closed"]);
+  });
+
+  it("Breaker ends an open period when the clock goes back less than the time spent open", () => {
+    const clock = manualClock(10_000_000);
+    const breaker = new Breaker({ failureThreshold: 1, recoveryTimeout: 30_000, clock });
+    assert.throws(() =>
+      breaker.executeSync(() => {
+        throw new Error("down");
+      })
+    );
+    clock.advance(20_000);
+    assert.throws(() => breaker.executeSync(() => 1), BreakerOpenError);
+    clock.now -= 5_000; // still after the opening, by the clock
+    // Left alone, the period would end 35 s after the failure; it may not outlast its 30 s.
+    assert.equal(breaker.executeSync(() => "trial"), "trial");
+    assert.equal(breaker.state, "closed");
+  });
+
+  it("Breaker's failed trial after a clock step back reopens for a full period", () => {
+    const clock = manualClock(10_000_000);
+    const breaker = new Breaker({ failureThreshold: 1, recoveryTimeout: 30_000, clock });
+    const fail = () =>
+      assert.throws(() =>
+        breaker.executeSync(() => {
+          throw new Error("down");
+        })
+      );
+    fail();
+    clock.now -= 60_000;
+    fail(); // the trial
+    assert.equal(breaker.state, "open");
+    assert.equal(breaker.retryAfterMs, 30_000);
+    clock.advance(29_999);
+    assert.equal(breaker.state, "open");
   });
 
   it("Breaker after the clock jumps days ahead: an open circuit admits a trial, a time window and a ramp have expired", () => {

@@ -55,6 +55,7 @@ export {
 } from "./snapshot.ts";
 export {
   admit,
+  clockSetBack,
   close,
   failureNeedsClock,
   follow,

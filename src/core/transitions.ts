@@ -268,6 +268,28 @@ export function recordFailure(
 }
 
 /**
+ * The snapshot once the clock is seen to read `now`, earlier than it read before (set back by
+ * an NTP step, a VM restored): an open period ends at once, so the next call is a trial. How
+ * much of the period had passed before the step cannot be known, and an open period must never
+ * last longer than its length: ending it early costs one trial call, which reopens the circuit
+ * if the dependency still fails. Nothing else depends on the clock going forward.
+ *
+ * @example
+ * ```ts
+ * import { clockSetBack, open } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT, stateAt } from "./snapshot.ts";
+ * const opened = open(createPolicy({ recoveryTimeout: 30_000 }), INITIAL_SNAPSHOT, 3_600_000);
+ * stateAt(clockSetBack(opened, 1_000), 1_000); // "half-open"
+ * ```
+ */
+export function clockSetBack(snapshot: Snapshot, now: number): Snapshot {
+  return snapshot.state === "open" && now < (snapshot.openUntil as number)
+    ? { ...snapshot, openUntil: now }
+    : snapshot;
+}
+
+/**
  * The window's counts that tripped the circuit, when recording one outcome (`failed` or not,
  * taking `durationMs`) at `now` took `before` to `after` by opening it from closed or
  * recovering: opening clears the window, so the outcome is replayed onto the window it met.
