@@ -6,7 +6,7 @@
  * @module
  */
 
-import { classifyError, isFailedResult } from "./core/classify.ts";
+import { classifyError, isFailedResponse, isFailedResult } from "./core/classify.ts";
 import { describeValue } from "./core/describe_value.ts";
 import type { PolicyOptions } from "./core/options.ts";
 import {
@@ -851,6 +851,7 @@ export class Breaker {
         return result.then(settle.onValue, settle.onError);
       }
       if (isThenable(result)) return this.#observe(result, before.generation, 0, false);
+      if (isFailedResponse(result)) this.#settleFailure(result, before.generation, 0, false);
       return Promise.resolve(result);
     }
     return this.#callGeneral(fn, thisArg, args, signal, before);
@@ -987,7 +988,7 @@ export class Breaker {
         (value) => {
           let settled: unknown;
           try {
-            settled = this.#snapshot === this.#quiet
+            settled = this.#snapshot === this.#quiet && !isFailedResponse(value)
               ? value
               : this.#settleValue(value, generation, start, timed);
           } catch (error) {
@@ -1098,7 +1099,9 @@ export class Breaker {
         throw error;
       }
       // A promise is not an outcome yet: it counts when it settles.
-      return isThenable(result) ? this.#observe(result, before.generation, 0, false) : result;
+      if (isThenable(result)) return this.#observe(result, before.generation, 0, false);
+      if (isFailedResponse(result)) this.#settleFailure(result, before.generation, 0, false);
+      return result;
     }
     // Admission as in `#callGeneral`: the clock is read at the start only when durations, a
     // listener or the state need it; a timed rule reads it once, when the call settles.
@@ -1214,8 +1217,11 @@ export class Breaker {
     return {
       generation,
       timed,
+      // A quiet success changes nothing, but a failed Response is no success.
       onValue: (value) =>
-        this.#snapshot === this.#quiet ? value : this.#settleValue(value, generation, 0, timed),
+        this.#snapshot === this.#quiet && !isFailedResponse(value)
+          ? value
+          : this.#settleValue(value, generation, 0, timed),
       onError: (error) => {
         this.#settleError(error, generation, 0, timed);
         throw error;
@@ -1223,10 +1229,12 @@ export class Breaker {
     };
   }
 
-  /** Records a returned value (a failure if `isFailureResult` says so) and returns it. */
+  /**
+   * Records a returned value (a failure if `isFailureResult`, or by default a failed
+   * `Response`, says so) and returns it.
+   */
   #settleValue(value: unknown, generation: number, start: number, timed: boolean): unknown {
-    const policy = this.#policy;
-    if (policy.isFailureResult !== undefined && isFailedResult(policy, value)) {
+    if (isFailedResult(this.#policy, value)) {
       this.#settleFailure(value, generation, start, timed);
     } else {
       this.#settleSuccess(generation, start, timed);

@@ -34,8 +34,9 @@ export function classifyError(policy: Policy, error: unknown): Verdict {
 }
 
 /**
- * Whether a returned value counts as a failure (`isFailureResult`). A throwing predicate is
- * reported and the value counts as a success.
+ * Whether a returned value counts as a failure: by `isFailureResult` when it is set (a
+ * throwing predicate is reported and the value counts as a success), else when it is a failed
+ * `Response` (see {@linkcode isFailedResponse}).
  *
  * @example
  * ```ts
@@ -43,10 +44,36 @@ export function classifyError(policy: Policy, error: unknown): Verdict {
  * import { createPolicy } from "./policy.ts";
  * const policy = createPolicy({ isFailureResult: (r) => r === "error" });
  * isFailedResult(policy, "error"); // true
+ * isFailedResult(createPolicy({}), new Response(null, { status: 503 })); // true
  * ```
  */
 export function isFailedResult(policy: Policy, result: unknown): boolean {
-  return marks(policy, "isFailureResult", policy.isFailureResult, result);
+  const isFailureResult = policy.isFailureResult;
+  if (isFailureResult === undefined) return isFailedResponse(result);
+  return marks(policy, "isFailureResult", isFailureResult, result);
+}
+
+/** `Response` where the runtime has one. */
+const ResponseClass: typeof Response | undefined = typeof Response === "function"
+  ? Response
+  : undefined;
+
+/**
+ * Whether a value is a `Response` that reports the dependency's failure: a status of 500 or
+ * more (it failed), or 429 (it is overloaded and asks for less). Other statuses, 4xx among
+ * them, mean the dependency answered. The default `isFailureResult`.
+ *
+ * @example
+ * ```ts
+ * import { isFailedResponse } from "./classify.ts";
+ * isFailedResponse(new Response(null, { status: 502 })); // true
+ * isFailedResponse(new Response(null, { status: 404 })); // false
+ * ```
+ */
+export function isFailedResponse(value: unknown): boolean {
+  if (ResponseClass === undefined || !(value instanceof ResponseClass)) return false;
+  const status = value.status;
+  return status >= 500 || status === 429;
 }
 
 /**
