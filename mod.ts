@@ -72,6 +72,7 @@ export type { Cell, Fifo } from "./src/core/fifo.ts";
 export { BreakerGroup, type BreakerGroupOptions, type EvictionEvent } from "./src/breaker_group.ts";
 export { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./src/errors.ts";
 export { memoryStore } from "./src/memory_store.ts";
+export { BreakerPermit } from "./src/permit.ts";
 export {
   BreakerRegistry,
   defaultRegistry,

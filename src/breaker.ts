@@ -47,6 +47,7 @@ import {
 import { type WindowStats, windowStats } from "./core/window.ts";
 import { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./errors.ts";
 import type { BreakerListener, ListenerHook, StoreErrorEvent } from "./events.ts";
+import { type BreakerPermit, issuePermit } from "./permit.ts";
 import { SharedCircuit } from "./shared_circuit.ts";
 import { BreakerRegistry, defaultRegistry } from "./registry.ts";
 import type { StateStore } from "./store.ts";
@@ -552,6 +553,38 @@ export class Breaker {
     const target = checkFunction(known?.breaker === this ? known.fn : fn, "wrapSync");
     const wrapper = Breaker.#syncWrapper(this, target) as (this: This, ...args: Args) => R;
     return markGuarded(wrapper, target, this, true);
+  }
+
+  /**
+   * Admits one call made in two steps, for code that cannot be wrapped in one function (a
+   * streamed response, a callback API, middleware): report its outcome on the permit, once
+   * (see {@linkcode BreakerPermit}); disposed without one, it counts neither way and gives back
+   * its trial slot. Listeners hear of it as of any call (`beforeCall` now, `rejected` when
+   * refused). The `fallback` does not apply: there is no call to answer for.
+   *
+   * @throws {BreakerOpenError} While calls are turned away.
+   *
+   * @example
+   * ```ts
+   * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
+   *
+   * const api = new Breaker({ name: "api" });
+   * using permit = api.acquire();
+   * try {
+   *   // ... the call, in as many steps as it takes
+   *   permit.success();
+   * } catch (error) {
+   *   permit.failure(error);
+   *   throw error;
+   * }
+   * assert.equal(api.state, "closed");
+   * ```
+   */
+  acquire(): BreakerPermit {
+    const admitted = this.#begin();
+    if (admitted instanceof BreakerOpenError) throw admitted;
+    return issuePermit(hooksOf(this), admitted);
   }
 
   /**
