@@ -73,6 +73,9 @@ export { BreakerGroup, type BreakerGroupOptions, type EvictionEvent } from "./sr
 export { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./src/errors.ts";
 export { memoryStore } from "./src/memory_store.ts";
 export { BreakerPermit } from "./src/permit.ts";
+export { type CircuitFetch, circuitFetch, type CircuitFetchOptions } from "./src/circuit_fetch.ts";
+export { circuitHandler, type CircuitHandlerOptions } from "./src/circuit_handler.ts";
+export { retryAfterSeconds, serviceUnavailable } from "./src/http_response.ts";
 export {
   BreakerRegistry,
   defaultRegistry,

@@ -1,0 +1,159 @@
+/**
+ * `circuitFetch()`: a `fetch` that is safe by default. Every request goes through a breaker
+ * per origin (a {@linkcode BreakerGroup}), with a timeout that aborts it, failed responses
+ * (5xx, 429) counted as failures, `Retry-After` honoured and the caller's signal followed.
+ *
+ * @module
+ */
+
+import { BreakerGroup, type BreakerGroupOptions } from "./breaker_group.ts";
+import { describeValue } from "./core/describe_value.ts";
+import { BreakerOpenError } from "./errors.ts";
+import { serviceUnavailable } from "./http_response.ts";
+
+/**
+ * Options of {@linkcode circuitFetch}: the options of the breaker made for each origin (see
+ * {@linkcode BreakerGroupOptions}), and how requests are sent and keyed.
+ *
+ * @example
+ * ```ts
+ * import type { CircuitFetchOptions } from "@circuit/breaker";
+ * const options: CircuitFetchOptions = { timeout: 2_000, failureThreshold: 3 };
+ * ```
+ */
+export interface CircuitFetchOptions extends Omit<BreakerGroupOptions, "name"> {
+  /**
+   * The group's name: each origin's breaker is named `${name}:${key}` in errors, events, the
+   * registry and the status page.
+   * @default {"fetch"}
+   */
+  readonly name?: string;
+  /**
+   * Ms a request may take to answer (its headers); past it the request is aborted and fails
+   * with `TimeoutError`, a failure.
+   * @default {10_000}
+   */
+  readonly timeout?: number;
+  /**
+   * The key of a request's breaker.
+   * @default {the request URL's origin, e.g. "https://api.example.com"}
+   */
+  readonly key?: (request: Request) => string;
+  /**
+   * While a request's circuit turns calls away: `false` rejects with `BreakerOpenError`;
+   * `true` answers a synthetic `503` with `Retry-After` instead (see `serviceUnavailable`),
+   * for code that already handles failed responses.
+   * @default {false}
+   */
+  readonly respondWhenOpen?: boolean;
+  /**
+   * The `fetch` that sends the requests.
+   * @default {globalThis.fetch}
+   */
+  readonly fetch?: typeof fetch;
+}
+
+/**
+ * A function with `fetch`'s signature: {@linkcode circuitFetch}'s result, with the group of
+ * breakers it uses.
+ *
+ * @example
+ * ```ts
+ * import { circuitFetch } from "@circuit/breaker";
+ * const guardedFetch = circuitFetch();
+ * guardedFetch.breakers.name; // "fetch"
+ * ```
+ */
+export interface CircuitFetch {
+  (input: string | URL | Request, init?: RequestInit): Promise<Response>;
+  /** The breakers, one per key. */
+  readonly breakers: BreakerGroup;
+}
+
+/**
+ * Returns a `fetch` that guards every request with a breaker per origin: 5 consecutive
+ * failures open that origin's circuit for 30 s (as any breaker's defaults), a request that
+ * does not answer within 10 s is aborted and fails, a 5xx or 429 response counts as a failure
+ * (and is still returned), a 429 or 503's `Retry-After` sets how long the circuit stays open,
+ * and the caller's `signal` aborts the request (counting neither way). While a circuit is
+ * open, its requests reject at once with {@linkcode BreakerOpenError} without being sent (or,
+ * with `respondWhenOpen`, get a 503). The breakers join the registry, so the status page and
+ * metrics see every origin.
+ *
+ * The outcome is taken when the response's headers arrive: the body is the caller's to read.
+ * To count a streamed body's stalls and errors, guard it with `breaker.readable()` or serve it
+ * through {@linkcode circuitHandler}.
+ *
+ * @example
+ * ```ts
+ * import { BreakerOpenError, circuitFetch } from "@circuit/breaker";
+ *
+ * const guardedFetch = circuitFetch({ timeout: 5_000 });
+ * try {
+ *   const response = await guardedFetch("https://api.example.com/users/42");
+ * } catch (error) {
+ *   if (!(error instanceof BreakerOpenError)) throw error;
+ *   // the API is down: fail fast, retry after error.retryAfterMs
+ * }
+ * ```
+ */
+export function circuitFetch(options: CircuitFetchOptions = {}): CircuitFetch {
+  const context = "Cannot create circuitFetch";
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `${context}: options must be an object, received ${describeValue(options)}`,
+    );
+  }
+  const {
+    name = "fetch",
+    timeout = 10_000,
+    key,
+    respondWhenOpen = false,
+    fetch: send = globalThis.fetch,
+    ...breakerOptions
+  } = options;
+  if (key !== undefined && typeof key !== "function") {
+    throw new TypeError(`${context}: "key" must be a function, received ${describeValue(key)}`);
+  }
+  if (typeof respondWhenOpen !== "boolean") {
+    throw new TypeError(
+      `${context}: "respondWhenOpen" must be a boolean, received ${describeValue(respondWhenOpen)}`,
+    );
+  }
+  if (typeof send !== "function") {
+    throw new TypeError(`${context}: "fetch" must be a function, received ${describeValue(send)}`);
+  }
+  const breakers = new BreakerGroup({ name, timeout, ...breakerOptions });
+  const guardedFetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    let request: Request;
+    try {
+      request = new Request(input, init);
+    } catch (error) {
+      return Promise.reject(error); // a bad URL or init: fetch's own TypeError
+    }
+    let breakerKey: string;
+    try {
+      breakerKey = key === undefined ? new URL(request.url).origin : key(request);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (typeof breakerKey !== "string") {
+      return Promise.reject(
+        new TypeError(
+          `circuitFetch: "key" must return a string, returned ${describeValue(breakerKey)}`,
+        ),
+      );
+    }
+    const called = breakers.get(breakerKey).execute(
+      (signal) => send(request, { signal }),
+      { signal: request.signal },
+    );
+    if (!respondWhenOpen) return called;
+    return called.catch((error) => {
+      if (error instanceof BreakerOpenError) return serviceUnavailable(error);
+      throw error;
+    });
+  };
+  Object.defineProperty(guardedFetch, "breakers", { value: breakers, enumerable: true });
+  return guardedFetch as CircuitFetch;
+}

@@ -1,0 +1,229 @@
+/**
+ * `circuitHandler()`: a breaker around a fetch-style handler (`(request) => Response`), for
+ * `Deno.serve`, `Bun.serve`, Hono routes and anything else that answers a `Request`. While the
+ * circuit turns calls away it answers 503 with `Retry-After` without calling the handler; it
+ * counts the handler's thrown errors, its failed responses (5xx, 429), and the response
+ * body's errors and stalls; a streamed body holds its call until it ends.
+ *
+ * @module
+ */
+
+import { Breaker, type BreakerOptions, type CallHooks, callHooks, type Permit } from "./breaker.ts";
+import { isFailedResult } from "./core/classify.ts";
+import { describeValue } from "./core/describe_value.ts";
+import { BreakerOpenError, TimeoutError } from "./errors.ts";
+import { serviceUnavailable } from "./http_response.ts";
+import { GuardedAsyncStream, readerIterator } from "./stream.ts";
+
+/**
+ * Options of {@linkcode circuitHandler}: a breaker's options, or an existing `breaker` to use
+ * (then nothing else).
+ *
+ * @example
+ * ```ts
+ * import type { CircuitHandlerOptions } from "@circuit/breaker";
+ * const options: CircuitHandlerOptions = { name: "llm-proxy", idleTimeout: 5_000 };
+ * ```
+ */
+export interface CircuitHandlerOptions extends BreakerOptions {
+  /** An existing breaker to guard the handler with, instead of a new one. */
+  readonly breaker?: Breaker;
+}
+
+/**
+ * Guards a fetch-style handler with a breaker. Each request is one call:
+ *
+ * - while the circuit turns calls away, the handler is not called and the answer is a 503
+ *   with `Retry-After` (see {@linkcode serviceUnavailable}), or the `fallback`'s, which gets
+ *   the handler's arguments;
+ * - an error the handler throws is judged by the matchers and thrown on, unchanged;
+ * - a response that `isFailureResult` marks (by default a status >= 500 or 429) is a failure,
+ *   and is returned as it is;
+ * - any other response's body is guarded like a stream (`firstItemTimeout`, `idleTimeout`,
+ *   `isFailureItem`): the call succeeds when the body ends or the client stops reading, and
+ *   fails when it errors or stalls. A response without a body is a success at once.
+ *
+ * `timeout` bounds the wait for the handler's response (past it the request fails with
+ * `TimeoutError`); the body is bounded by the stall timeouts.
+ *
+ * @example A streaming proxy that answers 503 while its upstream is down
+ * ```ts
+ * import { circuitHandler } from "@circuit/breaker";
+ *
+ * const proxy = circuitHandler(
+ *   (request: Request) => fetch("http://127.0.0.1:8000/tokens", { signal: request.signal }),
+ *   { name: "llm", firstItemTimeout: 10_000, idleTimeout: 5_000 },
+ * );
+ * // Deno.serve(proxy);  Bun.serve({ fetch: proxy });
+ * ```
+ */
+export function circuitHandler<A extends unknown[]>(
+  handler: (...args: A) => Response | Promise<Response>,
+  options?: CircuitHandlerOptions,
+): (...args: A) => Promise<Response> {
+  if (typeof handler !== "function") {
+    throw new TypeError(
+      `Cannot guard handler: "handler" must be a function, received ${describeValue(handler)}`,
+    );
+  }
+  const hooks = callHooks(breakerFor(handler, options));
+  const guarded = function (this: unknown, ...args: A): Promise<Response> {
+    const permit = hooks.begin();
+    if (permit instanceof BreakerOpenError) {
+      const fallback = hooks.fallback;
+      if (fallback === undefined) return Promise.resolve(serviceUnavailable(permit));
+      try {
+        return Promise.resolve(fallback.apply(this, args));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    let answer: Response | Promise<Response>;
+    try {
+      answer = handler.apply(this, args);
+    } catch (error) {
+      hooks.settleError(permit, error);
+      return Promise.reject(error);
+    }
+    const answered = within(hooks, permit, answer);
+    return answered.then(
+      (response) => settleResponse(hooks, permit, response),
+      (error) => {
+        if (!(error instanceof Expired)) hooks.settleError(permit, error);
+        throw error instanceof Expired ? error.timeout : error;
+      },
+    );
+  };
+  // Deno.serve hands no Request to a handler that declares no parameter: keep the handler's.
+  Object.defineProperty(guarded, "length", { value: handler.length });
+  return guarded;
+}
+
+function breakerFor(
+  handler: { name: string },
+  options: CircuitHandlerOptions | undefined,
+): Breaker {
+  if (options === undefined) return new Breaker({ name: handler.name || "handler" });
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `Cannot guard handler: options must be an object, received ${describeValue(options)}`,
+    );
+  }
+  const { breaker, ...breakerOptions } = options;
+  if (breaker === undefined) {
+    return new Breaker({ name: handler.name || "handler", ...breakerOptions });
+  }
+  if (!(breaker instanceof Breaker)) {
+    throw new TypeError(
+      `Cannot guard handler: "breaker" must be a Breaker, received ${describeValue(breaker)}`,
+    );
+  }
+  const others = Object.keys(breakerOptions);
+  if (others.length > 0) {
+    throw new TypeError(
+      `Cannot guard handler: "breaker" is an existing Breaker, so ${
+        others.map((key) => JSON.stringify(key)).join(", ")
+      } cannot be given; configure that breaker instead`,
+    );
+  }
+  return breaker;
+}
+
+/** The timeout's failure, told apart from the handler's own errors (already recorded). */
+class Expired {
+  readonly timeout: TimeoutError;
+  constructor(timeout: TimeoutError) {
+    this.timeout = timeout;
+  }
+}
+
+/** The handler's answer, bounded by the breaker's `timeout` (recorded as a failure). */
+function within(
+  hooks: CallHooks,
+  permit: Permit,
+  answer: Response | Promise<Response>,
+): Promise<Response> {
+  const timeoutMs = hooks.policy.timeout;
+  if (timeoutMs === undefined) return Promise.resolve(answer);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const error = new TimeoutError(
+        `Circuit ${
+          JSON.stringify(hooks.policy.name)
+        }: the handler did not answer within ${timeoutMs} ms`,
+      );
+      hooks.fail(permit, error);
+      reject(new Expired(error));
+    }, timeoutMs);
+    Promise.resolve(answer).then(
+      (response) => {
+        clearTimeout(timer);
+        resolve(response);
+      },
+      (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** Records a response's outcome, or hands the call to its body. */
+function settleResponse(hooks: CallHooks, permit: Permit, response: Response): Response {
+  if (isFailedResult(hooks.policy, response)) {
+    hooks.fail(permit, response);
+    return response;
+  }
+  if (!(response instanceof Response) || response.body === null) {
+    hooks.succeed(permit);
+    return response;
+  }
+  return new Response(guardBody(hooks, permit, response.body), {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
+/**
+ * The body guarded as a stream already admitted by `permit`. Cancelled before its first read
+ * (the client went away at once), the call is a success: the handler answered.
+ */
+function guardBody(
+  hooks: CallHooks,
+  permit: Permit,
+  body: ReadableStream<Uint8Array>,
+): ReadableStream<Uint8Array> {
+  let begun = false;
+  const admitted: CallHooks = {
+    ...hooks,
+    begin: () => {
+      begun = true;
+      return permit;
+    },
+  };
+  const source = readerIterator(body);
+  const guarded = new GuardedAsyncStream<Uint8Array>(
+    admitted,
+    () => ({ [Symbol.asyncIterator]: () => source }),
+    false,
+    source,
+    undefined,
+    undefined,
+    [],
+  );
+  return new ReadableStream<Uint8Array>({
+    pull: (controller) =>
+      guarded.next().then((result) => {
+        if (result.done) controller.close();
+        else controller.enqueue(result.value);
+      }),
+    cancel: (reason) => {
+      if (!begun) {
+        begun = true;
+        hooks.succeed(permit);
+      }
+      return guarded.return(reason).then(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
