@@ -4,9 +4,9 @@
  *   deno run --allow-net examples/stream_proxy.ts
  *
  * An "upstream" server streams tokens (like an LLM); for a while it stalls after the first
- * token. The proxy guards the upstream stream with `idleTimeout`: a stall ends the proxied
- * stream with a `TimeoutError` and counts as a failure. After two stalls the circuit opens and
- * the proxy answers 503 at once (with `Retry-After`) without calling the upstream, until a
+ * token. The proxy is `circuitHandler()` around the upstream `fetch`, with `idleTimeout`: a
+ * stall cuts the proxied stream and counts as a failure. After two stalls the circuit opens
+ * and the proxy answers 503 at once (with `Retry-After`) without calling the upstream, until a
  * trial stream gets through.
  *
  * With `--upstream <url>` it proxies that upstream instead, and serves until Ctrl-C or SIGTERM
@@ -21,7 +21,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { Breaker, BreakerOpenError } from "../mod.ts";
+import { Breaker, circuitHandler } from "../mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -82,52 +82,19 @@ const breaker = new Breaker({
   listeners: [{ stateChange: ({ from, to }) => log(`>>> circuit ${from} -> ${to}`) }],
 });
 
-async function* upstreamTokens(signal: AbortSignal): AsyncGenerator<string> {
-  const response = await fetch(upstreamUrl, { signal });
-  yield* (response.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream());
-}
-
 const port = values.port === undefined
   ? (values.upstream === undefined ? 0 : 8000)
   : wholeNumber("--port", values.port);
-const proxy = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, async () => {
-  const tokens = breaker.stream(upstreamTokens);
-  let first: IteratorResult<string>;
-  try {
-    first = await tokens.next(); // admission happens here, at the first read
-  } catch (error) {
-    if (error instanceof BreakerOpenError) {
-      const retryAfter = Math.ceil(error.retryAfterMs / 1000);
-      return new Response("upstream unavailable\n", {
-        status: 503,
-        headers: { "retry-after": String(retryAfter) },
-      });
-    }
-    return new Response(`upstream failed: ${(error as Error).message}\n`, { status: 502 });
-  }
-  const encoder = new TextEncoder();
-  const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (first.done) controller.close();
-      else controller.enqueue(encoder.encode(first.value));
-    },
-    async pull(controller) {
-      try {
-        const { done, value } = await tokens.next();
-        if (done) controller.close();
-        else controller.enqueue(encoder.encode(value));
-      } catch (error) {
-        // A stall rejects the read (TimeoutError): end the response with an in-band error.
-        controller.enqueue(encoder.encode(`[error: ${(error as Error).name}]`));
-        controller.close();
-      }
-    },
-    cancel() {
-      return tokens.return?.().then(() => {});
-    },
-  }, { highWaterMark: 0 });
-  return new Response(body);
-});
+// circuitHandler admits each request before the upstream is called: while the circuit is open
+// the client gets 503 with Retry-After and the upstream is never contacted. The upstream's
+// body is guarded as it streams: a stall past idleTimeout cuts the response and counts as a
+// failure; a body that ends (or a client that hangs up) counts as a success.
+// (No `request.signal` for the upstream: when the client goes away, Deno cancels the response
+// body, and the guard cancels the upstream's body with it.)
+const proxy = Deno.serve(
+  { hostname: "127.0.0.1", port, onListen() {} },
+  circuitHandler(() => fetch(upstreamUrl), { breaker }),
+);
 const proxyUrl = `http://127.0.0.1:${proxy.addr.port}/`;
 
 if (values.upstream !== undefined) {
@@ -151,7 +118,8 @@ for (let request = 1; request <= 9; request++) {
     outcome = `503 at once, Retry-After: ${response.headers.get("retry-after")} s`;
     await response.body?.cancel();
   } else {
-    outcome = `${response.status} "${(await response.text()).trim()}"`;
+    const { text, cut } = await readAll(response);
+    outcome = `${response.status} "${text.trim()}"${cut ? " (cut: the upstream stalled)" : ""}`;
   }
   log(`request ${request}: ${outcome}`);
   await new Promise((resolve) => setTimeout(resolve, 250));
@@ -159,3 +127,15 @@ for (let request = 1; request <= 9; request++) {
 
 await proxy.shutdown();
 await upstream?.shutdown();
+
+/** The body as far as it came, and whether the connection was cut before its end. */
+async function readAll(response: Response): Promise<{ text: string; cut: boolean }> {
+  let text = "";
+  const decoder = new TextDecoder();
+  try {
+    for await (const chunk of response.body ?? []) text += decoder.decode(chunk, { stream: true });
+    return { text, cut: false };
+  } catch {
+    return { text, cut: true };
+  }
+}
