@@ -1,6 +1,6 @@
 /**
  * README's TypeScript examples type-check against the library, under the repository's strict
- * compiler options: each ```ts block becomes a module (its `jsr:@circuit/breaker` imports pointed
+ * compiler options: each ```ts block becomes a module (its `@circuit/breaker` imports pointed
  * at this checkout) and `deno check` runs on them all. The names README leaves to the reader (a
  * `query` function, a `request`, an existing `breaker`, ...) are declared in `PLACEHOLDERS`; a
  * block without imports gets the library's public names. Blocks importing Bun's own module are
@@ -25,11 +25,11 @@ const DENO = path.join(
 );
 
 const ENTRY_POINTS: Record<string, string> = {
-  "jsr:@circuit/breaker/otel": "src/otel.ts",
-  "jsr:@circuit/breaker/redis": "src/redis_store.ts",
-  "jsr:@circuit/breaker/deno-kv": "src/deno_kv_store.ts",
-  "jsr:@circuit/breaker/core": "src/core/mod.ts",
-  "jsr:@circuit/breaker": "mod.ts",
+  "@circuit/breaker/otel": "src/otel.ts",
+  "@circuit/breaker/redis": "src/redis_store.ts",
+  "@circuit/breaker/deno-kv": "src/deno_kv_store.ts",
+  "@circuit/breaker/core": "src/core/mod.ts",
+  "@circuit/breaker": "mod.ts",
 };
 
 /** The names README's examples leave to the reader, and their types. */
@@ -39,6 +39,7 @@ const PLACEHOLDERS: Record<string, string> = {
   sql: "string",
   text: "string",
   request: "Request",
+  callerSignal: "AbortSignal",
   LLM_URL: "string",
   db: "PlaceholderBreaker",
   breaker: "PlaceholderBreaker",
@@ -104,6 +105,60 @@ describe("README", () => {
         0,
         `deno check failed (file readme_line_N.ts is the block starting on README line N):\n${result.stderr}${result.stdout}`,
       );
+    } finally {
+      fs.rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  it("README's TypeScript examples that import pass deno lint as written (no unused imports)", () => {
+    const markdown = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+    const blocks = tsBlocks(markdown).filter((block) => /^import /m.test(block.code));
+    assert.ok(blocks.length >= 8, `found only ${blocks.length} ts blocks with imports`);
+    const directory = fs.mkdtempSync(path.join(os.tmpdir(), "readme-lint-"));
+    try {
+      const files = blocks.map((block) => {
+        // The names left to the reader, declared without a type (lint reads no types).
+        const declared = Object.keys(PLACEHOLDERS)
+          .filter((name) => new RegExp(`\\b${name}\\b`).test(block.code))
+          .filter((name) =>
+            !new RegExp(`\\b(const|let|var|function|class)\\s+${name}\\b`).test(block.code)
+          )
+          .map((name) => `declare const ${name}: never;`);
+        const file = path.join(directory, `readme_line_${block.line}.ts`);
+        fs.writeFileSync(file, `${block.code}\n${declared.join("\n")}\nexport {};\n`);
+        return file;
+      });
+      const result = spawnSync(DENO, ["lint", "--no-config", "--json", ...files], {
+        cwd: directory,
+        encoding: "utf8",
+        env: { ...process.env, NO_COLOR: "1" },
+      });
+      const report = JSON.parse(result.stdout) as {
+        diagnostics: {
+          filename: string;
+          range: { start: { line: number } };
+          code: string;
+          message: string;
+        }[];
+        errors: unknown[];
+      };
+      assert.deepEqual(report.errors, []);
+      // A snippet may show a value it does not use; an import it does not use is a mistake.
+      const problems = report.diagnostics.filter((diagnostic) => {
+        if (diagnostic.code !== "no-unused-vars") return true;
+        const file = diagnostic.filename.startsWith("file:")
+          ? fileURLToPath(diagnostic.filename)
+          : diagnostic.filename;
+        const lines = fs.readFileSync(file, "utf8").split("\n");
+        return /^\s*(import\b|[\w$]+,$|\} from )/.test(
+          lines[diagnostic.range.start.line - 1] ?? "",
+        );
+      }).map((diagnostic) =>
+        `${
+          path.basename(diagnostic.filename)
+        }:${diagnostic.range.start.line}: ${diagnostic.code}: ${diagnostic.message}`
+      );
+      assert.deepEqual(problems, [], "README line N is in file readme_line_N.ts");
     } finally {
       fs.rmSync(directory, { recursive: true, force: true });
     }
