@@ -4,13 +4,14 @@
  * at this checkout) and `deno check` runs on them all. The names README leaves to the reader (a
  * `query` function, a `request`, an existing `breaker`, ...) are declared in `PLACEHOLDERS`; a
  * block without imports gets the library's public names. Blocks importing Bun's own module are
- * left out (Deno has no types for "bun"); `tests/examples_test.ts` runs the Bun examples.
+ * left out (Deno has no types for "bun"); `tests/examples_test.ts` runs the Bun examples. The
+ * modules are written in the checkout (in a hidden folder) so that npm imports such as "hono"
+ * resolve from its node_modules.
  */
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as library from "../mod.ts";
@@ -78,7 +79,7 @@ describe("README", () => {
     const markdown = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
     const blocks = tsBlocks(markdown).filter((block) => !/from "bun"/.test(block.code));
     assert.ok(blocks.length >= 15, `found only ${blocks.length} ts blocks in README.md`);
-    const directory = fs.mkdtempSync(path.join(os.tmpdir(), "readme-check-"));
+    const directory = fs.mkdtempSync(path.join(ROOT, ".readme-check-"));
     try {
       const mod = pathToFileURL(path.join(ROOT, "mod.ts")).href;
       const publicNames = Object.keys(library).join(", ");
@@ -114,7 +115,7 @@ describe("README", () => {
     const markdown = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
     const blocks = tsBlocks(markdown).filter((block) => /^import /m.test(block.code));
     assert.ok(blocks.length >= 8, `found only ${blocks.length} ts blocks with imports`);
-    const directory = fs.mkdtempSync(path.join(os.tmpdir(), "readme-lint-"));
+    const directory = fs.mkdtempSync(path.join(ROOT, ".readme-lint-"));
     try {
       const files = blocks.map((block) => {
         // The names left to the reader, declared without a type (lint reads no types).
