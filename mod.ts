@@ -76,6 +76,7 @@ export { BreakerPermit } from "./src/permit.ts";
 export { type CircuitFetch, circuitFetch, type CircuitFetchOptions } from "./src/circuit_fetch.ts";
 export { circuitHandler, type CircuitHandlerOptions } from "./src/circuit_handler.ts";
 export { retryAfterSeconds, serviceUnavailable } from "./src/http_response.ts";
+export { retry, type RetryEvent, type RetryOptions } from "./src/retry.ts";
 export {
   BreakerRegistry,
   defaultRegistry,

@@ -540,7 +540,18 @@ function isErrorClass(value: ErrorMatcher): value is ErrorClass {
     Function.prototype.toString.call(value).startsWith("class");
 }
 
-function compileMatchers(
+/**
+ * Compiles an `ErrorMatcher` option (a class, a predicate, or an array of them) into one
+ * predicate, or `undefined` for none (an empty array too). Throws a `TypeError` that starts
+ * with `context` and names `path` for anything else.
+ *
+ * @example
+ * ```ts
+ * import { compileMatchers } from "./policy.ts";
+ * compileMatchers("Cannot retry", "noRetry", [TypeError])?.(new TypeError()); // true
+ * ```
+ */
+export function compileMatchers(
   context: string,
   path: string,
   value: unknown,
