@@ -229,6 +229,12 @@ const FIRST_CALL_MADE: Settle = {
   },
 };
 
+/**
+ * The permit of a call the breaker lets through without guarding it: every call while its
+ * `mode` is `"off"`, and a call it would have turned away under `"observe"`.
+ */
+const UNGUARDED: Permit = Object.freeze({ generation: -1, start: 0, timed: false });
+
 /** The signal given to functions that nothing can abort. */
 const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 const NO_ARGS: readonly never[] = [];
@@ -273,13 +279,22 @@ export class Breaker {
         return breaker.#fallback;
       },
       begin: () => breaker.#begin(),
-      succeed: (permit, durationMs) =>
-        breaker.#settleSuccess(permit.generation, permit.start, permit.timed, durationMs),
-      fail: (permit, failure, durationMs) =>
-        breaker.#settleFailure(failure, permit.generation, permit.start, permit.timed, durationMs),
-      settleError: (permit, error, durationMs) =>
-        breaker.#settleError(error, permit.generation, permit.start, permit.timed, durationMs),
-      neutral: (permit) => breaker.#settleNeutral(permit.generation),
+      // A permit of no generation (see `UNGUARDED`) records and announces nothing.
+      succeed: (permit, durationMs) => {
+        if (permit === UNGUARDED) return;
+        breaker.#settleSuccess(permit.generation, permit.start, permit.timed, durationMs);
+      },
+      fail: (permit, failure, durationMs) => {
+        if (permit === UNGUARDED) return;
+        breaker.#settleFailure(failure, permit.generation, permit.start, permit.timed, durationMs);
+      },
+      settleError: (permit, error, durationMs) => {
+        if (permit === UNGUARDED) return;
+        breaker.#settleError(error, permit.generation, permit.start, permit.timed, durationMs);
+      },
+      neutral: (permit) => {
+        if (permit !== UNGUARDED) breaker.#settleNeutral(permit.generation);
+      },
       now: () => breaker.#now(),
     });
   }
@@ -898,6 +913,7 @@ export class Breaker {
     before: Snapshot,
   ): Promise<unknown> | Rejection {
     const policy = this.#policy;
+    if (policy.mode === "off") return runUnguarded(fn, thisArg, args, signal);
     if (
       before.state === "closed" && before.isolated === 0 && signal === undefined &&
       this.#listeners.length === 0 && policy.timeout === undefined && !policy.durations &&
@@ -926,7 +942,9 @@ export class Breaker {
     if (verdict !== before) {
       if (isRejection(verdict)) {
         this.#keepRejected(verdict);
-        return verdict;
+        if (policy.mode !== "observe") return verdict;
+        this.#observeRejection(verdict);
+        return runUnguarded(fn, thisArg, args, signal);
       }
       this.#change(verdict);
       generation = verdict.generation;
@@ -1139,6 +1157,7 @@ export class Breaker {
     // Admission as in `#callGeneral`: the clock is read at the start only when durations, a
     // listener or the state need it; a timed rule reads it once, when the call settles.
     const policy = this.#policy;
+    if (policy.mode === "off") return fn.apply(thisArg, args as unknown[]);
     const startClock = policy.durations || this.#listeners.length !== 0 ||
       needsClock(policy, before);
     const timed = this.#timed || startClock;
@@ -1148,7 +1167,9 @@ export class Breaker {
     if (verdict !== before) {
       if (isRejection(verdict)) {
         this.#keepRejected(verdict);
-        return new TurnedAway(verdict);
+        if (policy.mode !== "observe") return new TurnedAway(verdict);
+        this.#observeRejection(verdict);
+        return fn.apply(thisArg, args as unknown[]);
       }
       this.#change(verdict);
       generation = verdict.generation;
@@ -1209,6 +1230,13 @@ export class Breaker {
     this.#shared?.refused(this.#settledAt(0));
   }
 
+  /** Under `"observe"`: tells listeners of the call it would have turned away. */
+  #observeRejection(rejection: Rejection): void {
+    if (this.#listeners.length === 0) return;
+    const error = new BreakerOpenError(openErrorOptions(this.#policy, rejection));
+    this.#emit("rejected", { breaker: this, error });
+  }
+
   /** Keeps the snapshot a rejection brings, tells listeners, and returns the caller's error. */
   #refuse(rejection: Rejection): BreakerOpenError {
     this.#keepRejected(rejection);
@@ -1220,13 +1248,17 @@ export class Breaker {
   /** Admission for a stream: a permit, or the error of a refusal. */
   #begin(): Permit | BreakerOpenError {
     const policy = this.#policy;
+    if (policy.mode === "off") return UNGUARDED;
     const before = this.#snapshot;
     const timed = this.#timed || needsClock(policy, before);
     const start = timed ? this.#now() : 0;
     const verdict = this.#admit(policy, start);
     let generation = before.generation;
     if (verdict !== before) {
-      if (isRejection(verdict)) return this.#refuse(verdict);
+      if (isRejection(verdict)) {
+        const refused = this.#refuse(verdict);
+        return policy.mode === "observe" ? UNGUARDED : refused;
+      }
       this.#change(verdict);
       generation = verdict.generation;
     }
@@ -1459,6 +1491,23 @@ function openErrorOptions(policy: Policy, rejection: Rejection): BreakerOpenErro
     retryAfterMs: rejection.retryAfterMs,
     cause: rejection.snapshot.lastFailure,
   };
+}
+
+/** Runs a call the breaker does not guard (see `UNGUARDED`), as a promise. */
+function runUnguarded(
+  fn: AnyFunction,
+  thisArg: unknown,
+  args: readonly unknown[] | undefined,
+  signal: AbortSignal | undefined,
+): Promise<unknown> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  try {
+    return Promise.resolve(
+      args === undefined ? fn(signal ?? NEVER_ABORTED) : fn.apply(thisArg, args as unknown[]),
+    );
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /** Whether `#call` turned the call away: anything else it returns is the call's promise. */

@@ -150,8 +150,9 @@ export interface PolicyOptions {
   /** Errors that count neither way. Judged first, then `exclude`, then `isFailure`. */
   readonly ignore?: ErrorMatcher | readonly ErrorMatcher[];
   /**
-   * Marks a returned value as a failure (for example a `Response` with status 5xx). The value
-   * is still returned to the caller.
+   * Marks a returned value as a failure. The value is still returned to the caller. Setting it
+   * replaces the default.
+   * @default {a Response with status >= 500 or 429}
    */
   readonly isFailureResult?: (result: unknown) => boolean;
   /**
@@ -200,4 +201,25 @@ export interface PolicyOptions {
    * an error field): the stream counts as a failure. The item is still passed on.
    */
   readonly isFailureItem?: (item: unknown) => boolean;
+  /**
+   * Whether the breaker turns calls away. `"enforce"`: it does. `"observe"`: it records,
+   * changes state and announces as under `"enforce"` (a call it would turn away fires
+   * `rejected`), but lets every call run; a call it would have turned away counts for
+   * nothing. `"off"`: every call runs as if there were no breaker (no timeout either), and
+   * nothing is recorded or announced. Switch with `configure()`, to roll out new thresholds
+   * safely or per environment.
+   * @default {"enforce"}
+   */
+  readonly mode?: BreakerMode;
 }
+
+/**
+ * The breaker's modes (see `PolicyOptions.mode`).
+ *
+ * @example
+ * ```ts
+ * import type { BreakerMode } from "./options.ts";
+ * const mode: BreakerMode = "observe";
+ * ```
+ */
+export type BreakerMode = "enforce" | "observe" | "off";

@@ -7,6 +7,7 @@
 
 import { describeValue } from "./describe_value.ts";
 import type {
+  BreakerMode,
   ErrorClass,
   ErrorMatcher,
   PolicyOptions,
@@ -48,6 +49,8 @@ export interface Policy {
   readonly isFailureResult: ((result: unknown) => boolean) | undefined;
   /** Time allowed per call, in ms. */
   readonly timeout: number | undefined;
+  /** Whether calls are turned away (`"enforce"`), only observed, or not guarded at all. */
+  readonly mode: BreakerMode;
   /** The rules that judge a window; `undefined` when no rule does. */
   readonly rules: WindowRules | undefined;
   /** The recovery ramp, with its defaults filled in. */
@@ -188,6 +191,7 @@ export const POLICY_OPTIONS: readonly (keyof PolicyOptions)[] = [
   "firstItemTimeout",
   "idleTimeout",
   "isFailureItem",
+  "mode",
 ];
 
 /** The longest delay `setTimeout` honours (larger ones fire at once on some runtimes). */
@@ -313,6 +317,7 @@ export function createPolicySharingRules(
       options.isFailureResult,
     ),
     timeout: delay(context, "timeout", options.timeout),
+    mode: mode(context, options.mode),
     rules: judgesWindow
       ? windowRules(
         shareable,
@@ -356,6 +361,14 @@ function fail(
 ): never {
   const message = `${context}: "${path}" must be ${expected}, received ${describeValue(received)}`;
   throw type ? new TypeError(message) : new RangeError(message);
+}
+
+const MODES: readonly BreakerMode[] = ["enforce", "observe", "off"];
+
+function mode(context: string, value: unknown): BreakerMode {
+  if (value === undefined) return "enforce";
+  if (MODES.includes(value as BreakerMode)) return value as BreakerMode;
+  return fail(context, "mode", `one of ${MODES.map((m) => `"${m}"`).join(", ")}`, value, true);
 }
 
 function number(context: string, path: string, value: unknown): number {

@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { Breaker, BreakerOpenError, circuit } from "../mod.ts";
+import { describe, it } from "./timer_leaks.ts";
+
+const down = new Error("down");
+
+function recorder(): { events: string[]; listener: Parameters<Breaker["addListener"]>[0] } {
+  const events: string[] = [];
+  return {
+    events,
+    listener: {
+      stateChange: ({ from, to }) => events.push(`${from}->${to}`),
+      beforeCall: () => events.push("beforeCall"),
+      success: () => events.push("success"),
+      failure: () => events.push("failure"),
+      rejected: ({ error }) => events.push(`rejected ${error.state}`),
+    },
+  };
+}
+
+describe("Breaker mode", () => {
+  it('Breaker in mode "off" lets every call through and records or announces nothing', async () => {
+    const { events, listener } = recorder();
+    const breaker = new Breaker({ mode: "off", failureThreshold: 1, listeners: [listener] });
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(breaker.execute(() => Promise.reject(down)), (e) => e === down);
+      assert.throws(() =>
+        breaker.executeSync(() => {
+          throw down;
+        }), (e) => e === down);
+    }
+    breaker.acquire().failure(down);
+    await assert.rejects(async () => {
+      for await (
+        const _ of breaker.stream(async function* () {
+          yield 1;
+          throw down;
+        })
+      ) { /* drain */ }
+    }, (e) => e === down);
+    assert.equal(breaker.state, "closed");
+    assert.equal(breaker.failureCount, 0);
+    assert.deepEqual(events, []);
+  });
+
+  it('Breaker in mode "off" runs calls even while the recorded state is open', async () => {
+    const breaker = new Breaker({ failureThreshold: 1 });
+    breaker.open();
+    breaker.configure({ mode: "off" });
+    assert.equal(await breaker.execute(() => Promise.resolve("ran")), "ran");
+    assert.equal(breaker.executeSync(() => "ran"), "ran");
+    breaker.configure({ mode: "enforce" });
+    await assert.rejects(breaker.execute(() => Promise.resolve("ran")), BreakerOpenError);
+  });
+
+  it('Breaker in mode "observe" trips and announces as if enforcing, but never turns a call away', async () => {
+    const { events, listener } = recorder();
+    const breaker = new Breaker({ mode: "observe", failureThreshold: 2, listeners: [listener] });
+    const guarded = circuit(() => Promise.reject(down), { breaker });
+    await guarded().catch(() => {});
+    await guarded().catch(() => {});
+    assert.equal(breaker.state, "open");
+    let ran = 0;
+    assert.equal(await breaker.execute(() => Promise.resolve(++ran)), 1);
+    assert.equal(breaker.executeSync(() => ++ran), 2);
+    await assert.rejects(guarded(), (e) => e === down, "the wrapper runs too");
+    const permit = breaker.acquire();
+    permit.success();
+    assert.equal(breaker.state, "open", "calls it would have turned away count for nothing");
+    assert.deepEqual(events, [
+      "beforeCall",
+      "failure",
+      "beforeCall",
+      "failure",
+      "closed->open",
+      "rejected open",
+      "rejected open",
+      "rejected open",
+      "rejected open",
+    ]);
+  });
+
+  it('Breaker in mode "observe" does not serve the fallback', async () => {
+    const breaker = new Breaker({ mode: "observe", fallback: () => "fallback" });
+    breaker.open();
+    assert.equal(await breaker.execute(() => Promise.resolve("live")), "live");
+  });
+
+  it("Breaker rejects an unknown mode naming it", () => {
+    assert.throws(() => new Breaker({ mode: "disabled" as never }), {
+      name: "TypeError",
+      message:
+        `Cannot create breaker: "mode" must be one of "enforce", "observe", "off", received "disabled"`,
+    });
+  });
+});
