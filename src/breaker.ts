@@ -76,6 +76,15 @@ export interface BreakerOptions extends PolicyOptions {
    * arguments and `this` (none for `execute()`); its result is the call's result.
    */
   readonly fallback?: (...args: never[]) => unknown;
+  /**
+   * Concurrent calls to a wrapper (`wrap()`, `circuit()`) with the same key share one call:
+   * the function runs once, one outcome is counted, and every caller gets the same result or
+   * error; nothing is kept once it settles. `true` keys calls by `JSON.stringify` of their
+   * arguments; a function `(...args) => string` (called with the wrapper's `this`) chooses the
+   * key. Not for `execute()`, whose functions are all different. Cannot be changed by
+   * `configure()`.
+   */
+  readonly coalesce?: boolean | ((...args: never[]) => string);
   /** Listeners from the start; more can be added with `addListener()`. */
   readonly listeners?: readonly BreakerListener[];
   /**
@@ -126,6 +135,7 @@ export interface ExecuteOptions {
 /** Options `configure()` cannot change: they make a breaker what it is. */
 const FIXED_OPTIONS = [
   "name",
+  "coalesce",
   "state",
   "listeners",
   "store",
@@ -134,8 +144,8 @@ const FIXED_OPTIONS = [
 ] as const;
 
 /**
- * The options `configure()` can change: all but `name`, `state`, `listeners`, `store`,
- * `syncInterval` and `registry`.
+ * The options `configure()` can change: all but `name`, `coalesce`, `state`, `listeners`,
+ * `store`, `syncInterval` and `registry`.
  *
  * @example
  * ```ts
@@ -145,10 +155,11 @@ const FIXED_OPTIONS = [
  */
 export type ConfigurableOptions = Omit<
   BreakerOptions,
-  "name" | "state" | "listeners" | "store" | "syncInterval" | "registry"
+  "name" | "coalesce" | "state" | "listeners" | "store" | "syncInterval" | "registry"
 >;
 const SHELL_OPTIONS = [
   "fallback",
+  "coalesce",
   "listeners",
   "clock",
   "state",
@@ -304,6 +315,8 @@ export class Breaker {
   #snapshot: Snapshot;
   #clock: () => number;
   #fallback: AnyFunction | undefined;
+  /** How a wrapper keys calls that share one in flight (the `coalesce` option). */
+  #coalesce: ((this: unknown, ...args: unknown[]) => string) | undefined;
   #listeners: readonly BreakerListener[];
   /** Whether every call reads the clock: a timed rule, or listeners that want durations. */
   #timed: boolean;
@@ -342,6 +355,7 @@ export class Breaker {
     // number (24-64 B on V8); a stand-in for it (a test's `Date.now`) might.
     if (parsed.clock !== SYSTEM_CLOCK) this.#noteTime();
     this.#fallback = parsed.fallback;
+    this.#coalesce = parsed.coalesce;
     this.#listeners = parsed.listeners;
     this.#timed = this.#policy.timed || this.#listeners.length !== 0;
     this.#snapshot = merged.state === undefined
@@ -541,10 +555,13 @@ export class Breaker {
       return fn as unknown as (this: This, ...args: Args) => Promise<Awaited<R>>;
     }
     const target = checkFunction(known?.breaker === this ? known.fn : fn, "wrap");
-    const wrapper = Breaker.#wrapper(this, target) as (
-      this: This,
-      ...args: Args
-    ) => Promise<Awaited<R>>;
+    const wrapper =
+      (this.#coalesce === undefined
+        ? Breaker.#wrapper(this, target)
+        : Breaker.#coalescingWrapper(this, target, this.#coalesce)) as (
+          this: This,
+          ...args: Args
+        ) => Promise<Awaited<R>>;
     return markGuarded(wrapper, target, this, false);
   }
 
@@ -856,6 +873,49 @@ export class Breaker {
         if (!turnedAway(called)) return called;
         const error = new BreakerOpenError(openErrorOptions(breaker.#policy, called));
         return breaker.#turnAway(error, this, args);
+      },
+    }[name] as AnyFunction;
+  }
+
+  /** A wrapper whose concurrent calls with one key share the first one's promise. */
+  static #coalescingWrapper(
+    breaker: Breaker,
+    target: AnyFunction,
+    keyOf: (this: unknown, ...args: unknown[]) => string,
+  ): AnyFunction {
+    const name = functionName(target);
+    const inFlight = new Map<string, Promise<unknown>>();
+    return {
+      [name]: function (this: unknown, ...args: unknown[]): Promise<unknown> {
+        let key: string;
+        try {
+          key = keyOf.apply(this, args);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+        const pending = inFlight.get(key);
+        if (pending !== undefined) return pending;
+        const called = breaker.#call(target, this, args, undefined);
+        const answer = turnedAway(called)
+          ? breaker.#turnAway(
+            new BreakerOpenError(openErrorOptions(breaker.#policy, called)),
+            this,
+            args,
+          )
+          : called;
+        // The callers get this derived promise: a rejection nobody handles is still reported.
+        const shared = answer.then(
+          (value) => {
+            inFlight.delete(key);
+            return value;
+          },
+          (error) => {
+            inFlight.delete(key);
+            throw error;
+          },
+        );
+        inFlight.set(key, shared);
+        return shared;
       },
     }[name] as AnyFunction;
   }
@@ -1635,6 +1695,7 @@ export function parseOptions(
   listeners: readonly BreakerListener[];
   clock: () => number;
   fallback: AnyFunction | undefined;
+  coalesce: ((this: unknown, ...args: unknown[]) => string) | undefined;
   store: StateStore | undefined;
   syncInterval: number;
   registry: BreakerRegistry | false | undefined;
@@ -1646,6 +1707,7 @@ export function parseOptions(
     listeners: checkListeners(options.listeners, context),
     clock: checkClock(options.clock, context),
     fallback: checkFallback(options.fallback, context),
+    coalesce: checkCoalesce(options.coalesce, context),
     store: checkStore(options.store, context),
     syncInterval: checkSyncInterval(options.syncInterval, context),
     registry: checkRegistry(options.registry, context),
@@ -1701,6 +1763,25 @@ function checkClock(clock: unknown, context: string): () => number {
   if (clock === undefined) return Date.now;
   if (typeof clock === "function") return clock as () => number;
   throw new TypeError(`${context}: "clock" must be a function, received ${describeValue(clock)}`);
+}
+
+/** Keys a call by its arguments (the `coalesce: true` option). */
+function argumentsKey(this: unknown, ...args: unknown[]): string {
+  return JSON.stringify(args);
+}
+
+function checkCoalesce(
+  coalesce: unknown,
+  context: string,
+): ((this: unknown, ...args: unknown[]) => string) | undefined {
+  if (coalesce === undefined || coalesce === false) return undefined;
+  if (coalesce === true) return argumentsKey;
+  if (typeof coalesce === "function") return coalesce as (...args: unknown[]) => string;
+  throw new TypeError(
+    `${context}: "coalesce" must be a boolean or a function returning a key, received ${
+      describeValue(coalesce)
+    }`,
+  );
 }
 
 function checkFallback(fallback: unknown, context: string): AnyFunction | undefined {
