@@ -1613,6 +1613,44 @@ describe("guarded generators are transparent: next(value)", () => {
     assert.equal(breakerOf(echo)?.state, "closed");
   });
 
+  it("circuit(function*) passes next(value) and throw() through to the fallback; one without throw() gets a TypeError", () => {
+    const rows = circuit(function* (_table: string): Generator<string, void, string> {
+      yield "live";
+    }, {
+      fallback: function* (table: string): Generator<string, void, string> {
+        try {
+          const received = yield `cached ${table}`;
+          yield `got ${received}`;
+        } catch (error) {
+          yield `fallback caught ${(error as Error).message}`;
+        }
+      },
+    });
+    const breaker = breakerOf(rows) as Breaker;
+    breaker.open();
+    const before = breaker.snapshot;
+    const sent = rows("users");
+    assert.deepEqual(sent.next(), { done: false, value: "cached users" });
+    assert.deepEqual(sent.next("x"), { done: false, value: "got x" });
+    const thrown = rows("users");
+    thrown.next();
+    assert.deepEqual(thrown.throw(new Error("skip")), {
+      done: false,
+      value: "fallback caught skip",
+    });
+    assert.equal(breaker.snapshot, before);
+
+    const listed = circuit(function* () {
+      yield 1;
+    }, { fallback: () => [0, 0] });
+    breakerOf(listed)?.open();
+    const cached = listed();
+    cached.next();
+    const error = new Error("skip");
+    assert.throws(() => cached.throw(error), (e) => e instanceof TypeError && e.cause === error);
+    assert.deepEqual(cached.next(), DONE);
+  });
+
   it("a guarded sync stream passes next(value) to the source, the first one too, and next() without an argument", () => {
     for (const options of [{}, { isFailureItem: (item: unknown) => item === -1 }]) {
       const source = recordingSource(2, "end");
@@ -1906,7 +1944,8 @@ describe("guarded generators are transparent: throw(error)", () => {
     const error = new Error("skip");
     assert.throws(
       () => guarded.throw(error),
-      (e) => e instanceof TypeError && e.cause === error && /has no throw\(\) method/.test(e.message),
+      (e) =>
+        e instanceof TypeError && e.cause === error && /has no throw\(\) method/.test(e.message),
     );
     assert.equal(returned, 1);
     assert.equal(breaker.state, "closed");
