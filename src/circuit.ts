@@ -155,16 +155,19 @@ export type SyncMethodDecorator = <This, Args extends unknown[], R>(
  * ```
  */
 export interface Circuit {
-  /** Guards an async generator function: each call returns a guarded stream. */
-  <This, Args extends unknown[], Y>(
-    fn: (this: This, ...args: Args) => AsyncGenerator<Y, unknown, undefined>,
-    options?: CircuitOptions<(this: This, ...args: Args) => AsyncGenerator<Y, unknown, undefined>>,
-  ): (this: This, ...args: Args) => AsyncGenerator<Y, void, undefined>;
-  /** Guards a generator function: each call returns a guarded sync stream. */
-  <This, Args extends unknown[], Y>(
-    fn: (this: This, ...args: Args) => Generator<Y, unknown, undefined>,
-    options?: CircuitOptions<(this: This, ...args: Args) => Generator<Y, unknown, undefined>>,
-  ): (this: This, ...args: Args) => Generator<Y, void, undefined>;
+  /**
+   * Guards an async generator function: each call returns a guarded stream of the generator's
+   * own type (its yield, return and `next()` types: `next(value)` and `throw(error)` reach it).
+   */
+  <This, Args extends unknown[], G extends AsyncGenerator<unknown, unknown, unknown>>(
+    fn: (this: This, ...args: Args) => G,
+    options?: CircuitOptions<(this: This, ...args: Args) => G>,
+  ): (this: This, ...args: Args) => G;
+  /** Guards a generator function: each call returns a guarded sync stream of its type. */
+  <This, Args extends unknown[], G extends Generator<unknown, unknown, unknown>>(
+    fn: (this: This, ...args: Args) => G,
+    options?: CircuitOptions<(this: This, ...args: Args) => G>,
+  ): (this: This, ...args: Args) => G;
   /** Guards `fn` (async, or returning a promise or a value) with a breaker of its own. */
   <F extends AnyFunction>(fn: F, options?: CircuitOptions<F>): GuardedFunction<F>;
   /** A method decorator: one breaker per decorated method, shared by all instances. */

@@ -50,11 +50,17 @@ const FALLBACK = 2;
 const DONE = 3;
 type Phase = typeof IDLE | typeof RUNNING | typeof FALLBACK | typeof DONE;
 
-const DONE_RESULT: IteratorReturnResult<void> = Object.freeze({ done: true, value: undefined });
+/** The answer of a finished stream: `undefined` whatever its return type, as a generator's. */
+const DONE_RESULT: IteratorReturnResult<never> = Object.freeze({
+  done: true,
+  value: undefined as never,
+});
 const MAX_TIMER_DELAY = 2_147_483_647;
 
 /** How the source is obtained when the stream is admitted. */
-export type Opener<T> = (signal: AbortSignal | undefined) => AsyncIterable<T> | Iterable<T>;
+export type Opener<T, TReturn = unknown, TNext = unknown> = (
+  signal: AbortSignal | undefined,
+) => AsyncIterable<T, TReturn, TNext> | Iterable<T, TReturn, TNext>;
 
 interface Resolved<T> {
   readonly signal: AbortSignal | undefined;
@@ -118,11 +124,14 @@ export function streamGuardOf(value: unknown): Breaker | undefined {
 
 /**
  * One guarded async stream. It pulls the source only when the consumer pulls (no read-ahead)
- * and ends the source (`return()`) on every exit but normal completion.
+ * and ends the source (`return()`) on every exit but normal completion. It is transparent
+ * like `yield*`: `next(value)` passes the value to the source, `throw(error)` throws the
+ * error into it, and the source's return value ends the stream.
  */
-export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined> {
+export class GuardedAsyncStream<T, TReturn = void, TNext = undefined>
+  implements AsyncGenerator<T, TReturn, TNext> {
   #hooks: CallHooks;
-  #open: Opener<T>;
+  #open: Opener<T, TReturn, TNext>;
   /** Whether the opener takes a signal (then it aborts when the stream ends early). */
   #wantsSignal: boolean;
   /** The source handed over before admission, to end if the stream is refused. */
@@ -131,15 +140,15 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
   #args: readonly unknown[];
   #options: Resolved<T>;
   #phase: Phase = IDLE;
-  #iterator: AsyncIterator<T> | Iterator<T> | undefined;
+  #iterator: AsyncIterator<T, TReturn, TNext> | Iterator<T, TReturn, TNext> | undefined;
   #permit: Permit | undefined;
   #controller: AbortController | undefined;
   /** Whether the stream's outcome is recorded (once per stream). */
   #recorded = false;
   #received = false;
   #firstItemAt: number | undefined;
-  #pending: Promise<IteratorResult<T, void>> | undefined;
-  #settlers: [(result: IteratorResult<T, void>) => void, (error: unknown) => void] | undefined;
+  #pending: Promise<IteratorResult<T, TReturn>> | undefined;
+  #settlers: [(result: IteratorResult<T, TReturn>) => void, (error: unknown) => void] | undefined;
   /** The current read's stall limit, if it has one. */
   #limit: number | undefined;
   #pullStart = 0;
@@ -154,7 +163,7 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
 
   constructor(
     hooks: CallHooks,
-    open: Opener<T>,
+    open: Opener<T, TReturn, TNext>,
     wantsSignal: boolean,
     handedOver: unknown,
     options: StreamOptions<T> | undefined,
@@ -181,11 +190,13 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
     return this;
   }
 
-  next(): Promise<IteratorResult<T, void>> {
+  next(value?: TNext): Promise<IteratorResult<T, TReturn>> {
     if (this.#fast && this.#pending === undefined) {
-      let read: Promise<IteratorResult<T>> | IteratorResult<T>;
+      let read: Promise<IteratorResult<T, TReturn>> | IteratorResult<T, TReturn>;
       try {
-        read = (this.#iterator as AsyncIterator<T>).next();
+        const iterator = this.#iterator as AsyncIterator<T, TReturn, TNext>;
+        // `for await` passes no value: its read stays a call without arguments.
+        read = value === undefined ? iterator.next() : iterator.next(value);
       } catch (error) {
         return Promise.reject(this.#onError(error));
       }
@@ -202,14 +213,16 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
     const pending = this.#pending;
     if (pending !== undefined && this.#phase === RUNNING) {
       // Asked again before the last read settled: reads are served one at a time, in order.
-      const again = () => this.next();
+      const again = () => this.next(value);
       return pending.then(again, again);
     }
     switch (this.#phase) {
       case RUNNING:
-        return this.#pull();
-      case FALLBACK:
-        return Promise.resolve((this.#iterator as AsyncIterator<T>).next());
+        return this.#pull(value);
+      case FALLBACK: {
+        const iterator = this.#iterator as AsyncIterator<T, TReturn, TNext>;
+        return Promise.resolve(value === undefined ? iterator.next() : iterator.next(value));
+      }
       case DONE: {
         const aborted = this.#abortReason;
         if (aborted === undefined) return Promise.resolve(DONE_RESULT);
@@ -217,11 +230,11 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
         return Promise.reject(aborted.reason);
       }
       default:
-        return this.#start();
+        return this.#start(value);
     }
   }
 
-  return(value?: unknown): Promise<IteratorResult<T, void>> {
+  return(value?: unknown): Promise<IteratorResult<T, TReturn>> {
     const phase = this.#phase;
     this.#phase = DONE;
     this.#abortReason = undefined;
@@ -230,7 +243,7 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
       return Promise.resolve(DONE_RESULT);
     }
     if (phase === FALLBACK) {
-      const iterator = this.#iterator as AsyncIterator<T>;
+      const iterator = this.#iterator as AsyncIterator<T, TReturn, TNext>;
       return Promise.resolve(iterator.return?.()).then(() => DONE_RESULT);
     }
     if (phase === DONE) return Promise.resolve(DONE_RESULT);
@@ -248,8 +261,55 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
     return pulling ? Promise.resolve(DONE_RESULT) : ended.then(() => DONE_RESULT);
   }
 
-  throw(error?: unknown): Promise<IteratorResult<T, void>> {
-    return this.return().then(() => Promise.reject(error));
+  /**
+   * Throws `error` into the source, as a generator's `throw()` does: a source that catches it
+   * goes on (its answer is read like an item, under the stall timeouts), an error that escapes
+   * is the stream's error (judged by the matchers). Behind a pending read, it waits for that
+   * read, like a generator's queue. Before the first read the stream ends at once, never
+   * admitted (a handed-over source is ended); after the end the error is rejected as is.
+   */
+  throw(error?: unknown): Promise<IteratorResult<T, TReturn>> {
+    const pending = this.#pending;
+    if (pending !== undefined && this.#phase === RUNNING) {
+      const again = () => this.throw(error);
+      return pending.then(again, again);
+    }
+    switch (this.#phase) {
+      case RUNNING: {
+        const iterator = this.#iterator as AsyncIterator<T, TReturn, TNext>;
+        if (typeof iterator.throw !== "function") return this.#cannotThrow(error);
+        let read: Promise<IteratorResult<T, TReturn>> | IteratorResult<T, TReturn>;
+        try {
+          read = iterator.throw(error);
+        } catch (thrown) {
+          return Promise.reject(this.#onError(thrown));
+        }
+        return this.#wait(read);
+      }
+      case FALLBACK: {
+        const iterator = this.#iterator as AsyncIterator<T, TReturn, TNext>;
+        if (typeof iterator.throw !== "function") return this.#cannotThrow(error);
+        try {
+          return Promise.resolve(iterator.throw(error));
+        } catch (thrown) {
+          return Promise.reject(thrown);
+        }
+      }
+      case DONE:
+        this.#abortReason = undefined;
+        return Promise.reject(error);
+      default:
+        // A generator not started yet ends at once without running: nothing ran, nothing counts.
+        this.#phase = DONE;
+        endSource(this.#handedOver, error, this.#hooks);
+        return Promise.reject(error);
+    }
+  }
+
+  /** `yield*`'s rule for an iterator without `throw()`: end it, then throw a `TypeError`. */
+  #cannotThrow(error: unknown): Promise<never> {
+    const name = this.#hooks.policy.name;
+    return this.return().then(() => Promise.reject(cannotThrowError(name, error)));
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -257,7 +317,7 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
   }
 
   /** The first read: admission, then the source (or the fallback). */
-  #start(): Promise<IteratorResult<T, void>> {
+  #start(value: TNext | undefined): Promise<IteratorResult<T, TReturn>> {
     const { signal } = this.#options;
     if (signal?.aborted) {
       this.#phase = DONE;
@@ -265,57 +325,74 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
       return Promise.reject(signal.reason);
     }
     const permit = this.#hooks.begin();
-    if (permit instanceof BreakerOpenError) return this.#refused(permit);
+    if (permit instanceof BreakerOpenError) return this.#refused(permit, value);
     this.#permit = permit;
     this.#phase = RUNNING;
-    let iterable: AsyncIterable<T> | Iterable<T>;
+    let iterable: AsyncIterable<T, TReturn, TNext> | Iterable<T, TReturn, TNext>;
     try {
       if (this.#wantsSignal) this.#controller = new AbortController();
       iterable = this.#open(this.#controller?.signal);
-      this.#iterator = iteratorOf(iterable);
+      this.#iterator = iteratorOf<T, TReturn, TNext>(iterable);
     } catch (error) {
       this.#finish();
       this.#record("error", error);
       return Promise.reject(error);
     }
     signal?.addEventListener("abort", this.#onAbort, { once: true });
-    return this.#pull();
+    return this.#pull(value);
   }
 
   /** Refused at the first read: end the handed-over source, serve the fallback or reject. */
-  #refused(error: BreakerOpenError): Promise<IteratorResult<T, void>> {
+  #refused(
+    error: BreakerOpenError,
+    value: TNext | undefined,
+  ): Promise<IteratorResult<T, TReturn>> {
     endSource(this.#handedOver, error, this.#hooks);
     const fallback = this.#hooks.fallback;
     if (fallback === undefined) {
       this.#phase = DONE;
       return Promise.reject(error);
     }
+    let iterator: AsyncIterator<T, TReturn, TNext> | Iterator<T, TReturn, TNext>;
     try {
-      this.#iterator = iteratorOf(fallback.apply(this.#thisArg, this.#args as unknown[]));
+      iterator = iteratorOf(fallback.apply(this.#thisArg, this.#args as unknown[]));
     } catch (thrown) {
       this.#phase = DONE;
       return Promise.reject(thrown);
     }
+    this.#iterator = iterator;
     this.#phase = FALLBACK;
-    return Promise.resolve((this.#iterator as AsyncIterator<T>).next());
+    // The first value, which a generator ignores, is passed on too: the stream is the fallback's.
+    return Promise.resolve(
+      value === undefined ? iterator.next() : iterator.next(value),
+    );
   }
 
-  #pull(): Promise<IteratorResult<T, void>> {
-    const { signal } = this.#options;
-    const limit = this.#received ? this.#options.idleTimeout : this.#options.firstItemTimeout;
-    let read: Promise<IteratorResult<T>> | IteratorResult<T>;
+  /** Reads the source, passing on the consumer's value if there is one. */
+  #pull(value: TNext | undefined): Promise<IteratorResult<T, TReturn>> {
+    let read: Promise<IteratorResult<T, TReturn>> | IteratorResult<T, TReturn>;
     try {
-      read = (this.#iterator as AsyncIterator<T>).next();
+      const iterator = this.#iterator as AsyncIterator<T, TReturn, TNext>;
+      read = value === undefined ? iterator.next() : iterator.next(value);
     } catch (error) {
       return Promise.reject(this.#onError(error));
     }
+    return this.#wait(read);
+  }
+
+  /** Waits for the source's answer to a read or a `throw()`, within the stall limit. */
+  #wait(
+    read: Promise<IteratorResult<T, TReturn>> | IteratorResult<T, TReturn>,
+  ): Promise<IteratorResult<T, TReturn>> {
+    const { signal } = this.#options;
+    const limit = this.#received ? this.#options.idleTimeout : this.#options.firstItemTimeout;
     if (limit === undefined && signal === undefined) {
       const pending = Promise.resolve(read).then(this.#onItem, this.#onErrorThrow);
       this.#pending = pending;
       return pending;
     }
     // A deadline or the caller's signal can end this read before the source answers.
-    const pending = new Promise<IteratorResult<T, void>>((resolve, reject) => {
+    const pending = new Promise<IteratorResult<T, TReturn>>((resolve, reject) => {
       this.#settlers = [resolve, reject];
     });
     this.#pending = pending;
@@ -349,19 +426,19 @@ export class GuardedAsyncStream<T> implements AsyncGenerator<T, void, undefined>
     return pending;
   }
 
-  #onPlainItem = (result: IteratorResult<T>): IteratorResult<T, void> => {
+  #onPlainItem = (result: IteratorResult<T, TReturn>): IteratorResult<T, TReturn> => {
     if (result.done || this.#phase !== RUNNING) return this.#onItem(result);
     this.#pending = undefined;
     return result;
   };
 
-  #onItem = (result: IteratorResult<T>): IteratorResult<T, void> => {
+  #onItem = (result: IteratorResult<T, TReturn>): IteratorResult<T, TReturn> => {
     this.#pending = undefined;
     if (this.#phase !== RUNNING) return DONE_RESULT;
     if (result.done) {
       this.#finish();
       this.#record("success");
-      return DONE_RESULT;
+      return result; // with the source's return value
     }
     if (!this.#received) {
       this.#received = true;
@@ -471,23 +548,23 @@ object;
  * streams have no stall timeouts. A class rather than a generator: a generator wrapping a
  * generator costs several times the bare iteration per item.
  */
-class GuardedSyncStream<T> extends IteratorBase {
+class GuardedSyncStream<T, TReturn, TNext> extends IteratorBase {
   #hooks: CallHooks;
-  #open: () => Iterable<T>;
+  #open: () => Iterable<T, TReturn, TNext>;
   #thisArg: unknown;
   #args: readonly unknown[];
   #phase: Phase = IDLE;
-  #iterator: Iterator<T> | undefined;
+  #iterator: Iterator<T, TReturn, TNext> | undefined;
   #permit: Permit | undefined;
   #recorded = false;
   #firstItemAt: number | undefined;
   /** The source while the stream runs untimed and without isFailureItem: no per-item checks. */
-  #plainSource: Iterator<T> | undefined;
+  #plainSource: Iterator<T, TReturn, TNext> | undefined;
   #isFailureItem: ((item: T) => boolean) | undefined;
 
   constructor(
     hooks: CallHooks,
-    open: () => Iterable<T>,
+    open: () => Iterable<T, TReturn, TNext>,
     thisArg: unknown,
     args: readonly unknown[],
   ) {
@@ -502,36 +579,47 @@ class GuardedSyncStream<T> extends IteratorBase {
     return this;
   }
 
-  next(): IteratorResult<T, void> {
+  next(value?: TNext): IteratorResult<T, TReturn> {
     // Kept small (the read, the end check, nothing else) so that engines can inline it into the
-    // consumer's loop; everything else is in #nextChecked.
+    // consumer's loop; everything else (a value to pass on too) is in #nextChecked.
     const source = this.#plainSource;
-    if (source === undefined) return this.#nextChecked();
-    let result: IteratorResult<T>;
+    if (source === undefined || value !== undefined) return this.#nextChecked(value);
+    let result: IteratorResult<T, TReturn>;
     try {
       result = source.next();
     } catch (error) {
       throw this.#failed(source, error);
     }
-    return result.done ? this.#completed() : result;
+    return result.done ? this.#completed(result) : result;
   }
 
-  /** `next()` before the first read, after the end, for a fallback, or with per-item checks. */
-  #nextChecked(): IteratorResult<T, void> {
+  /**
+   * `next()` before the first read, after the end, for a fallback, with per-item checks, or
+   * with a value for the source.
+   */
+  #nextChecked(value: TNext | undefined): IteratorResult<T, TReturn> {
     if (this.#phase !== RUNNING) {
-      if (this.#phase === FALLBACK) return (this.#iterator as Iterator<T>).next();
+      if (this.#phase === FALLBACK) {
+        const fallback = this.#iterator as Iterator<T, TReturn, TNext>;
+        return value === undefined ? fallback.next() : fallback.next(value);
+      }
       if (this.#phase === DONE) return DONE_RESULT;
       this.#start();
-      return this.next();
+      return this.next(value); // the first value goes on too, though a generator ignores it
     }
-    const iterator = this.#iterator as Iterator<T>;
-    let result: IteratorResult<T>;
+    const iterator = this.#iterator as Iterator<T, TReturn, TNext>;
+    let result: IteratorResult<T, TReturn>;
     try {
-      result = iterator.next();
+      result = value === undefined ? iterator.next() : iterator.next(value);
     } catch (error) {
       throw this.#failed(iterator, error);
     }
-    if (result.done) return this.#completed();
+    return this.#answer(result);
+  }
+
+  /** The source's answer to a read or a `throw()`: its end, or an item to check. */
+  #answer(result: IteratorResult<T, TReturn>): IteratorResult<T, TReturn> {
+    if (result.done) return this.#completed(result);
     if (this.#firstItemAt === undefined && this.#permit?.timed) {
       this.#firstItemAt = this.#hooks.now();
     }
@@ -546,7 +634,7 @@ class GuardedSyncStream<T> extends IteratorBase {
   }
 
   /** The source threw: the stream is a failure, the source is ended, the error goes on. */
-  #failed(iterator: Iterator<T>, error: unknown): unknown {
+  #failed(iterator: Iterator<T, TReturn, TNext>, error: unknown): unknown {
     this.#phase = DONE;
     this.#plainSource = undefined;
     this.#record("error", error);
@@ -558,25 +646,48 @@ class GuardedSyncStream<T> extends IteratorBase {
     return error;
   }
 
-  /** The source completed: a success. */
-  #completed(): IteratorResult<T, void> {
+  /** The source completed: a success; its return value ends the stream. */
+  #completed(result: IteratorReturnResult<TReturn>): IteratorResult<T, TReturn> {
     this.#phase = DONE;
     this.#plainSource = undefined;
     this.#record("success");
-    return DONE_RESULT;
+    return result;
   }
 
-  return(value?: unknown): IteratorResult<T, void> {
+  return(value?: unknown): IteratorResult<T, TReturn> {
     const phase = this.#phase;
     this.#phase = DONE;
     this.#plainSource = undefined;
     if (phase === RUNNING) this.#record("success"); // the consumer stopped early
-    if (phase === RUNNING || phase === FALLBACK) this.#iterator?.return?.(value);
+    if (phase === RUNNING || phase === FALLBACK) this.#iterator?.return?.(value as TReturn);
     return DONE_RESULT;
   }
 
-  throw(error?: unknown): IteratorResult<T, void> {
-    this.return();
+  /**
+   * Throws `error` into the source, as a generator's `throw()` does: a source that catches it
+   * goes on, an error that escapes is the stream's error (judged by the matchers). Before the
+   * first read the stream ends at once, never admitted; after the end the error is thrown as is.
+   */
+  throw(error?: unknown): IteratorResult<T, TReturn> {
+    const phase = this.#phase;
+    if (phase === RUNNING || phase === FALLBACK) {
+      const iterator = this.#iterator as Iterator<T, TReturn, TNext>;
+      if (typeof iterator.throw !== "function") {
+        // `yield*`'s rule: end the source (an error of its return() goes instead), then a TypeError.
+        this.return();
+        throw cannotThrowError(this.#hooks.policy.name, error);
+      }
+      if (phase === FALLBACK) return iterator.throw(error);
+      let result: IteratorResult<T, TReturn>;
+      try {
+        result = iterator.throw(error);
+      } catch (thrown) {
+        throw this.#failed(iterator, thrown);
+      }
+      return this.#answer(result);
+    }
+    // Not started (it ends without running: nothing counts, as nothing ran) or already ended.
+    this.#phase = DONE;
     throw error;
   }
 
@@ -591,7 +702,11 @@ class GuardedSyncStream<T> extends IteratorBase {
       this.#phase = DONE;
       const fallback = hooks.fallback;
       if (fallback === undefined) throw permit;
-      const iterable = fallback.apply(this.#thisArg, this.#args as unknown[]) as Iterable<T>;
+      const iterable = fallback.apply(this.#thisArg, this.#args as unknown[]) as Iterable<
+        T,
+        TReturn,
+        TNext
+      >;
       if (typeof iterable?.[Symbol.iterator] !== "function") {
         throw new TypeError(
           `Circuit "${hooks.policy.name}": the fallback of a sync stream must return an iterable, received ${
@@ -626,16 +741,16 @@ class GuardedSyncStream<T> extends IteratorBase {
 /**
  * Guards a synchronous stream; the result behaves as the generator it stands for.
  */
-export function guardSyncStream<T>(
+export function guardSyncStream<T, TReturn = void, TNext = undefined>(
   hooks: CallHooks,
-  open: () => Iterable<T>,
+  open: () => Iterable<T, TReturn, TNext>,
   thisArg: unknown,
   args: readonly unknown[],
-): Generator<T, void, undefined> {
+): Generator<T, TReturn, TNext> {
   return new GuardedSyncStream(hooks, open, thisArg, args) as unknown as Generator<
     T,
-    void,
-    undefined
+    TReturn,
+    TNext
   >;
 }
 
@@ -668,10 +783,27 @@ function itemFails<T>(hooks: CallHooks, isFailureItem: (item: T) => boolean, ite
   }
 }
 
+/**
+ * The error of `throw()` into a stream whose iterator has none: `yield*` ends such an iterator
+ * and throws a `TypeError` (the protocol was violated), not the error; it is the cause here.
+ */
+function cannotThrowError(name: string, error: unknown): TypeError {
+  return new TypeError(
+    `Circuit ${
+      JSON.stringify(name)
+    }: the stream's source has no throw() method, so it was ended with return() instead (as yield* does)`,
+    { cause: error },
+  );
+}
+
 /** The iterator of an async or sync iterable (a `ReadableStream` read through its reader). */
-function iteratorOf<T>(iterable: unknown): AsyncIterator<T> | Iterator<T> {
+function iteratorOf<T, TReturn = unknown, TNext = unknown>(
+  iterable: unknown,
+): AsyncIterator<T, TReturn, TNext> | Iterator<T, TReturn, TNext> {
   if (iterable !== null && typeof iterable === "object") {
-    const source = iterable as Partial<AsyncIterable<T> & Iterable<T>>;
+    const source = iterable as Partial<
+      AsyncIterable<T, TReturn, TNext> & Iterable<T, TReturn, TNext>
+    >;
     const asyncIterator = source[Symbol.asyncIterator];
     if (typeof asyncIterator === "function") return asyncIterator.call(source);
     const syncIterator = source[Symbol.iterator];

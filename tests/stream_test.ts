@@ -109,6 +109,8 @@ interface Controlled<T> {
   readonly pulls: number;
   /** The arguments of each `return()` call. */
   readonly returns: unknown[];
+  /** The errors given to `throw()` (a source made `withThrow`; answered like a pull). */
+  readonly thrown: unknown[];
   /** Answers the pending pull with an item (waits for the pull to arrive). */
   push(value: T): Promise<void>;
   /** Answers the pending pull with the end of the stream. */
@@ -117,10 +119,18 @@ interface Controlled<T> {
   fail(error: unknown): Promise<void>;
 }
 
-function controlled<T>(options: { returnHangs?: boolean } = {}): Controlled<T> {
+function controlled<T>(
+  options: { returnHangs?: boolean; withThrow?: boolean } = {},
+): Controlled<T> {
   let waiting: ReturnType<typeof deferred<IteratorResult<T>>> | undefined;
   let pulls = 0;
   const returns: unknown[] = [];
+  const thrown: unknown[] = [];
+  const wait = () => {
+    if (waiting !== undefined) throw new Error("the guard pulled before the last pull settled");
+    waiting = deferred<IteratorResult<T>>();
+    return waiting.promise;
+  };
   const answer = async (result: IteratorResult<T> | { error: unknown }) => {
     await until(() => waiting !== undefined, "the source to be pulled");
     const current = waiting as NonNullable<typeof waiting>;
@@ -134,15 +144,21 @@ function controlled<T>(options: { returnHangs?: boolean } = {}): Controlled<T> {
     },
     next() {
       pulls++;
-      if (waiting !== undefined) throw new Error("the guard pulled before the last pull settled");
-      waiting = deferred<IteratorResult<T>>();
-      return waiting.promise;
+      return wait();
     },
     return(value?: unknown) {
       returns.push(value);
       if (options.returnHangs) return new Promise<IteratorResult<T>>(() => {});
       return Promise.resolve({ done: true, value: undefined });
     },
+    ...(options.withThrow
+      ? {
+        throw(error?: unknown) {
+          thrown.push(error);
+          return wait();
+        },
+      }
+      : {}),
   };
   return {
     source,
@@ -150,6 +166,7 @@ function controlled<T>(options: { returnHangs?: boolean } = {}): Controlled<T> {
       return pulls;
     },
     returns,
+    thrown,
     push: (value) => answer({ done: false, value }),
     end: () => answer({ done: true, value: undefined }),
     fail: (error) => answer({ error }),
@@ -240,7 +257,8 @@ describe("circuit() with generator functions", () => {
     );
     expectType<Equal<Parameters<typeof tokens>, [text: string, times: number]>>(true);
     expectType<Equal<ThisParameterType<typeof tokens>, { prefix: string }>>(true);
-    expectType<Equal<ReturnType<typeof tokens>, AsyncGenerator<string, void, undefined>>>(true);
+    // the generator's own type: it takes any value in next(), and so does the guarded one
+    expectType<Equal<ReturnType<typeof tokens>, AsyncGenerator<string, void, unknown>>>(true);
     const api = { prefix: ">", tokens };
     assert.deepEqual(await collect(api.tokens("a", 3)), [">a0", ">a1", ">a2"]);
     assert.equal(tokens.length, 2);
@@ -345,7 +363,7 @@ describe("circuit() with generator functions", () => {
     }, { failureThreshold: 2 });
     expectType<Equal<Parameters<typeof range>, [count: number]>>(true);
     expectType<Equal<ThisParameterType<typeof range>, { base: number }>>(true);
-    expectType<Equal<ReturnType<typeof range>, Generator<number, void, undefined>>>(true);
+    expectType<Equal<ReturnType<typeof range>, Generator<number, void, unknown>>>(true);
     const target = { base: 10, range };
     assert.deepEqual([...target.range(3)], [10, 11, 12]);
     assert.deepEqual(log, ["body", "finally"]);
@@ -1506,5 +1524,431 @@ describe("guarded sync streams: cleanup", () => {
     assert.throws(() => guarded.next(), (e) => e === error);
     assert.equal(returned, 1, "the source was ended");
     assert.equal(breaker.state, "open");
+  });
+});
+
+/** A hand-made source recording the arguments of each call to its `next()`. */
+function recordingSource(items: number, end: unknown) {
+  const calls: unknown[][] = [];
+  let read = 0;
+  const next = (...args: unknown[]): IteratorResult<number> => {
+    calls.push(args);
+    read++;
+    return read > items ? { done: true, value: end as undefined } : { done: false, value: read };
+  };
+  return { calls, next };
+}
+
+describe("guarded generators are transparent: next(value)", () => {
+  it("circuit(async function*) passes next(value) to the generator and returns its return value", async () => {
+    const echo = circuit(async function* (): AsyncGenerator<string, number, string> {
+      let received = yield "ready";
+      while (received !== "stop") received = yield `echo ${received}`;
+      return received.length;
+    }, { failureThreshold: 1 });
+    const breaker = breakerOf(echo) as Breaker;
+    const stream = echo();
+    assert.deepEqual(await stream.next("ignored by a generator"), { done: false, value: "ready" });
+    assert.deepEqual(await stream.next("a"), { done: false, value: "echo a" });
+    assert.deepEqual(await stream.next("b"), { done: false, value: "echo b" });
+    assert.deepEqual(await stream.next("stop"), { done: true, value: 4 });
+    assert.deepEqual(await stream.next("late"), DONE);
+    assert.equal(breaker.state, "closed");
+  });
+
+  it("Breaker.stream() passes next(value) to the source, the first one too, and next() without an argument", async () => {
+    for (const options of [{}, { signal: new AbortController().signal }]) {
+      const source = recordingSource(3, "end");
+      const guarded = breaker().stream({
+        [Symbol.asyncIterator]: () => ({
+          next: (...args: unknown[]) => Promise.resolve(source.next(...args)),
+        }),
+      }, options);
+      assert.deepEqual(await guarded.next("first"), { done: false, value: 1 });
+      assert.deepEqual(await guarded.next(), { done: false, value: 2 });
+      // asked twice before the first read settled: each value reaches the source, in order
+      const third = guarded.next("third");
+      const fourth = guarded.next("fourth");
+      assert.deepEqual(await third, { done: false, value: 3 });
+      assert.deepEqual(await fourth, { done: true, value: "end" });
+      assert.deepEqual(source.calls, [["first"], [], ["third"], ["fourth"]]);
+    }
+  });
+
+  it("Breaker.stream() passes next(value) and throw() through to the fallback's generator", async () => {
+    const fallback = async function* () {
+      try {
+        const received: unknown = yield "cached";
+        yield `got ${received}`;
+      } catch (error) {
+        yield `fallback caught ${(error as Error).message}`;
+      }
+    };
+    const open = new Breaker({ fallback });
+    open.open();
+    const before = open.snapshot;
+    const sent = open.stream(controlled<string>().source);
+    assert.deepEqual(await sent.next(), { done: false, value: "cached" });
+    assert.deepEqual(await sent.next("x"), { done: false, value: "got x" });
+    const thrown = open.stream(controlled<string>().source);
+    assert.deepEqual(await thrown.next(), { done: false, value: "cached" });
+    assert.deepEqual(await thrown.throw?.(new Error("skip")), {
+      done: false,
+      value: "fallback caught skip",
+    });
+    assert.equal(open.snapshot, before);
+  });
+
+  it("circuit(function*) passes next(value) to the generator and returns its return value", () => {
+    const echo = circuit(function* (): Generator<string, number, string> {
+      let received = yield "ready";
+      while (received !== "stop") received = yield `echo ${received}`;
+      return received.length;
+    }, { failureThreshold: 1 });
+    const stream = echo();
+    assert.deepEqual(stream.next("ignored by a generator"), { done: false, value: "ready" });
+    assert.deepEqual(stream.next("a"), { done: false, value: "echo a" });
+    assert.deepEqual(stream.next("stop"), { done: true, value: 4 });
+    assert.deepEqual(stream.next("late"), DONE);
+    assert.equal(breakerOf(echo)?.state, "closed");
+  });
+
+  it("circuit(function*) passes next(value) and throw() through to the fallback; one without throw() gets a TypeError", () => {
+    const rows = circuit(function* (_table: string): Generator<string, void, string> {
+      yield "live";
+    }, {
+      fallback: function* (table: string): Generator<string, void, string> {
+        try {
+          const received = yield `cached ${table}`;
+          yield `got ${received}`;
+        } catch (error) {
+          yield `fallback caught ${(error as Error).message}`;
+        }
+      },
+    });
+    const breaker = breakerOf(rows) as Breaker;
+    breaker.open();
+    const before = breaker.snapshot;
+    const sent = rows("users");
+    assert.deepEqual(sent.next(), { done: false, value: "cached users" });
+    assert.deepEqual(sent.next("x"), { done: false, value: "got x" });
+    const thrown = rows("users");
+    thrown.next();
+    assert.deepEqual(thrown.throw(new Error("skip")), {
+      done: false,
+      value: "fallback caught skip",
+    });
+    assert.equal(breaker.snapshot, before);
+
+    const listed = circuit(function* () {
+      yield 1;
+    }, { fallback: () => [0, 0] });
+    breakerOf(listed)?.open();
+    const cached = listed();
+    cached.next();
+    const error = new Error("skip");
+    assert.throws(() => cached.throw(error), (e) => e instanceof TypeError && e.cause === error);
+    assert.deepEqual(cached.next(), DONE);
+  });
+
+  it("a guarded sync stream passes next(value) to the source, the first one too, and next() without an argument", () => {
+    for (const options of [{}, { isFailureItem: (item: unknown) => item === -1 }]) {
+      const source = recordingSource(2, "end");
+      const hooks = callHooks(new Breaker(options));
+      const guarded = guardSyncStream(hooks, () => ({ [Symbol.iterator]: () => source }), null, []);
+      assert.deepEqual(guarded.next("first"), { done: false, value: 1 });
+      assert.deepEqual(guarded.next(), { done: false, value: 2 });
+      assert.deepEqual(guarded.next("third"), { done: true, value: "end" });
+      assert.deepEqual(source.calls, [["first"], [], ["third"]]);
+    }
+  });
+});
+
+/** A breaker for tests that count nothing. */
+function breaker(): Breaker {
+  return new Breaker({ failureThreshold: 100 });
+}
+
+describe("guarded generators are transparent: throw(error)", () => {
+  it("circuit(async function*) throws into the generator: one that catches the error goes on, and its end is a success", async () => {
+    const log: string[] = [];
+    const resilient = circuit(async function* () {
+      try {
+        yield 1;
+      } catch (error) {
+        log.push(`caught ${(error as Error).message}`);
+        yield 2;
+      }
+      yield 3;
+    }, { failureThreshold: 1 });
+    const breaker = breakerOf(resilient) as Breaker;
+    const stream = resilient();
+    assert.deepEqual(await stream.next(), { done: false, value: 1 });
+    assert.deepEqual(await stream.throw(new Error("skip")), { done: false, value: 2 });
+    assert.deepEqual(log, ["caught skip"]);
+    assert.deepEqual(await collect(stream), [3]);
+    assert.equal(breaker.state, "closed");
+    assert.equal(breaker.failureCount, 0);
+  });
+
+  it("circuit(async function*) judges an error escaping throw() by the matchers: a failure, exclude a success, ignore neutral", async () => {
+    class Excluded extends Error {}
+    class Ignored extends Error {}
+    const log: string[] = [];
+    const rows = circuit(async function* () {
+      try {
+        yield 1;
+        yield 2;
+      } finally {
+        log.push("finally");
+      }
+    }, { failureThreshold: 2, exclude: Excluded, ignore: Ignored });
+    const breaker = breakerOf(rows) as Breaker;
+    const throwInto = async (error: Error) => {
+      const stream = rows();
+      await stream.next();
+      await assert.rejects(stream.throw(error), (e) => e === error);
+      assert.deepEqual(await stream.next(), DONE);
+    };
+    await throwInto(new Error("counted"));
+    assert.equal(breaker.failureCount, 1);
+    await throwInto(new Excluded("a success"));
+    assert.equal(breaker.failureCount, 0);
+    await throwInto(new Error("counted"));
+    await throwInto(new Ignored("neither"));
+    assert.equal(breaker.failureCount, 1);
+    assert.equal(breaker.state, "closed");
+    await throwInto(new Error("counted"));
+    assert.equal(breaker.state, "open");
+    assert.deepEqual(log, ["finally", "finally", "finally", "finally", "finally"]);
+  });
+
+  it("circuit(async function*) rejects throw() before the first next() with the error at once: not admitted, nothing runs or counts", async () => {
+    const log: string[] = [];
+    const listener: BreakerListener = {
+      beforeCall: () => log.push("admitted"),
+      rejected: () => log.push("rejected"),
+    };
+    const rows = circuit(async function* () {
+      log.push("body");
+      yield 1;
+    }, { listeners: [listener] });
+    const breaker = breakerOf(rows) as Breaker;
+    const before = breaker.snapshot;
+    const error = new Error("never started");
+    const stream = rows();
+    await assert.rejects(stream.throw(error), (e) => e === error);
+    assert.deepEqual(await stream.next(), DONE);
+    breaker.open();
+    const opened = breaker.snapshot;
+    await assert.rejects(rows().throw(error), (e) => e === error); // not a BreakerOpenError
+    assert.deepEqual(log, []);
+    assert.equal(breaker.snapshot, opened);
+    assert.notEqual(opened, before);
+
+    const src = controlled<number>();
+    const handed = breaker.stream(src.source);
+    await assert.rejects(handed.throw?.(error) as Promise<unknown>, (e) => e === error);
+    assert.deepEqual(src.returns, [error]); // a handed-over source is ended with the error
+    assert.equal(src.pulls, 0);
+  });
+
+  it("circuit(async function*) rejects throw() after the end with the error, without touching the source", async () => {
+    const breaker = new Breaker({ failureThreshold: 1 });
+    const src = controlled<number>({ withThrow: true });
+    const guarded = breaker.stream(src.source);
+    const end = handled(guarded.next());
+    await src.end();
+    assert.deepEqual(await end, DONE);
+    const error = new Error("late");
+    await assert.rejects(guarded.throw?.(error) as Promise<unknown>, (e) => e === error);
+    assert.deepEqual(src.thrown, []);
+    assert.deepEqual(src.returns, []);
+    assert.equal(breaker.state, "closed");
+  });
+
+  it("Breaker.stream() ends a source without throw() and rejects throw() with a TypeError, as yield* does; a success", async () => {
+    const breaker = new Breaker({ failureThreshold: 1 });
+    const src = controlled<number>();
+    const guarded = breaker.stream(src.source);
+    const first = handled(guarded.next());
+    await src.push(1);
+    await first;
+    const error = new Error("skip");
+    const thrown = await (guarded.throw?.(error) as Promise<unknown>).catch((e) => e);
+    assert.ok(thrown instanceof TypeError);
+    assert.equal(thrown.cause, error);
+    assert.match(thrown.message, /has no throw\(\) method/);
+    assert.equal(src.returns.length, 1);
+    assert.equal(breaker.state, "closed");
+    assert.deepEqual(await guarded.next(), DONE);
+  });
+
+  it("Breaker.stream() queues throw() behind a pending read and times the source's answer to it by idleTimeout", async () => {
+    await withFakeTime(async (timers) => {
+      const breaker = new Breaker({ failureThreshold: 1, idleTimeout: 100 });
+      const src = controlled<number>({ withThrow: true });
+      const guarded = breaker.stream(src.source);
+      const first = handled(guarded.next());
+      await src.push(1);
+      await first;
+      const read = track(guarded.next());
+      const error = new Error("skip");
+      const thrown = track(guarded.throw?.(error) as Promise<unknown>);
+      await timers.tickAsync(60);
+      assert.deepEqual(src.thrown, []); // not while the read waits
+      await src.push(2);
+      await flush();
+      assert.deepEqual(read.value, { done: false, value: 2 });
+      assert.deepEqual(src.thrown, [error]);
+      await timers.tickAsync(99); // the source's answer gets a whole idleTimeout
+      assert.equal(thrown.settled, false);
+      await timers.tickAsync(1);
+      assert.ok(thrown.error instanceof TimeoutError);
+      assert.equal(breaker.state, "open");
+      assert.equal(src.returns.length, 1);
+      assert.equal(timers.countTimers(), 0);
+    });
+  });
+
+  it("Breaker.stream() rejects a throw() queued behind a read that stalls with the error, without throwing it into the source", async () => {
+    await withFakeTime(async (timers) => {
+      const breaker = new Breaker({ failureThreshold: 2, idleTimeout: 100 });
+      const src = controlled<number>({ withThrow: true });
+      const guarded = breaker.stream(src.source);
+      const first = handled(guarded.next());
+      await src.push(1);
+      await first;
+      const read = track(guarded.next());
+      const error = new Error("skip");
+      const thrown = track(guarded.throw?.(error) as Promise<unknown>);
+      await timers.tickAsync(100);
+      assert.ok(read.error instanceof TimeoutError);
+      assert.equal(thrown.error, error);
+      assert.deepEqual(src.thrown, []);
+      assert.equal(breaker.failureCount, 1); // the stall, once
+      assert.equal(src.returns.length, 1);
+      assert.equal(timers.countTimers(), 0);
+    });
+  });
+
+  it("Breaker.stream() rejects a throw() the source has not answered with the caller's abort reason, neutrally", async () => {
+    const controller = new AbortController();
+    const breaker = new Breaker({ failureThreshold: 1 });
+    const src = controlled<number>({ withThrow: true });
+    const guarded = breaker.stream(src.source, { signal: controller.signal });
+    const first = handled(guarded.next());
+    await src.push(1);
+    await first;
+    const thrown = track(guarded.throw?.(new Error("skip")) as Promise<unknown>);
+    await until(() => src.thrown.length === 1, "the error to be thrown into the source");
+    const reason = new Error("caller");
+    controller.abort(reason);
+    await flush();
+    assert.equal(thrown.error, reason);
+    assert.equal(breaker.state, "closed");
+    assert.equal(breaker.failureCount, 0);
+    assert.equal(src.returns.length, 1);
+  });
+
+  it("circuit(async function*) lets a stream admitted before a state change take throw() and ignores its late outcome", async () => {
+    const rows = circuit(async function* () {
+      try {
+        yield 1;
+      } catch {
+        yield 2;
+      }
+      yield 3;
+    }, { failureThreshold: 1 });
+    const breaker = breakerOf(rows) as Breaker;
+    const stream = rows();
+    await stream.next();
+    breaker.open();
+    const opened = breaker.snapshot;
+    assert.deepEqual(await stream.throw(new Error("caught")), { done: false, value: 2 });
+    const error = new Error("escapes");
+    await assert.rejects(stream.throw(error), (e) => e === error);
+    assert.equal(breaker.snapshot, opened);
+  });
+
+  it("circuit(function*) throws into the generator: caught, the stream goes on; escaping, it is judged by the matchers", () => {
+    class Excluded extends Error {}
+    class Ignored extends Error {}
+    const rows = circuit(function* (catches: boolean) {
+      try {
+        yield 1;
+      } catch (error) {
+        if (!catches) throw error;
+        yield 2;
+      }
+      yield 3;
+    }, { failureThreshold: 2, exclude: Excluded, ignore: Ignored });
+    const breaker = breakerOf(rows) as Breaker;
+    const resilient = rows(true);
+    resilient.next();
+    assert.deepEqual(resilient.throw(new Error("skip")), { done: false, value: 2 });
+    assert.deepEqual([...resilient], [3]);
+    assert.equal(breaker.failureCount, 0);
+
+    const throwInto = (error: Error) => {
+      const stream = rows(false);
+      stream.next();
+      assert.throws(() => stream.throw(error), (e) => e === error);
+      assert.deepEqual(stream.next(), DONE);
+    };
+    throwInto(new Error("counted"));
+    assert.equal(breaker.failureCount, 1);
+    throwInto(new Excluded("a success"));
+    assert.equal(breaker.failureCount, 0);
+    throwInto(new Error("counted"));
+    throwInto(new Ignored("neither"));
+    assert.equal(breaker.failureCount, 1);
+    throwInto(new Error("counted"));
+    assert.equal(breaker.state, "open");
+  });
+
+  it("circuit(function*) throws throw() before the first next() at once: not admitted, nothing runs or counts; after the end too", () => {
+    const log: string[] = [];
+    const rows = circuit(function* () {
+      log.push("body");
+      yield 1;
+    }, { listeners: [{ beforeCall: () => log.push("admitted") }] });
+    const breaker = breakerOf(rows) as Breaker;
+    const before = breaker.snapshot;
+    const error = new Error("never started");
+    const stream = rows();
+    assert.throws(() => stream.throw(error), (e) => e === error);
+    assert.deepEqual(stream.next(), DONE);
+    assert.deepEqual(log, []);
+    assert.equal(breaker.snapshot, before);
+
+    const ended = rows();
+    assert.deepEqual([...ended], [1]);
+    assert.throws(() => ended.throw(error), (e) => e === error);
+  });
+
+  it("a guarded sync stream ends a source without throw() and throws a TypeError, as yield* does; a success", () => {
+    const breaker = new Breaker({ failureThreshold: 1 });
+    let returned = 0;
+    const source: Iterable<number> = {
+      [Symbol.iterator]: () => ({
+        next: () => ({ done: false, value: 1 }),
+        return: () => {
+          returned++;
+          return { done: true, value: undefined };
+        },
+      }),
+    };
+    const guarded = guardSyncStream(callHooks(breaker), () => source, undefined, []);
+    guarded.next();
+    const error = new Error("skip");
+    assert.throws(
+      () => guarded.throw(error),
+      (e) =>
+        e instanceof TypeError && e.cause === error && /has no throw\(\) method/.test(e.message),
+    );
+    assert.equal(returned, 1);
+    assert.equal(breaker.state, "closed");
+    assert.deepEqual(guarded.next(), DONE);
   });
 });

@@ -54,6 +54,36 @@ describe("types", () => {
     assert.ok(true);
   });
 
+  it("circuit() keeps a generator function's yield, return and next() types", () => {
+    const chat = circuit(async function* (prompt: string): AsyncGenerator<string, number, string> {
+      const reply = yield prompt;
+      return reply.length;
+    });
+    expectType<
+      Equal<typeof chat, (this: unknown, prompt: string) => AsyncGenerator<string, number, string>>
+    >(
+      true,
+    );
+    const rows = circuit(function* (this: { table: string }): Generator<string, boolean, number> {
+      const limit = yield this.table;
+      return limit > 0;
+    });
+    expectType<Equal<ThisParameterType<typeof rows>, { table: string }>>(true);
+    expectType<Equal<ReturnType<typeof rows>, Generator<string, boolean, number>>>(true);
+    // unannotated, a generator takes any value in next(), and so does its guarded stream
+    const plain = circuit(async function* (n: number) {
+      yield n;
+    });
+    expectType<Equal<ReturnType<typeof plain>, AsyncGenerator<number, void, unknown>>>(true);
+    const misuse = () => {
+      // @ts-expect-error: the generator receives strings
+      void chat("hi").next(42);
+      // @ts-expect-error: the generator receives numbers
+      rows.call({ table: "users" }).next("ten");
+    };
+    assert.equal(typeof misuse, "function");
+  });
+
   it("execute() and wrap() infer results", async () => {
     const breaker = new Breaker();
     const n = await breaker.execute((signal) => Promise.resolve(signal.aborted ? 0 : 1));
