@@ -91,7 +91,7 @@ export {
   type StatusHandlerOptions,
   type StatusReport,
 } from "./src/status_handler.ts";
-export type { StreamOptions, StreamSource } from "./src/stream.ts";
+export type { GuardedStream, StreamItem, StreamOptions, StreamSource } from "./src/stream.ts";
 export type {
   BreakerListener,
   CallEvent,

@@ -53,9 +53,11 @@ import { BreakerRegistry, defaultRegistry } from "./registry.ts";
 import type { StateStore } from "./store.ts";
 import {
   GuardedAsyncStream,
+  type GuardedStream,
   guardReadable,
   type Opener,
   streamGuardOf,
+  type StreamItem,
   type StreamOptions,
   type StreamSource,
 } from "./stream.ts";
@@ -640,11 +642,14 @@ export class Breaker {
    * for await (const token of llm.stream(tokens)) console.log(token);
    * ```
    */
-  stream<T>(source: StreamSource<T>, options?: StreamOptions<T>): AsyncIterableIterator<T> {
+  stream<S extends StreamSource<unknown>>(
+    source: S,
+    options?: StreamOptions<StreamItem<S>>,
+  ): GuardedStream<S> {
     const hooks = hooksOf(this);
     if (streamGuardOf(source) === this) {
       // Already guarded by this breaker: its own guard admits and counts, once.
-      if (options === undefined) return source as AsyncIterableIterator<T>;
+      if (options === undefined) return source as unknown as GuardedStream<S>;
       throw new TypeError(
         `Cannot guard stream: "source" is already guarded by circuit ${
           JSON.stringify(this.#policy.name)
@@ -654,13 +659,13 @@ export class Breaker {
     if (typeof source === "function") {
       return new GuardedAsyncStream(
         hooks,
-        source as Opener<T>,
+        source as Opener<StreamItem<S>>,
         true,
         undefined,
         options,
         undefined,
         NO_ARGS,
-      );
+      ) as unknown as GuardedStream<S>;
     }
     if (source === null || typeof source !== "object") {
       throw new TypeError(
@@ -669,7 +674,15 @@ export class Breaker {
         }`,
       );
     }
-    return new GuardedAsyncStream(hooks, () => source, false, source, options, undefined, NO_ARGS);
+    return new GuardedAsyncStream(
+      hooks,
+      () => source as AsyncIterable<StreamItem<S>>,
+      false,
+      source,
+      options,
+      undefined,
+      NO_ARGS,
+    ) as unknown as GuardedStream<S>;
   }
 
   /**

@@ -34,7 +34,8 @@ export interface StreamOptions<T = unknown> {
 
 /**
  * What `Breaker.stream()` guards: an async iterable, or a function returning one, given a
- * signal that aborts when the guarded stream ends early.
+ * signal that aborts when the guarded stream ends early. `TReturn` and `TNext` are its
+ * iterator's return and `next()` argument types (a generator's).
  *
  * @example
  * ```ts
@@ -42,7 +43,35 @@ export interface StreamOptions<T = unknown> {
  * const source: StreamSource<Uint8Array> = (signal) => fetch("https://example.com", { signal }).then((r) => r.body!) as never;
  * ```
  */
-export type StreamSource<T> = AsyncIterable<T> | ((signal: AbortSignal) => AsyncIterable<T>);
+export type StreamSource<T, TReturn = unknown, TNext = unknown> =
+  | AsyncIterable<T, TReturn, TNext>
+  | ((signal: AbortSignal) => AsyncIterable<T, TReturn, TNext>);
+
+/**
+ * The stream `Breaker.stream(source)` returns: the items, return value and `next()` argument
+ * types of the source's iterator.
+ *
+ * @example
+ * ```ts
+ * import type { GuardedStream } from "@circuit/breaker";
+ * type Replies = GuardedStream<AsyncGenerator<string, number, string>>;
+ * // AsyncIterableIterator<string, number, string>
+ * ```
+ */
+export type GuardedStream<S> = S extends StreamSource<infer T, infer TReturn, infer TNext>
+  ? AsyncIterableIterator<T, TReturn, TNext>
+  : never;
+
+/**
+ * The item type of a stream source.
+ *
+ * @example
+ * ```ts
+ * import type { StreamItem } from "@circuit/breaker";
+ * type Chunk = StreamItem<ReadableStream<Uint8Array>>; // Uint8Array
+ * ```
+ */
+export type StreamItem<S> = S extends StreamSource<infer T> ? T : never;
 
 const IDLE = 0;
 const RUNNING = 1;

@@ -84,6 +84,30 @@ describe("types", () => {
     assert.equal(typeof misuse, "function");
   });
 
+  it("Breaker.stream() keeps the source's item, return and next() types", () => {
+    const breaker = new Breaker();
+    async function* chat(): AsyncGenerator<string, number, string> {
+      const reply = yield "hi";
+      return reply.length;
+    }
+    const handed = breaker.stream(chat());
+    expectType<Equal<typeof handed, AsyncIterableIterator<string, number, string>>>(true);
+    const opened = breaker.stream((_signal) => chat());
+    expectType<Equal<typeof opened, AsyncIterableIterator<string, number, string>>>(true);
+    const body = breaker.stream(new ReadableStream<Uint8Array>(), {
+      isFailureItem: (chunk) => chunk.length === 0,
+    });
+    expectType<Equal<typeof body, AsyncIterableIterator<Uint8Array>>>(true);
+    const misuse = () => {
+      // @ts-expect-error: the generator receives strings
+      void handed.next(42);
+      // @ts-expect-error: the items are numbers
+      breaker.stream(chat(), { isFailureItem: (item: number) => item > 0 });
+    };
+    assert.equal(typeof misuse, "function");
+    return handed.return?.().then(() => {});
+  });
+
   it("execute() and wrap() infer results", async () => {
     const breaker = new Breaker();
     const n = await breaker.execute((signal) => Promise.resolve(signal.aborted ? 0 : 1));
