@@ -70,7 +70,12 @@ export type {
 } from "./src/core/window.ts";
 export type { Cell, Fifo } from "./src/core/fifo.ts";
 export { BreakerGroup, type BreakerGroupOptions, type EvictionEvent } from "./src/breaker_group.ts";
-export { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./src/errors.ts";
+export {
+  BreakerOpenError,
+  type BreakerOpenErrorOptions,
+  BulkheadFullError,
+  TimeoutError,
+} from "./src/errors.ts";
 export { memoryStore } from "./src/memory_store.ts";
 export { BreakerPermit } from "./src/permit.ts";
 export { type CircuitFetch, circuitFetch, type CircuitFetchOptions } from "./src/circuit_fetch.ts";

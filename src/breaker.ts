@@ -45,7 +45,13 @@ import {
   tripStats,
 } from "./core/transitions.ts";
 import { type WindowStats, windowStats } from "./core/window.ts";
-import { BreakerOpenError, type BreakerOpenErrorOptions, TimeoutError } from "./errors.ts";
+import { Bulkhead } from "./bulkhead.ts";
+import {
+  BreakerOpenError,
+  type BreakerOpenErrorOptions,
+  BulkheadFullError,
+  TimeoutError,
+} from "./errors.ts";
 import type { BreakerListener, ListenerHook, StoreErrorEvent } from "./events.ts";
 import { type BreakerPermit, issuePermit } from "./permit.ts";
 import { SharedCircuit } from "./shared_circuit.ts";
@@ -201,6 +207,8 @@ export interface Permit {
   readonly generation: number;
   readonly start: number;
   readonly timed: boolean;
+  /** Whether it holds a place in the bulkhead, to give back with its outcome. */
+  readonly held?: boolean;
 }
 
 /**
@@ -212,7 +220,7 @@ export interface CallHooks {
   readonly policy: Policy;
   readonly fallback: AnyFunction | undefined;
   /** Admits a call (announcing changes and `beforeCall`), or refuses it with its error. */
-  begin(): Permit | BreakerOpenError;
+  begin(): Permit | BreakerOpenError | BulkheadFullError;
   /** Records a success; `durationMs` overrides the measured duration (for streams). */
   succeed(permit: Permit, durationMs?: number): void;
   /** Records a failure, whatever the matchers say (timeouts, failing items and results). */
@@ -293,20 +301,26 @@ export class Breaker {
       },
       begin: () => breaker.#begin(),
       // A permit of no generation (see `UNGUARDED`) records and announces nothing.
+      // A permit that holds a bulkhead place gives it back with its outcome.
       succeed: (permit, durationMs) => {
         if (permit === UNGUARDED) return;
+        if (permit.held) breaker.#leaveBulkhead();
         breaker.#settleSuccess(permit.generation, permit.start, permit.timed, durationMs);
       },
       fail: (permit, failure, durationMs) => {
         if (permit === UNGUARDED) return;
+        if (permit.held) breaker.#leaveBulkhead();
         breaker.#settleFailure(failure, permit.generation, permit.start, permit.timed, durationMs);
       },
       settleError: (permit, error, durationMs) => {
         if (permit === UNGUARDED) return;
+        if (permit.held) breaker.#leaveBulkhead();
         breaker.#settleError(error, permit.generation, permit.start, permit.timed, durationMs);
       },
       neutral: (permit) => {
-        if (permit !== UNGUARDED) breaker.#settleNeutral(permit.generation);
+        if (permit === UNGUARDED) return;
+        if (permit.held) breaker.#leaveBulkhead();
+        breaker.#settleNeutral(permit.generation);
       },
       now: () => breaker.#now(),
     });
@@ -325,6 +339,8 @@ export class Breaker {
   #settle: Settle | undefined;
   /** The snapshot in which a call needs no admission, clock or recording (see `isQuiet`). */
   #quiet: Snapshot | undefined;
+  /** The bulkhead's places, made at the first call that needs them (`maxConcurrent`). */
+  #bulkhead: Bulkhead | undefined;
   /** The link to the store, when the circuit is shared. */
   #shared: SharedCircuit | undefined;
   /** The last time the clock read well. */
@@ -617,7 +633,7 @@ export class Breaker {
    */
   acquire(): BreakerPermit {
     const admitted = this.#begin();
-    if (admitted instanceof BreakerOpenError) throw admitted;
+    if (admitted instanceof Error) throw admitted;
     return issuePermit(hooksOf(this), admitted);
   }
 
@@ -987,6 +1003,74 @@ export class Breaker {
   ): Promise<unknown> | Rejection {
     const policy = this.#policy;
     if (policy.mode === "off") return runUnguarded(fn, thisArg, args, signal);
+    if (policy.maxConcurrent !== undefined) {
+      return this.#callBulkheaded(policy.maxConcurrent, fn, thisArg, args, signal);
+    }
+    return this.#admitAndRun(fn, thisArg, args, signal, before);
+  }
+
+  /** An async call through the bulkhead: a place, a wait in its queue, or a refusal. */
+  #callBulkheaded(
+    maxConcurrent: number,
+    fn: AnyFunction,
+    thisArg: unknown,
+    args: readonly unknown[] | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> | Rejection {
+    const bulkhead = this.#bulkhead ??= new Bulkhead();
+    if (bulkhead.tryEnter(maxConcurrent)) {
+      return this.#holding(this.#admitAndRun(fn, thisArg, args, signal, this.#snapshot));
+    }
+    const waited = bulkhead.wait(this.#policy.maxQueued, signal);
+    if (waited === undefined) return this.#turnAway(this.#bulkheadFull(), thisArg, args);
+    return waited.then(() => {
+      const called = this.#holding(this.#admitAndRun(fn, thisArg, args, signal, this.#snapshot));
+      if (!turnedAway(called)) return called;
+      return this.#turnAway(
+        new BreakerOpenError(openErrorOptions(this.#policy, called)),
+        thisArg,
+        args,
+      );
+    });
+  }
+
+  /** The call's promise, giving its bulkhead place back when it settles (or at once, refused). */
+  #holding(called: Promise<unknown> | Rejection): Promise<unknown> | Rejection {
+    if (turnedAway(called)) {
+      this.#leaveBulkhead();
+      return called;
+    }
+    return called.then(
+      (value) => {
+        this.#leaveBulkhead();
+        return value;
+      },
+      (error) => {
+        this.#leaveBulkhead();
+        throw error;
+      },
+    );
+  }
+
+  #leaveBulkhead(): void {
+    this.#bulkhead?.leave(this.#policy.maxConcurrent ?? Infinity);
+  }
+
+  /** The error of a call the bulkhead has no place for. */
+  #bulkheadFull(): BulkheadFullError {
+    const policy = this.#policy;
+    return new BulkheadFullError(policy.name, policy.maxConcurrent ?? Infinity, policy.maxQueued);
+  }
+
+  /** Admission, then the call, then its outcome (`#callGeneral` past the mode and bulkhead). */
+  #admitAndRun(
+    fn: AnyFunction,
+    thisArg: unknown,
+    args: readonly unknown[] | undefined,
+    signal: AbortSignal | undefined,
+    before: Snapshot,
+  ): Promise<unknown> | Rejection {
+    const policy = this.#policy;
     if (
       before.state === "closed" && before.isolated === 0 && signal === undefined &&
       this.#listeners.length === 0 && policy.timeout === undefined && !policy.durations &&
@@ -1231,6 +1315,32 @@ export class Breaker {
     // listener or the state need it; a timed rule reads it once, when the call settles.
     const policy = this.#policy;
     if (policy.mode === "off") return fn.apply(thisArg, args as unknown[]);
+    if (policy.maxConcurrent === undefined) return this.#admitAndRunSync(fn, thisArg, args, before);
+    // Through the bulkhead: a synchronous call cannot wait for a place.
+    const bulkhead = this.#bulkhead ??= new Bulkhead();
+    if (!bulkhead.tryEnter(policy.maxConcurrent)) {
+      return this.#turnAwaySync(this.#bulkheadFull(), thisArg, args);
+    }
+    let result: unknown;
+    try {
+      result = this.#admitAndRunSync(fn, thisArg, args, this.#snapshot);
+    } catch (error) {
+      this.#leaveBulkhead();
+      throw error;
+    }
+    if (result instanceof Promise) return this.#holding(result); // a thenable, observed
+    this.#leaveBulkhead();
+    return result;
+  }
+
+  /** Admission, then the synchronous call, then its outcome. */
+  #admitAndRunSync(
+    fn: AnyFunction,
+    thisArg: unknown,
+    args: readonly unknown[],
+    before: Snapshot,
+  ): unknown {
+    const policy = this.#policy;
     const startClock = policy.durations || this.#listeners.length !== 0 ||
       needsClock(policy, before);
     const timed = this.#timed || startClock;
@@ -1274,7 +1384,7 @@ export class Breaker {
 
   /** Tells listeners of a call turned away, and serves the fallback or rejects with `error`. */
   #turnAway(
-    error: BreakerOpenError,
+    error: BreakerOpenError | BulkheadFullError,
     thisArg: unknown,
     args: readonly unknown[] | undefined,
   ): Promise<unknown> {
@@ -1290,7 +1400,11 @@ export class Breaker {
   }
 
   /** Tells listeners of a call turned away, and serves the fallback or throws `error`. */
-  #turnAwaySync(error: BreakerOpenError, thisArg: unknown, args: readonly unknown[]): unknown {
+  #turnAwaySync(
+    error: BreakerOpenError | BulkheadFullError,
+    thisArg: unknown,
+    args: readonly unknown[],
+  ): unknown {
     if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
     const fallback = this.#fallback;
     if (fallback === undefined) throw error;
@@ -1319,9 +1433,26 @@ export class Breaker {
   }
 
   /** Admission for a stream: a permit, or the error of a refusal. */
-  #begin(): Permit | BreakerOpenError {
+  #begin(): Permit | BreakerOpenError | BulkheadFullError {
     const policy = this.#policy;
     if (policy.mode === "off") return UNGUARDED;
+    if (policy.maxConcurrent === undefined) return this.#admitOne(policy);
+    const bulkhead = this.#bulkhead ??= new Bulkhead();
+    if (!bulkhead.tryEnter(policy.maxConcurrent)) {
+      const error = this.#bulkheadFull();
+      if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
+      return error;
+    }
+    const admitted = this.#admitOne(policy);
+    if (admitted instanceof Error || admitted === UNGUARDED) {
+      this.#leaveBulkhead();
+      return admitted;
+    }
+    return { ...admitted, held: true };
+  }
+
+  /** Admission of one stream or permit. */
+  #admitOne(policy: Policy): Permit | BreakerOpenError {
     const before = this.#snapshot;
     const timed = this.#timed || needsClock(policy, before);
     const start = timed ? this.#now() : 0;

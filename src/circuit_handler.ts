@@ -11,7 +11,7 @@
 import { Breaker, type BreakerOptions, type CallHooks, callHooks, type Permit } from "./breaker.ts";
 import { isFailedResult } from "./core/classify.ts";
 import { describeValue } from "./core/describe_value.ts";
-import { BreakerOpenError, TimeoutError } from "./errors.ts";
+import { TimeoutError } from "./errors.ts";
 import { serviceUnavailable } from "./http_response.ts";
 import { GuardedAsyncStream, readerIterator } from "./stream.ts";
 
@@ -69,7 +69,7 @@ export function circuitHandler<A extends unknown[]>(
   const hooks = callHooks(breakerFor(handler, options));
   const guarded = function (this: unknown, ...args: A): Promise<Response> {
     const permit = hooks.begin();
-    if (permit instanceof BreakerOpenError) {
+    if (permit instanceof Error) {
       const fallback = hooks.fallback;
       if (fallback === undefined) return Promise.resolve(serviceUnavailable(permit));
       try {

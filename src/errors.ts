@@ -110,3 +110,46 @@ export class TimeoutError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * The call was not run: the breaker's bulkhead (`maxConcurrent`) had no place for it and its
+ * queue (`maxQueued`) was full. It counts neither way: the dependency was not asked. Like a
+ * {@linkcode BreakerOpenError}, it goes to `rejected` listeners and the `fallback`.
+ *
+ * @example
+ * ```ts
+ * import { Breaker, BulkheadFullError } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ *
+ * const db = new Breaker({ name: "db", maxConcurrent: 1 });
+ * const first = db.execute(() => new Promise((resolve) => setTimeout(resolve, 10)));
+ * await assert.rejects(db.execute(() => Promise.resolve("second")), BulkheadFullError);
+ * await first;
+ * ```
+ */
+export class BulkheadFullError extends Error {
+  static {
+    this.prototype.name = "BulkheadFullError";
+  }
+  /** The breaker's name. */
+  declare readonly breaker: string;
+  /** The calls in flight it allows. */
+  declare readonly maxConcurrent: number;
+  /** The calls it lets wait. */
+  declare readonly maxQueued: number;
+  /** Always 0: a place may free up at any moment. */
+  declare readonly retryAfterMs: number;
+
+  /** Creates the error; its message says the breaker and its limits. */
+  constructor(breaker: string, maxConcurrent: number, maxQueued: number) {
+    super(
+      `Circuit "${breaker}" is full: ${maxConcurrent} calls in flight${
+        maxQueued === 0 ? "" : ` and ${maxQueued} waiting`
+      }`,
+    );
+    this.breaker = breaker;
+    this.maxConcurrent = maxConcurrent;
+    this.maxQueued = maxQueued;
+    this.retryAfterMs = 0;
+  }
+}

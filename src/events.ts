@@ -7,7 +7,7 @@
 import type { Breaker } from "./breaker.ts";
 import type { BreakerState } from "./core/snapshot.ts";
 import type { WindowStats } from "./core/window.ts";
-import type { BreakerOpenError } from "./errors.ts";
+import type { BreakerOpenError, BulkheadFullError } from "./errors.ts";
 
 /**
  * The circuit changed state. `from` is the state last announced.
@@ -92,8 +92,11 @@ export interface FailureEvent {
 export interface RejectedEvent {
   /** The breaker. */
   readonly breaker: Breaker;
-  /** The error the caller gets (unless a fallback serves the call). */
-  readonly error: BreakerOpenError;
+  /**
+   * The error the caller gets (unless a fallback serves the call): a `BreakerOpenError`, or
+   * a `BulkheadFullError` when the bulkhead had no place.
+   */
+  readonly error: BreakerOpenError | BulkheadFullError;
 }
 
 /**

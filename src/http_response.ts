@@ -6,7 +6,7 @@
  */
 
 import { describeValue } from "./core/describe_value.ts";
-import type { BreakerOpenError } from "./errors.ts";
+import type { BreakerOpenError, BulkheadFullError } from "./errors.ts";
 
 /**
  * The `Retry-After` value, in whole seconds, for a wait of `retryAfterMs`: rounded up and at
@@ -36,7 +36,8 @@ export function retryAfterSeconds(retryAfterMs: number): number | undefined {
 }
 
 /**
- * A `503 Service Unavailable` response for a call the circuit turned away, with a
+ * A `503 Service Unavailable` response for a call the breaker turned away (its circuit or its
+ * bulkhead), with a
  * `Retry-After` header in whole seconds (at least 1; none while isolated), `Cache-Control:
  * no-store`, and a short text body naming the circuit.
  *
@@ -60,7 +61,7 @@ export function retryAfterSeconds(retryAfterMs: number): number | undefined {
  * assert.equal(response.headers.get("retry-after"), "30");
  * ```
  */
-export function serviceUnavailable(error: BreakerOpenError): Response {
+export function serviceUnavailable(error: BreakerOpenError | BulkheadFullError): Response {
   const headers = new Headers({
     "cache-control": "no-store",
     "content-type": "text/plain; charset=utf-8",

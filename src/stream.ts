@@ -10,7 +10,7 @@
 import { type Breaker, type CallHooks, callHooks, markGuarded, type Permit } from "./breaker.ts";
 import { describeValue } from "./core/describe_value.ts";
 import { streamDurationMs } from "./core/stream_duration.ts";
-import { BreakerOpenError, TimeoutError } from "./errors.ts";
+import { type BreakerOpenError, type BulkheadFullError, TimeoutError } from "./errors.ts";
 
 /**
  * Options of one guarded stream; the timeouts and `isFailureItem` override the breaker's.
@@ -354,7 +354,7 @@ export class GuardedAsyncStream<T, TReturn = void, TNext = undefined>
       return Promise.reject(signal.reason);
     }
     const permit = this.#hooks.begin();
-    if (permit instanceof BreakerOpenError) return this.#refused(permit, value);
+    if (permit instanceof Error) return this.#refused(permit, value);
     this.#permit = permit;
     this.#phase = RUNNING;
     let iterable: AsyncIterable<T, TReturn, TNext> | Iterable<T, TReturn, TNext>;
@@ -373,7 +373,7 @@ export class GuardedAsyncStream<T, TReturn = void, TNext = undefined>
 
   /** Refused at the first read: end the handed-over source, serve the fallback or reject. */
   #refused(
-    error: BreakerOpenError,
+    error: BreakerOpenError | BulkheadFullError,
     value: TNext | undefined,
   ): Promise<IteratorResult<T, TReturn>> {
     endSource(this.#handedOver, error, this.#hooks);
@@ -727,7 +727,7 @@ class GuardedSyncStream<T, TReturn, TNext> extends IteratorBase {
   #start(): void {
     const hooks = this.#hooks;
     const permit = hooks.begin();
-    if (permit instanceof BreakerOpenError) {
+    if (permit instanceof Error) {
       this.#phase = DONE;
       const fallback = hooks.fallback;
       if (fallback === undefined) throw permit;

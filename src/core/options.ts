@@ -211,6 +211,20 @@ export interface PolicyOptions {
    * @default {"enforce"}
    */
   readonly mode?: BreakerMode;
+  /**
+   * A bulkhead: the most calls (streams and permits too) in flight at once (an integer >= 1).
+   * A call beyond it waits in the queue (`maxQueued`) or is turned away at once with
+   * `BulkheadFullError`, which counts neither way. A stream holds its place until it ends, a
+   * permit until its outcome.
+   */
+  readonly maxConcurrent?: number;
+  /**
+   * With `maxConcurrent`: how many calls may wait for a place, first come first served (an
+   * integer >= 0). A waiting call gives its place up when its `signal` aborts. Synchronous
+   * calls, streams and permits never wait.
+   * @default {0}
+   */
+  readonly maxQueued?: number;
 }
 
 /**

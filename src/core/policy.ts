@@ -51,6 +51,10 @@ export interface Policy {
   readonly timeout: number | undefined;
   /** Whether calls are turned away (`"enforce"`), only observed, or not guarded at all. */
   readonly mode: BreakerMode;
+  /** The bulkhead: calls in flight at once; `undefined` for no limit. */
+  readonly maxConcurrent: number | undefined;
+  /** Calls that may wait for a place in the bulkhead. */
+  readonly maxQueued: number;
   /** The rules that judge a window; `undefined` when no rule does. */
   readonly rules: WindowRules | undefined;
   /** The recovery ramp, with its defaults filled in. */
@@ -192,6 +196,8 @@ export const POLICY_OPTIONS: readonly (keyof PolicyOptions)[] = [
   "idleTimeout",
   "isFailureItem",
   "mode",
+  "maxConcurrent",
+  "maxQueued",
 ];
 
 /** The longest delay `setTimeout` honours (larger ones fire at once on some runtimes). */
@@ -318,6 +324,10 @@ export function createPolicySharingRules(
     ),
     timeout: delay(context, "timeout", options.timeout),
     mode: mode(context, options.mode),
+    maxConcurrent: options.maxConcurrent === undefined
+      ? undefined
+      : integer(context, "maxConcurrent", options.maxConcurrent, 1),
+    maxQueued: queueLength(context, options),
     rules: judgesWindow
       ? windowRules(
         shareable,
@@ -361,6 +371,17 @@ function fail(
 ): never {
   const message = `${context}: "${path}" must be ${expected}, received ${describeValue(received)}`;
   throw type ? new TypeError(message) : new RangeError(message);
+}
+
+function queueLength(context: string, options: PolicyOptions): number {
+  const value = options.maxQueued;
+  if (value === undefined) return 0;
+  const n = number(context, "maxQueued", value);
+  if (!Number.isSafeInteger(n) || n < 0) fail(context, "maxQueued", "an integer >= 0", value);
+  if (options.maxConcurrent === undefined && n > 0) {
+    fail(context, "maxQueued", 'set only with "maxConcurrent"', value, true);
+  }
+  return n;
 }
 
 const MODES: readonly BreakerMode[] = ["enforce", "observe", "off"];

@@ -84,6 +84,7 @@ export function needsClock(_policy: Policy, snapshot: Snapshot): boolean {
 export function isQuiet(policy: Policy, snapshot: Snapshot): boolean {
   return !policy.timed && policy.rules === undefined && policy.timeout === undefined &&
     policy.isFailureResult === undefined && policy.lease === undefined && policy.mode !== "off" &&
+    policy.maxConcurrent === undefined &&
     snapshot.state === "closed" &&
     snapshot.isolated === 0 && snapshot.failureCount === 0;
 }
