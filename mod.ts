@@ -50,6 +50,7 @@ export {
   type SyncMethodDecorator,
 } from "./src/circuit.ts";
 export type {
+  BreakerMode,
   ErrorClass,
   ErrorMatcher,
   PolicyOptions,

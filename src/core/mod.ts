@@ -19,8 +19,15 @@
  */
 
 export type { Cell, Fifo } from "./fifo.ts";
-export { classifyError, isFailedItem, isFailedResult, type Verdict } from "./classify.ts";
+export {
+  classifyError,
+  isFailedItem,
+  isFailedResponse,
+  isFailedResult,
+  type Verdict,
+} from "./classify.ts";
 export type {
+  BreakerMode,
   ErrorClass,
   ErrorMatcher,
   PolicyOptions,
