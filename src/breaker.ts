@@ -1059,7 +1059,12 @@ export class Breaker {
   /** The error of a call the bulkhead has no place for. */
   #bulkheadFull(): BulkheadFullError {
     const policy = this.#policy;
-    return new BulkheadFullError(policy.name, policy.maxConcurrent ?? Infinity, policy.maxQueued);
+    return new BulkheadFullError(
+      policy.name,
+      stateAt(this.#snapshot, this.#lastNow),
+      policy.maxConcurrent ?? Infinity,
+      policy.maxQueued,
+    );
   }
 
   /** Admission, then the call, then its outcome (`#callGeneral` past the mode and bulkhead). */

@@ -133,6 +133,8 @@ export class BulkheadFullError extends Error {
   }
   /** The breaker's name. */
   declare readonly breaker: string;
+  /** The circuit's state when the call was turned away (usually `"closed"`). */
+  declare readonly state: BreakerState;
   /** The calls in flight it allows. */
   declare readonly maxConcurrent: number;
   /** The calls it lets wait. */
@@ -141,13 +143,14 @@ export class BulkheadFullError extends Error {
   declare readonly retryAfterMs: number;
 
   /** Creates the error; its message says the breaker and its limits. */
-  constructor(breaker: string, maxConcurrent: number, maxQueued: number) {
+  constructor(breaker: string, state: BreakerState, maxConcurrent: number, maxQueued: number) {
     super(
       `Circuit "${breaker}" is full: ${maxConcurrent} calls in flight${
         maxQueued === 0 ? "" : ` and ${maxQueued} waiting`
       }`,
     );
     this.breaker = breaker;
+    this.state = state;
     this.maxConcurrent = maxConcurrent;
     this.maxQueued = maxQueued;
     this.retryAfterMs = 0;
