@@ -155,7 +155,7 @@ export function installAccess(env, uid) {
  * @typedef {object} ServiceSetUp
  * @property {ServiceName} service
  * @property {string | undefined} executable
- * @property {"run" | "skip" | "fail"} verdict
+ * @property {ServiceVerdict} verdict "run", "skip" or "fail" (an install has been tried)
  * @property {string} line what the set-up found, or what to install (one line)
  */
 
@@ -165,9 +165,10 @@ export function installAccess(env, uid) {
  *
  * @param {Environment} env
  * @param {(line: string) => void} log
+ * @param {number | undefined} uid the user id, this process's by default
  * @returns {Promise<ServiceSetUp[]>}
  */
-export async function setUpServices(env, log) {
+export async function setUpServices(env, log, uid = process.getuid?.()) {
   const ci = isCI(env);
   /** @type {"root" | "sudo" | undefined | null} null until needed: probing sudo takes time */
   let access = null;
@@ -178,7 +179,7 @@ export async function setUpServices(env, log) {
     let executable = locateService(service, env);
     let attempted = false;
     if (executable === undefined && access === null) {
-      access = installAccess(env, process.getuid?.());
+      access = installAccess(env, uid);
     }
     const verdict = serviceVerdict({ found: executable !== undefined, canInstall: !!access, ci });
     if (verdict === "install" && access) {
@@ -193,29 +194,18 @@ export async function setUpServices(env, log) {
         await startRedis(executable, log);
       }
     }
-    if (executable !== undefined) {
-      results.push({ service, executable, verdict: "run", line: `${service}: ${executable}` });
-      continue;
-    }
+    // After an install, or none: what is still missing is skipped or fails, by the same rule.
+    const outcome = serviceVerdict({ found: executable !== undefined, canInstall: false, ci });
     const reason = `${missingReason(service, env)}${
       attempted ? " (apt-get could not install it)" : ""
     }`;
     const install = installCommand(service);
-    results.push(
-      ci
-        ? {
-          service,
-          executable,
-          verdict: "fail",
-          line: `${reason}: its tests fail under CI=true; install it: ${install}`,
-        }
-        : {
-          service,
-          executable,
-          verdict: "skip",
-          line: `${reason}: its tests are skipped; to run them, install it: ${install}`,
-        },
-    );
+    const line = outcome === "run"
+      ? `${service}: ${executable}`
+      : outcome === "fail"
+      ? `${reason}: its tests fail under CI=true; install it: ${install}`
+      : `${reason}: its tests are skipped; to run them, install it: ${install}`;
+    results.push({ service, executable, verdict: outcome, line });
   }
   return results;
 }

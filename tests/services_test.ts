@@ -8,12 +8,13 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import {
+  findOnPath,
   installAccess,
   locateService,
   serviceVerdict,
@@ -176,6 +177,42 @@ describe("setUpServices()", () => {
       const results = await setUpServices(env, () => {});
       assert.deepEqual(results.map((r) => r.verdict), ["fail", "fail"]);
       assert.match(results[0]!.line, /CI=true.*apt-get install redis-server$/);
+    });
+  });
+
+  it("setUpServices() installs the missing services with apt-get where it may, updating once, and skips what apt-get could not install", async () => {
+    await withDirectory(async (directory) => {
+      const calls = join(directory, "apt-get calls");
+      // A stand-in apt-get that records its calls and "installs" chromium alone.
+      writeFileSync(
+        join(directory, "apt-get"),
+        `#!/bin/sh\necho "$*" >> "${calls}"\n` +
+          `if [ "$*" = "install -y -qq chromium" ]; then\n` +
+          `  echo '#!/bin/sh' > "$CIRCUIT_TEST_CHROMIUM"; /bin/chmod 755 "$CIRCUIT_TEST_CHROMIUM"\n` +
+          `fi\n`,
+      );
+      chmodSync(join(directory, "apt-get"), 0o755);
+      // apt-get runs through env (to set DEBIAN_FRONTEND), found on PATH like apt-get.
+      symlinkSync(findOnPath("env", process.env.PATH)!, join(directory, "env"));
+      const env = { ...hiddenServices(directory), CIRCUIT_TEST_NO_INSTALL: "" };
+      const chromium = join(directory, "chromium");
+      const log: string[] = [];
+      const results = await setUpServices(env, (line) => log.push(line), 0);
+      assert.deepEqual(readFileSync(calls, "utf8").split("\n"), [
+        "update -qq",
+        "install -y -qq redis-server",
+        "install -y -qq chromium",
+        "",
+      ]);
+      assert.deepEqual(results.map((r) => [r.service, r.verdict, r.executable]), [
+        ["redis-server", "skip", undefined],
+        ["chromium", "run", chromium],
+      ]);
+      assert.match(results[0]!.line, /\(apt-get could not install it\): its tests are skipped/);
+      assert.deepEqual(log, [
+        "services: redis-server was not found on PATH: installing redis-server (apt-get)",
+        `services: ${chromium} was not found: installing chromium (apt-get)`,
+      ]);
     });
   });
 
