@@ -219,11 +219,12 @@ export async function setUpServices(env, log, uid = process.getuid?.()) {
  * @returns {boolean}
  */
 function runAsRoot(access, command, env) {
-  // Through env: sudo does not pass the caller's environment on.
-  const args = ["env", "DEBIAN_FRONTEND=noninteractive", ...command];
-  const [program, ...rest] = access === "root" ? args : ["sudo", "-n", ...args];
-  const result = spawnSync(/** @type {string} */ (program), rest, {
-    env,
+  // sudo does not pass the caller's environment on: env sets DEBIAN_FRONTEND there.
+  const [program, ...args] = access === "root"
+    ? command
+    : ["sudo", "-n", "env", "DEBIAN_FRONTEND=noninteractive", ...command];
+  const result = spawnSync(/** @type {string} */ (program), args, {
+    env: { ...env, DEBIAN_FRONTEND: "noninteractive" },
     stdio: ["ignore", "inherit", "inherit"],
     timeout: 900_000,
   });

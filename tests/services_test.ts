@@ -8,13 +8,12 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import {
-  findOnPath,
   installAccess,
   locateService,
   serviceVerdict,
@@ -192,8 +191,6 @@ describe("setUpServices()", () => {
           `fi\n`,
       );
       chmodSync(join(directory, "apt-get"), 0o755);
-      // apt-get runs through env (to set DEBIAN_FRONTEND), found on PATH like apt-get.
-      symlinkSync(findOnPath("env", process.env.PATH)!, join(directory, "env"));
       const env = { ...hiddenServices(directory), CIRCUIT_TEST_NO_INSTALL: "" };
       const chromium = join(directory, "chromium");
       const log: string[] = [];
