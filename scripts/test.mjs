@@ -9,9 +9,15 @@
 //                                         contains "state" or "retry"; an argument
 //                                         that is an existing path is used as is
 //
+// First it sets up the services some tests need (scripts/services.mjs): redis-server and chromium
+// are installed where the machine allows (root, or sudo without a password, and apt-get);
+// otherwise their tests are skipped, and one line per missing service says what to install
+// (under CI=true they fail).
+//
 // Output of the runners is streamed live and captured. Counts are per leaf test
 // (each `it`/`test` body once; `describe` blocks are containers, not tests).
-// The last line printed is always `tests: N passed, M failed` (sum over runtimes).
+// The last line printed is always `tests: N passed, M failed` (sum over runtimes), followed on
+// the same line by `, K skipped` when tests were skipped.
 //
 // Node.js is the one from npm (node_modules/.bin/node, the `node` devDependency), which
 // strips the types of .ts files; a Node.js on PATH is used only when it does too (>= 22.18).
@@ -25,6 +31,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { setUpServices } from "./services.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const TEST_DIR = "tests";
@@ -472,6 +479,10 @@ function banner(text) {
 
 const opts = parseArgs(process.argv.slice(2));
 const targets = resolveTargets(opts.filters);
+const services = await setUpServices(process.env, (line) => console.log(line));
+for (const service of services) {
+  if (service.verdict === "run") console.log(`services: ${service.line}`);
+}
 const results = [];
 if (opts.deno) results.push(await runDeno(targets));
 if (opts.bun) results.push(await runBun(targets));
@@ -479,17 +490,23 @@ if (opts.node) results.push(await runNode(targets));
 
 let passed = 0;
 let failed = 0;
+let skipped = 0;
 const lines = [""];
 for (const r of results) {
   passed += r.passed;
   failed += r.failed;
+  skipped += r.skipped;
   for (const n of r.notes) lines.push(`${r.name}: note: ${n}`);
+}
+// One line per missing service, saying what to install.
+for (const service of services) {
+  if (service.verdict !== "run") lines.push(`services: ${service.line}`);
 }
 for (const r of results) {
   lines.push(
     `${r.name}: ${r.passed} passed, ${r.failed} failed${r.skipped ? `, ${r.skipped} skipped` : ""}`,
   );
 }
-lines.push(`tests: ${passed} passed, ${failed} failed`);
+lines.push(`tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.stdout.write(lines.join("\n") + "\n");
 process.exitCode = failed > 0 || results.some((r) => r.unreported) ? 1 : 0;

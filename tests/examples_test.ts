@@ -11,11 +11,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import * as nodeTest from "node:test";
 import { fileURLToPath } from "node:url";
 import { type LocalServer, serveLocally } from "./local_server.ts";
 import { clientKind } from "./redis_clients.ts";
-import { findRedisServer, type RedisServer, withRedisServer } from "./redis_server.ts";
+import { type RedisServer, withRedisServer } from "./redis_server.ts";
+import { testsNeeding } from "./service_tests.ts";
 import { describe, it } from "./timer_leaks.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -622,13 +622,9 @@ async function checkSharedServers(
 }
 
 /**
- * A test with a private redis-server. Without redis-server on PATH it is skipped saying why,
- * except in CI (`CI=true`), where it fails.
+ * A test with a private redis-server. Without redis-server it is skipped saying why, except in
+ * CI (`CI=true`), where it fails (service_tests.ts).
  */
 function redisIt(name: string, body: (redis: RedisServer) => Promise<void>): void {
-  if (findRedisServer() === undefined && process.env.CI !== "true") {
-    nodeTest.it.skip(`${name} (skipped: redis-server was not found on PATH)`, () => {});
-    return;
-  }
-  it(name, () => withRedisServer(body));
+  testsNeeding("redis-server").it(name, () => withRedisServer(body));
 }

@@ -1,19 +1,21 @@
 /**
  * A private Redis server for tests: `redis-server` from PATH on 127.0.0.1 and a free port, with
  * nothing saved to disk. It can be killed and restarted on the same port (an outage), and
- * closed leaving no process. `describeWithRedis` wraps a group of tests around one server: when
- * the binary is missing, the group is skipped saying why, or fails in CI (`CI=true`).
- * `withRedisServer` gives one test (or one multi-process scenario) a server of its own.
+ * closed leaving no process. `describeWithRedis` wraps a group of tests around one server,
+ * `withRedisServer` gives one test (or one multi-process scenario) a server of its own; a test
+ * that needs one is declared by the rule of service_tests.ts (`testsNeeding("redis-server")`).
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createServer, Socket } from "node:net";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import process from "node:process";
 import * as nodeTest from "node:test";
-import { describe, it } from "./timer_leaks.ts";
+import { locateService } from "../scripts/services.mjs";
+import { type TestDeclaration, testsNeeding } from "./service_tests.ts";
+import { describe } from "./timer_leaks.ts";
 
 /** A running (or stopped) private Redis server. */
 export interface RedisServer {
@@ -40,17 +42,7 @@ export interface RedisServerOptions {
 
 /** The redis-server binary on PATH, or undefined. */
 export function findRedisServer(): string | undefined {
-  for (const directory of (process.env.PATH ?? "").split(delimiter)) {
-    if (directory === "") continue;
-    const candidate = join(directory, "redis-server");
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
+  return locateService("redis-server", process.env);
 }
 
 /** Starts a private server on a free port of 127.0.0.1 and waits until it answers PING. */
@@ -77,8 +69,8 @@ export async function startRedisServer(
 
 /**
  * Runs `body` with a private Redis server of its own, closed after it whatever happens. For a
- * test that needs a fresh server (or kills it); throws a clear error when redis-server is
- * missing (see `describeWithRedis` to skip a whole group instead, outside CI).
+ * test that needs a fresh server (or kills it), declared with `testsNeeding("redis-server").it`
+ * (skipped without redis-server); throws a clear error when redis-server is missing.
  */
 export async function withRedisServer<T>(
   body: (server: RedisServer) => Promise<T>,
@@ -100,43 +92,29 @@ export async function withRedisServer<T>(
 
 /**
  * Declares a group of tests around one private Redis server, started before them and closed
- * after them; `server()` returns it inside the tests. Without redis-server on PATH the group is
- * skipped with the reason in its name, except in CI (`CI=true`), where one test fails saying
- * what is missing.
+ * after them; `server()` returns it inside the tests, which are declared with the `it` given to
+ * `body`: without redis-server they are skipped, or fail under `CI=true` (service_tests.ts).
  */
-export function describeWithRedis(name: string, body: (server: () => RedisServer) => void): void {
-  const binary = findRedisServer();
-  if (binary === undefined) {
-    const reason = "redis-server was not found on PATH";
-    if (process.env.CI === "true") {
-      describe(name, () => {
-        it("needs redis-server", () => {
-          throw new Error(
-            `${reason} (PATH=${process.env.PATH}): CI must install Redis (apt-get install redis-server)`,
-          );
-        });
-      });
-    } else {
-      console.warn(`${name}: skipped, ${reason}; install Redis to run these tests`);
-      // One skipped test rather than a skipped group: Bun counts no skip for an empty group.
-      describe(name, () => {
-        nodeTest.it.skip(`skipped: ${reason}`, () => {});
-      });
-    }
-    return;
-  }
+export function describeWithRedis(
+  name: string,
+  body: (server: () => RedisServer, it: TestDeclaration) => void,
+): void {
+  const tests = testsNeeding("redis-server");
   describe(name, () => {
     let server: RedisServer | undefined;
-    nodeTest.before(async () => {
-      server = await startRedisServer(binary);
-    });
-    nodeTest.after(async () => {
-      await server?.close();
-    });
+    const binary = tests.executable;
+    if (binary !== undefined) {
+      nodeTest.before(async () => {
+        server = await startRedisServer(binary);
+      });
+      nodeTest.after(async () => {
+        await server?.close();
+      });
+    }
     body(() => {
       if (server === undefined) throw new Error("the Redis server did not start");
       return server;
-    });
+    }, tests.it);
   });
 }
 

@@ -93,7 +93,7 @@ async function subscriberCount(client: OpenClient, channel: string): Promise<num
   return Number(reply[1]);
 }
 
-describeWithRedis("redisStore", (server) => {
+describeWithRedis("redisStore", (server, it) => {
   for (const kind of clientKinds()) {
     describe(`with ${kind.name}`, () => {
       for (const check of storeContract) {

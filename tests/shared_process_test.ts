@@ -1,6 +1,7 @@
 /**
  * One circuit shared by several processes through real stores: a redis-server started here
- * and a Deno KV file. Each process runs tests/fixtures/shared_worker.ts and reports JSON.
+ * and a Deno KV file. Each process runs tests/fixtures/shared_worker.ts and reports JSON. The
+ * Redis tests are skipped without redis-server, or fail under CI=true (service_tests.ts).
  */
 
 import assert from "node:assert/strict";
@@ -12,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import type { WorkerConfig } from "./fixtures/shared_worker.ts";
 import { describe, it } from "./timer_leaks.ts";
 import { withRedisServer } from "./redis_server.ts";
+import { testsNeeding } from "./service_tests.ts";
 
 const WORKER = fileURLToPath(new URL("./fixtures/shared_worker.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -74,6 +76,8 @@ const REDIS_CLIENTS: ReadonlyArray<WorkerConfig["client"]> = isBun
   ? ["bun", "ioredis", "node-redis", "bun"]
   : ["node-redis", "ioredis"];
 const RUNTIME: Runtime = isBun ? "bun" : isDeno ? "deno" : "node";
+/** `it` for the tests that need redis-server. */
+const redisIt = testsNeeding("redis-server").it;
 
 /** The failure count the store holds for `name`, read by a worker process. */
 async function storedFailureCount(
@@ -130,7 +134,7 @@ function assertAllSeeTheTrip(reports: Report[]): number {
 }
 
 describe("shared circuits across processes", () => {
-  it("redisStore: a trip in one process is seen by all", async () => {
+  redisIt("redisStore: a trip in one process is seen by all", async () => {
     await withRedisServer(async (server) => {
       const reports = await runAll(
         { scenario: "trip", store: "redis", url: server.url, name: "trip", durationMs: 3_000 },
@@ -142,7 +146,7 @@ describe("shared circuits across processes", () => {
     });
   });
 
-  it("redisStore: the shared failure count equals the failures made", async () => {
+  redisIt("redisStore: the shared failure count equals the failures made", async () => {
     await withRedisServer(async (server) => {
       const reports = await runAll(
         { scenario: "count", store: "redis", url: server.url, name: "count", durationMs: 800 },
@@ -164,7 +168,7 @@ describe("shared circuits across processes", () => {
     });
   });
 
-  it("redisStore: exactly one trial call per half-open period across processes", async () => {
+  redisIt("redisStore: exactly one trial call per half-open period across processes", async () => {
     await withRedisServer(async (server) => {
       const reports = await runAll(
         { scenario: "trials", store: "redis", url: server.url, name: "trials", durationMs: 1_500 },
@@ -176,39 +180,46 @@ describe("shared circuits across processes", () => {
     });
   });
 
-  it("redisStore: killing redis-server mid-run loses no call and the counts reconcile", async () => {
-    await withRedisServer(async (server) => {
-      const running = runAll(
-        { scenario: "count", store: "redis", url: server.url, name: "outage", durationMs: 3_000 },
-        REDIS_CLIENTS,
-        RUNTIME,
-      );
-      // 0.5 s into the run
-      await new Promise((resolve) => setTimeout(resolve, startDelay(RUNTIME) + 500));
-      await server.stop();
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-      await server.restart();
-      const reports = await running;
-      const made = reports.reduce((sum, r) => sum + (r.made as number), 0);
-      for (const report of reports) {
-        assert.equal(report.rejected, 0, `process ${report.id}: no call turned away`);
-        assert.equal(report.other, 0, `process ${report.id}: no call failed but by its own error`);
-      }
-      assert.ok(
-        reports.some((r) => (r.storeErrors as number) > 0),
-        "the outage was reported to storeError",
-      );
-      assert.equal(
-        await storedFailureCount({
-          store: "redis",
-          url: server.url,
-          name: "outage",
-          client: REDIS_CLIENTS[0]!,
-        }),
-        made,
-      );
-    }, { persistent: true });
-  });
+  redisIt(
+    "redisStore: killing redis-server mid-run loses no call and the counts reconcile",
+    async () => {
+      await withRedisServer(async (server) => {
+        const running = runAll(
+          { scenario: "count", store: "redis", url: server.url, name: "outage", durationMs: 3_000 },
+          REDIS_CLIENTS,
+          RUNTIME,
+        );
+        // 0.5 s into the run
+        await new Promise((resolve) => setTimeout(resolve, startDelay(RUNTIME) + 500));
+        await server.stop();
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        await server.restart();
+        const reports = await running;
+        const made = reports.reduce((sum, r) => sum + (r.made as number), 0);
+        for (const report of reports) {
+          assert.equal(report.rejected, 0, `process ${report.id}: no call turned away`);
+          assert.equal(
+            report.other,
+            0,
+            `process ${report.id}: no call failed but by its own error`,
+          );
+        }
+        assert.ok(
+          reports.some((r) => (r.storeErrors as number) > 0),
+          "the outage was reported to storeError",
+        );
+        assert.equal(
+          await storedFailureCount({
+            store: "redis",
+            url: server.url,
+            name: "outage",
+            client: REDIS_CLIENTS[0]!,
+          }),
+          made,
+        );
+      }, { persistent: true });
+    },
+  );
 
   /** Runs `body` with a fresh Deno KV file, removed after it. */
   async function withKvFile(body: (kvPath: string) => Promise<void>): Promise<void> {

@@ -1,6 +1,6 @@
 // The status page in a real headless Chromium (Debian's `chromium`, driven by playwright-core),
 // served over HTTP on 127.0.0.1 by Deno.serve or Bun.serve. Without /usr/bin/chromium the
-// tests are skipped saying why, except in CI (`CI=true`), where one test fails instead.
+// tests are skipped saying why, except in CI (`CI=true`), where they fail (service_tests.ts).
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
 import * as nodeTest from "node:test";
@@ -11,9 +11,9 @@ import { BreakerRegistry } from "../src/registry.ts";
 import { statusHandler, type StatusHandlerOptions } from "../src/status_handler.ts";
 import { type LocalServer, serveLocally } from "./local_server.ts";
 import { manualClock } from "./manual_clock.ts";
-import { describe, it } from "./timer_leaks.ts";
+import { type TestDeclaration, testsNeeding } from "./service_tests.ts";
+import { describe } from "./timer_leaks.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
 const PREFIX = "/admin/circuits/";
 const SCRIPT_NAME = "<script>alert(1)</script>";
@@ -112,42 +112,34 @@ async function waitForState(page: Page, name: string, state: string): Promise<vo
   );
 }
 
-function describeWithChromium(name: string, body: (browser: () => Browser) => void): void {
-  if (!existsSync(CHROMIUM)) {
-    const reason = `${CHROMIUM} was not found`;
-    if (process.env.CI === "true") {
-      describe(name, () => {
-        it("needs chromium", () => {
-          throw new Error(`${reason}: CI must install it (apt-get install chromium)`);
-        });
-      });
-    } else {
-      console.warn(
-        `${name}: skipped, ${reason}; install it (apt-get install chromium) to run them`,
-      );
-      // One skipped test rather than a skipped group: Bun counts no skip for an empty group.
-      describe(name, () => {
-        nodeTest.it.skip(`skipped: ${reason}`, () => {});
-      });
-    }
-    return;
-  }
+/**
+ * Declares a group of tests around one headless Chromium, launched before them and closed after
+ * them; the tests are declared with the `it` given to `body` (skipped without Chromium).
+ */
+function describeWithChromium(
+  name: string,
+  body: (browser: () => Browser, it: TestDeclaration) => void,
+): void {
+  const tests = testsNeeding("chromium");
   describe(name, () => {
     let browser: Browser | undefined;
-    nodeTest.before(async () => {
-      browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
-    });
-    nodeTest.after(async () => {
-      await browser?.close();
-    });
+    const executablePath = tests.executable;
+    if (executablePath !== undefined) {
+      nodeTest.before(async () => {
+        browser = await chromium.launch({ executablePath, headless: true });
+      });
+      nodeTest.after(async () => {
+        await browser?.close();
+      });
+    }
     body(() => {
       if (browser === undefined) throw new Error("chromium did not start");
       return browser;
-    });
+    }, tests.it);
   });
 }
 
-describeWithChromium("status page in Chromium", (browser) => {
+describeWithChromium("status page in Chromium", (browser, it) => {
   it("shows every state in its colour, a <script> name as text, and saves a screenshot", async () => {
     await withStatusPage(browser, {}, async ({ breaker, url, page }) => {
       const dialogs: string[] = [];
