@@ -188,7 +188,9 @@ const CIRCUIT_OPTIONS: readonly string[] = [...BREAKER_OPTIONS, "breaker"];
  * or, called with options only, decorates a class method (TC39 decorators).
  *
  * Defaults: 5 consecutive failures open the circuit for 30 s; the breaker is named after the
- * function (or method).
+ * function, or `Class.method` for a decorated method (made when the class is first used: its
+ * first instance or the method's first call). An anonymous function's breaker is named
+ * `"breaker"` and joins no registry: give it a `name` for it to be listed.
  *
  * @example Guarding a function
  * ```ts
@@ -285,8 +287,67 @@ function decorate(
       }`,
     );
   }
-  const name = typeof context.name === "symbol" ? context.name.description ?? "" : context.name;
-  return guardFunction(method, { ...options, ...(options.name ? {} : { name }) }, sync);
+  const methodName = typeof context.name === "symbol"
+    ? `[${context.name.description ?? ""}]`
+    : context.name;
+  const named = options.breaker instanceof Breaker || options.name !== undefined ||
+    (typeof options.breaker === "function" && options.breaker.defaults?.name !== undefined);
+  if (named) return guardFunction(method, options, sync);
+  // The class is not known while its methods are decorated: the breaker, named
+  // `Class.method`, is made when the class is first used (an instance constructed, a static
+  // method's class defined, or the method called), then installed in place of this stand-in.
+  let guarded: AnyFunction | undefined;
+  const guard = (owner: object | undefined): AnyFunction => {
+    if (guarded !== undefined) return guarded;
+    const className = classNameOf(owner, context.static);
+    const name = className === "" ? methodName : `${className}.${methodName}`;
+    guarded = guardFunction(method, { ...options, name }, sync);
+    if (owner !== undefined && !context.private) {
+      const descriptor = Object.getOwnPropertyDescriptor(owner, context.name);
+      if (descriptor?.value === standIn) {
+        Object.defineProperty(owner, context.name, { ...descriptor, value: guarded });
+      }
+    }
+    return guarded;
+  };
+  const standIn = {
+    [methodName]: function (this: unknown, ...args: unknown[]): unknown {
+      return (guarded ?? guard(ownerOf(this, standIn, context))).apply(this, args);
+    },
+  }[methodName] as AnyFunction;
+  context.addInitializer(function (this: unknown) {
+    if (guarded === undefined) guard(ownerOf(this, standIn, context));
+  });
+  return standIn;
+}
+
+/**
+ * The object a decorated method is defined on, found from `self` (an instance, or the class
+ * for a static method): the first in its prototype chain holding `standIn` under the method's
+ * name (a subclass's instance finds its parent class's prototype).
+ */
+function ownerOf(
+  self: unknown,
+  standIn: AnyFunction,
+  context: ClassMethodDecoratorContext,
+): object | undefined {
+  if (self === null || (typeof self !== "object" && typeof self !== "function")) return undefined;
+  if (context.private) return self;
+  for (let owner: object | null = self; owner !== null; owner = Object.getPrototypeOf(owner)) {
+    if (Object.getOwnPropertyDescriptor(owner, context.name)?.value === standIn) return owner;
+  }
+  return undefined;
+}
+
+/** The name of the class owning a method: `owner` is its prototype, or the class (static). */
+function classNameOf(owner: object | undefined, isStatic: boolean): string {
+  if (owner === undefined) return "";
+  const constructor: unknown = isStatic
+    ? owner
+    : Object.getOwnPropertyDescriptor(owner, "constructor")?.value;
+  if (typeof constructor !== "function") return "";
+  const name: unknown = constructor.name;
+  return typeof name === "string" ? name : "";
 }
 
 function breakerFor(options: CircuitOptions, functionName: string): Breaker {

@@ -4,7 +4,7 @@
 // Node.js run. Each test keeps the describe block and name it had in circuit_test.ts,
 // registry_test.ts or types_test.ts.
 import assert from "node:assert/strict";
-import { breakerOf, BreakerOpenError, circuit, defaultRegistry } from "../mod.ts";
+import { breakerOf, BreakerOpenError, BreakerRegistry, circuit, defaultRegistry } from "../mod.ts";
 import { describe, it } from "./timer_leaks.ts";
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true
@@ -42,7 +42,7 @@ describe("circuit() as a method decorator", () => {
     // Failures on two instances opened the one breaker of `load`.
     const error = await a.load(false).catch((e) => e);
     assert.ok(error instanceof BreakerOpenError);
-    assert.equal(error.breaker, "load");
+    assert.equal(error.breaker, "Api.load");
     assert.equal(await b.other(), "other b", "each method has its own breaker");
     assert.equal(breakerOf(Api.prototype.load), breakerOf(a.load));
     assert.notEqual(breakerOf(Api.prototype.load), breakerOf(Api.prototype.other));
@@ -58,6 +58,68 @@ describe("circuit() as a method decorator", () => {
     const parser = new Parser();
     assert.throws(() => parser.parse("{"), SyntaxError);
     assert.equal(parser.parse("[1]"), null);
+  });
+});
+
+describe("circuit() as a method decorator: names", () => {
+  it("names a decorated method's breaker Class.method, so two classes' methods of one name both get listed", async () => {
+    const registry = new BreakerRegistry();
+    const decorate = circuit.with({ registry, failureThreshold: 1 });
+    class Users {
+      @decorate()
+      get(fail: boolean): Promise<string> {
+        return fail ? Promise.reject(new Error("users down")) : Promise.resolve("user");
+      }
+    }
+    class Orders {
+      @decorate()
+      get(): Promise<string> {
+        return Promise.resolve("order");
+      }
+    }
+    const users = new Users(), orders = new Orders();
+    await users.get(true).catch(() => {});
+    assert.equal(await orders.get(), "order");
+    assert.equal(breakerOf(users.get)?.name, "Users.get");
+    assert.equal(breakerOf(orders.get)?.name, "Orders.get");
+    assert.equal(registry.get("Users.get")?.state, "open");
+    assert.equal(registry.get("Orders.get")?.state, "closed");
+    assert.equal(registry.summary().allClosed, false);
+  });
+
+  it("names a static method's breaker Class.method and a subclass's calls use the defining class's breaker", async () => {
+    const registry = new BreakerRegistry();
+    class Base {
+      @circuit({ registry })
+      static find(): Promise<string> {
+        return Promise.resolve("found");
+      }
+      @circuit({ registry })
+      load(): Promise<string> {
+        return Promise.resolve("loaded");
+      }
+    }
+    class Derived extends Base {}
+    assert.equal(breakerOf(Base.find)?.name, "Base.find");
+    assert.equal(await new Derived().load(), "loaded");
+    assert.equal(breakerOf(new Base().load)?.name, "Base.load");
+    assert.deepEqual([...registry].map((breaker) => breaker.name).sort(), [
+      "Base.find",
+      "Base.load",
+    ]);
+  });
+
+  it("a method called before any instance exists still gets its Class.method breaker", async () => {
+    const registry = new BreakerRegistry();
+    class Api {
+      @circuit({ registry })
+      ping(): Promise<string> {
+        return Promise.resolve("pong");
+      }
+    }
+    const instance = Object.create(Api.prototype) as Api;
+    assert.equal(await instance.ping(), "pong");
+    assert.equal(registry.get("Api.ping")?.name, "Api.ping");
   });
 });
 
