@@ -86,6 +86,7 @@ export { retry, type RetryEvent, type RetryOptions } from "./src/retry.ts";
 export {
   BreakerRegistry,
   defaultRegistry,
+  type GroupSummary,
   type RegistryBreakerOptions,
   type RegistrySummary,
 } from "./src/registry.ts";

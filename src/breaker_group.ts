@@ -435,7 +435,7 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
       registry: false,
     });
     // Held, not weakly listed: the group keeps its members and delists them as they leave.
-    if (this.#registry !== false) holdInRegistry(this.#registry, breaker);
+    if (this.#registry !== false) holdInRegistry(this.#registry, breaker, this.#name);
     const evicted = this.#members.size >= this.#maxKeys ? this.#evict() : undefined;
     const member: Member<K> = {
       key,

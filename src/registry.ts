@@ -35,6 +35,42 @@ export interface RegistrySummary {
   readonly recovering: readonly string[];
   /** Names of the isolated breakers (held open by `isolate()`). */
   readonly isolated: readonly string[];
+  /**
+   * Names that more than one live breaker holds: each is listed above in its own state (a
+   * name collision, such as two classes' methods named alike with the same `name` option).
+   */
+  readonly duplicates: readonly string[];
+  /**
+   * The members of each {@linkcode BreakerGroup} (by group name) counted by state. Closed
+   * members are counted here only, not named in `closed`, so that a group of many keys keeps
+   * the summary small; members in any other state are named in their state's list too.
+   */
+  readonly groups: Readonly<Record<string, GroupSummary>>;
+}
+
+/**
+ * How many members of a {@linkcode BreakerGroup} are in each state, in a
+ * {@linkcode RegistrySummary}.
+ *
+ * @example
+ * ```ts
+ * import type { GroupSummary } from "@circuit/breaker";
+ * const hosts: GroupSummary = { total: 3, closed: 2, open: 1, halfOpen: 0, recovering: 0, isolated: 0 };
+ * ```
+ */
+export interface GroupSummary {
+  /** Members listed. */
+  readonly total: number;
+  /** Closed members. */
+  readonly closed: number;
+  /** Open members. */
+  readonly open: number;
+  /** Half-open members. */
+  readonly halfOpen: number;
+  /** Recovering members. */
+  readonly recovering: number;
+  /** Isolated members. */
+  readonly isolated: number;
 }
 
 /** Options of {@linkcode BreakerRegistry.breaker}: every breaker option but `name` and `registry`. */
@@ -46,17 +82,30 @@ export type RegistryBreakerOptions = Omit<BreakerOptions, "name" | "registry">;
  * target alive until the task ends, so a million keys cycled in one task would all stay).
  * Internal to the package.
  */
-export let holdInRegistry: (registry: BreakerRegistry, breaker: Breaker) => void;
+export let holdInRegistry: (registry: BreakerRegistry, breaker: Breaker, group: string) => void;
+
+/**
+ * The name of the `BreakerGroup` that listed `breaker` in `registry`, or `undefined`. Internal
+ * to the package (the status handler aggregates groups with it).
+ */
+export let groupOf: (registry: BreakerRegistry, breaker: Breaker) => string | undefined;
+
+type Entry = WeakRef<Breaker> | Breaker;
+
+function deref(entry: Entry): Breaker | undefined {
+  return entry instanceof WeakRef ? entry.deref() : entry;
+}
 
 /** The fewest entries a sweep of collected breakers waits for. */
 const MIN_SWEEP = 64;
 
 /**
- * Breakers by name. A name lists one breaker: when a breaker joins under a name another live
- * breaker holds, the newcomer takes the name and the other is no longer listed (it keeps
- * working). That is the common case of a breaker created again for the same dependency (a
- * reload, a test, a breaker made per request), where the newest is the one in use; to get one
- * breaker per name, create them through {@linkcode BreakerRegistry.breaker}.
+ * Breakers by name. When a breaker joins under a name another live breaker holds, both stay
+ * listed (an open breaker is never hidden by a closed one of the same name): `get(name)`
+ * returns the newest, iteration and `summary()` show both, and `summary().duplicates` names
+ * the collision. A breaker created again for the same dependency (a reload, a breaker made
+ * per request) is listed until the older one is collected; to get one breaker per name,
+ * create them through {@linkcode BreakerRegistry.breaker}.
  *
  * A breaker that joined by itself (the `registry` option, or {@linkcode BreakerRegistry.add})
  * is held weakly: once nothing else references it, it is collected and leaves the registry.
@@ -78,13 +127,21 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * collected ones are swept out as names are added), the breaker itself for those held (see
    * `holdInRegistry`).
    */
-  #entries = new Map<string, WeakRef<Breaker> | Breaker>();
+  #entries = new Map<string, Entry>();
+  /** Older live breakers of a listed name (a collision), oldest first. */
+  #shadowed = new Map<string, Entry[]>();
+  /** The group of each breaker a `BreakerGroup` listed. */
+  #groups = new WeakMap<Breaker, string>();
   /** The size at which the next addition sweeps out collected entries. */
   #sweepAt = MIN_SWEEP;
   #listeners: readonly BreakerListener[] = [];
 
   static {
-    holdInRegistry = (registry, breaker) => registry.#list(breaker, true);
+    holdInRegistry = (registry, breaker, group) => {
+      registry.#groups.set(breaker, group);
+      registry.#list(breaker, true);
+    };
+    groupOf = (registry, breaker) => registry.#groups.get(breaker);
   }
 
   /**
@@ -151,7 +208,7 @@ export class BreakerRegistry implements Iterable<Breaker> {
   }
 
   /**
-   * Removes `breaker` (or the breaker listed under a name) from the registry, and the
+   * Removes `breaker` (or every breaker listed under a name) from the registry, and the
    * registry's listeners from it. Returns whether it was listed.
    *
    * @example
@@ -164,12 +221,19 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * ```
    */
   delete(breakerOrName: Breaker | string): boolean {
-    const name = typeof breakerOrName === "string" ? breakerOrName : breakerOrName.name;
-    const listed = this.get(name);
-    if (listed === undefined) return false;
-    if (typeof breakerOrName !== "string" && listed !== breakerOrName) return false;
-    this.#unlist(name, listed);
-    return true;
+    if (typeof breakerOrName === "string") {
+      const listed = [...this.#named(breakerOrName)];
+      for (const breaker of listed) this.#unlist(breakerOrName, breaker);
+      return listed.length !== 0;
+    }
+    const name = breakerOrName.name;
+    for (const breaker of this.#named(name)) {
+      if (breaker === breakerOrName) {
+        this.#unlist(name, breaker);
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -184,7 +248,7 @@ export class BreakerRegistry implements Iterable<Breaker> {
    */
   get(name: string): Breaker | undefined {
     const entry = this.#entries.get(name);
-    return entry instanceof WeakRef ? entry.deref() : entry;
+    return entry === undefined ? undefined : deref(entry);
   }
 
   /**
@@ -212,10 +276,26 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * ```
    */
   *[Symbol.iterator](): IterableIterator<Breaker> {
-    for (const entry of this.#entries.values()) {
-      const breaker = entry instanceof WeakRef ? entry.deref() : entry;
+    for (const [name, entry] of this.#entries) {
+      if (this.#shadowed.size !== 0) {
+        for (const older of this.#shadowed.get(name) ?? []) {
+          const breaker = deref(older);
+          if (breaker !== undefined) yield breaker;
+        }
+      }
+      const breaker = deref(entry);
       if (breaker !== undefined) yield breaker;
     }
+  }
+
+  /** The live breakers listed under `name`, oldest first. */
+  *#named(name: string): IterableIterator<Breaker> {
+    for (const older of this.#shadowed.get(name) ?? []) {
+      const breaker = deref(older);
+      if (breaker !== undefined) yield breaker;
+    }
+    const listed = this.get(name);
+    if (listed !== undefined) yield listed;
   }
 
   /**
@@ -237,17 +317,54 @@ export class BreakerRegistry implements Iterable<Breaker> {
       recovering: [],
       isolated: [],
     };
-    for (const breaker of this) names[breaker.state].push(breaker.name);
-    const total = names.closed.length + names.open.length + names["half-open"].length +
-      names.recovering.length + names.isolated.length;
+    const groups: Record<string, Record<BreakerState | "total", number>> = {};
+    let total = 0;
+    let closed = 0;
+    for (const breaker of this) {
+      const state = breaker.state;
+      total++;
+      if (state === "closed") closed++;
+      const group = this.#groups.get(breaker);
+      if (group !== undefined) {
+        const counts = groups[group] ??= {
+          total: 0,
+          closed: 0,
+          open: 0,
+          "half-open": 0,
+          recovering: 0,
+          isolated: 0,
+        };
+        counts.total++;
+        counts[state]++;
+        if (state === "closed") continue;
+      }
+      names[state].push(breaker.name);
+    }
+    const duplicates: string[] = [];
+    for (const name of this.#shadowed.keys()) {
+      let count = 0;
+      for (const _ of this.#named(name)) count++;
+      if (count > 1) duplicates.push(name);
+    }
     return {
       total,
-      allClosed: names.closed.length === total,
+      allClosed: closed === total,
       closed: names.closed,
       open: names.open,
       halfOpen: names["half-open"],
       recovering: names.recovering,
       isolated: names.isolated,
+      duplicates,
+      groups: Object.fromEntries(
+        Object.entries(groups).map(([group, counts]) => [group, {
+          total: counts.total,
+          closed: counts.closed,
+          open: counts.open,
+          halfOpen: counts["half-open"],
+          recovering: counts.recovering,
+          isolated: counts.isolated,
+        }]),
+      ),
     };
   }
 
@@ -284,27 +401,48 @@ export class BreakerRegistry implements Iterable<Breaker> {
   }
 
   /**
-   * Lists `breaker` (unless it is listed already), displacing any other of its name: held
-   * (`strong`) or through a `WeakRef`.
+   * Lists `breaker` (unless it is listed already) as the newest of its name, held (`strong`)
+   * or through a `WeakRef`; another live breaker of the name stays listed, as an older one.
    */
   #list(breaker: Breaker, strong: boolean): void {
     const name = breaker.name;
     // One lookup and one deref (each deref keeps its target alive for the current job).
     const entry = this.#entries.get(name);
+    let adding = true;
     if (entry !== undefined) {
-      const listed = entry instanceof WeakRef ? entry.deref() : entry;
+      const listed = deref(entry);
       if (listed === breaker) return;
-      if (listed !== undefined) this.#unlist(name, listed);
+      if (listed !== undefined) {
+        const older = (this.#shadowed.get(name) ?? []).filter((shadowed) => {
+          const live = deref(shadowed);
+          if (live === breaker) adding = false; // listed already, as an older one
+          return live !== undefined && live !== breaker;
+        });
+        older.push(entry);
+        this.#shadowed.set(name, older);
+      }
       // Deleting first moves the name to the end: the listing order is the order of joining.
-      else this.#entries.delete(name);
+      this.#entries.delete(name);
     }
     this.#entries.set(name, strong ? breaker : new WeakRef(breaker));
-    for (const listener of this.#listeners) breaker.addListener(listener);
+    if (adding) { for (const listener of this.#listeners) breaker.addListener(listener); }
     if (this.#entries.size >= this.#sweepAt) this.#sweep();
   }
 
   #unlist(name: string, breaker: Breaker): void {
-    this.#entries.delete(name);
+    const older = (this.#shadowed.get(name) ?? []).filter((entry) => {
+      const live = deref(entry);
+      return live !== undefined && live !== breaker;
+    });
+    if (this.get(name) === breaker) {
+      this.#entries.delete(name);
+      // The newest older one takes the name back.
+      const newest = older.pop();
+      if (newest !== undefined) this.#entries.set(name, newest);
+    }
+    if (older.length === 0) this.#shadowed.delete(name);
+    else this.#shadowed.set(name, older);
+    this.#groups.delete(breaker);
     for (const listener of this.#listeners) breaker.removeListener(listener);
   }
 
@@ -316,6 +454,16 @@ export class BreakerRegistry implements Iterable<Breaker> {
   #sweep(): void {
     for (const [name, entry] of this.#entries) {
       if (entry instanceof WeakRef && entry.deref() === undefined) this.#entries.delete(name);
+    }
+    for (const [name, older] of this.#shadowed) {
+      const live = older.filter((entry) => deref(entry) !== undefined);
+      if (!this.#entries.has(name)) {
+        // A name whose newest breaker was collected: its newest older one takes it back.
+        const newest = live.pop();
+        if (newest !== undefined) this.#entries.set(name, newest);
+      }
+      if (live.length === 0) this.#shadowed.delete(name);
+      else this.#shadowed.set(name, live);
     }
     this.#sweepAt = Math.max(MIN_SWEEP, 2 * this.#entries.size);
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   Breaker,
+  BreakerGroup,
   type BreakerListener,
   BreakerRegistry,
   circuit,
@@ -99,16 +100,51 @@ describe("BreakerRegistry", () => {
     assert.equal(registry.get("kept"), undefined);
   });
 
-  it("a breaker joining under a listed name takes it; the other keeps working, unlisted", async () => {
+  it("a breaker joining under a listed name is get()'s; both stay listed and the name is a duplicate", async () => {
     const registry = new BreakerRegistry();
     const first = new Breaker({ name: "db", registry });
     const second = new Breaker({ name: "db", registry });
     assert.equal(registry.get("db"), second);
-    assert.deepEqual([...registry], [second]);
+    assert.deepEqual([...registry], [first, second]);
     assert.equal(await first.execute(() => Promise.resolve(1)), 1);
-    // Deleting the displaced breaker does not remove the listed one.
-    assert.equal(registry.delete(first), false);
+    first.open();
+    const summary = registry.summary();
+    assert.deepEqual(summary.open, ["db"]);
+    assert.deepEqual(summary.closed, ["db"]);
+    assert.deepEqual(summary.duplicates, ["db"]);
+    assert.equal(summary.allClosed, false);
+    // Deleting the older breaker leaves the newer one listed, and the collision is over.
+    assert.equal(registry.delete(first), true);
     assert.equal(registry.get("db"), second);
+    assert.deepEqual([...registry], [second]);
+    assert.deepEqual(registry.summary().duplicates, []);
+  });
+
+  it("delete(breaker) of the newest gives the name back to the older one; delete(name) removes both", () => {
+    const registry = new BreakerRegistry();
+    const first = new Breaker({ name: "db", registry });
+    const second = new Breaker({ name: "db", registry });
+    assert.equal(registry.delete(second), true);
+    assert.equal(registry.get("db"), first);
+    registry.add(second);
+    assert.equal(registry.delete("db"), true);
+    assert.equal(registry.size, 0);
+    assert.equal(registry.delete("db"), false);
+  });
+
+  it("summary() counts a group's members by state and names only those not closed", () => {
+    const registry = new BreakerRegistry();
+    const group = new BreakerGroup({ name: "hosts", registry, failureThreshold: 1 });
+    for (let i = 0; i < 100; i++) group.get(`h${i}`);
+    group.get("h7").open();
+    const summary = registry.summary();
+    assert.deepEqual(summary.closed, []);
+    assert.deepEqual(summary.open, ["hosts:h7"]);
+    assert.deepEqual(summary.groups, {
+      hosts: { total: 100, closed: 99, open: 1, halfOpen: 0, recovering: 0, isolated: 0 },
+    });
+    assert.equal(summary.total, 100);
+    assert.equal(summary.allClosed, false);
   });
 
   it("iterates in the order breakers joined; re-joining moves a name to the end", () => {
@@ -116,9 +152,9 @@ describe("BreakerRegistry", () => {
     const a = new Breaker({ name: "a", registry });
     const b = new Breaker({ name: "b", registry });
     const a2 = new Breaker({ name: "a", registry });
-    assert.deepEqual([...registry].map((breaker) => breaker.name), ["b", "a"]);
-    assert.deepEqual([...registry], [b, a2]);
-    assert.equal(registry.size, 2);
+    assert.deepEqual([...registry].map((breaker) => breaker.name), ["b", "a", "a"]);
+    assert.deepEqual([...registry], [b, a, a2]);
+    assert.equal(registry.size, 3);
     assert.notEqual(a, a2);
   });
 
@@ -150,6 +186,8 @@ describe("BreakerRegistry", () => {
       halfOpen: ["elapsed"],
       recovering: [],
       isolated: ["isolated"],
+      duplicates: [],
+      groups: {},
     });
   });
 
@@ -188,11 +226,8 @@ describe("BreakerRegistry", () => {
     using _subscription = registry.addListener({
       stateChange: ({ breaker, to }) => seen.push(`${breaker.name}:${to}`),
     });
-    const first = new Breaker({ name: "db", registry });
     const deleted = registry.breaker("deleted");
-    new Breaker({ name: "db", registry });
     registry.delete(deleted);
-    first.open();
     deleted.open();
     assert.deepEqual(seen, []);
   });
