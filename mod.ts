@@ -93,11 +93,23 @@ export {
 export type { StateStore, StoredState } from "./src/store.ts";
 export {
   type BreakerStatus,
+  type GroupStatus,
+  type HealthReport,
+  type RequestAuthorizer,
   type StatusHandler,
   statusHandler,
   type StatusHandlerOptions,
   type StatusReport,
 } from "./src/status_handler.ts";
+export {
+  type BreakerHistory,
+  BreakerMetrics,
+  type BreakerMetricsOptions,
+  type CallTally,
+  DURATION_BOUNDS,
+  type DurationHistogram,
+  type Transition,
+} from "./src/breaker_metrics.ts";
 export type { GuardedStream, StreamItem, StreamOptions, StreamSource } from "./src/stream.ts";
 export type {
   BreakerListener,

@@ -19,11 +19,30 @@
  * @module
  */
 
-import type { Breaker } from "./breaker.ts";
+import { BreakerMetrics } from "./breaker_metrics.ts";
 import { describeValue } from "./core/describe_value.ts";
-import type { BreakerState } from "./core/snapshot.ts";
-import type { WindowStats } from "./core/window.ts";
-import { BreakerRegistry, defaultRegistry, type RegistrySummary } from "./registry.ts";
+import { type Format, negotiate } from "./accept_header.ts";
+import { readHealth } from "./health_report.ts";
+import { isolatedByOperator, isolateForOperator, releaseForOperator } from "./operator_holds.ts";
+import { PROMETHEUS_CONTENT_TYPE, prometheusText } from "./prometheus_text.ts";
+import { BreakerRegistry, defaultRegistry } from "./registry.ts";
+import { applicationHolds, FRAGMENT_HEADER, pageMain, statusPage } from "./status_page.ts";
+import { breakerStatus, readReport } from "./status_report.ts";
+
+export type { BreakerStatus, GroupStatus, StatusReport } from "./status_report.ts";
+export type { HealthReport } from "./health_report.ts";
+
+/**
+ * Decides whether a request may read or act: returns (or resolves to) `true` to allow.
+ *
+ * @example
+ * ```ts
+ * import type { RequestAuthorizer } from "@circuit/breaker";
+ * const admins: RequestAuthorizer = (request) =>
+ *   request.headers.get("authorization") === "Bearer s3cret";
+ * ```
+ */
+export type RequestAuthorizer = (request: Request) => boolean | Promise<boolean>;
 
 /**
  * Options of {@linkcode statusHandler}.
@@ -32,8 +51,11 @@ import { BreakerRegistry, defaultRegistry, type RegistrySummary } from "./regist
  * ```ts
  * import { statusHandler, type StatusHandlerOptions } from "@circuit/breaker";
  *
+ * const isAdmin = (request: Request) => request.headers.get("authorization") === "Bearer s3cret";
  * const options: StatusHandlerOptions = {
- *   authorize: (request) => request.headers.get("authorization") === "Bearer s3cret",
+ *   authorize: isAdmin,
+ *   authorizeRead: isAdmin,
+ *   critical: ["db"],
  *   refreshInterval: 5_000,
  * };
  * const status = statusHandler(undefined, options);
@@ -42,13 +64,39 @@ import { BreakerRegistry, defaultRegistry, type RegistrySummary } from "./regist
 export interface StatusHandlerOptions {
   /**
    * Enables the actions (isolate, release, close) and decides who may run them: a `POST` is
-   * carried out only when this returns (or resolves to) `true`; otherwise it gets 403. It is
-   * called before the body is read, so decide on headers (a session cookie, a bearer token).
-   * A throw is reported with `console.error` and answered with 500.
+   * carried out only when this returns (or resolves to) `true`; otherwise it gets 403. The
+   * page shows the buttons only to a viewer for whom it returns `true` on the page's own
+   * `GET`. It is called before the body is read, so decide on headers (a session cookie, a
+   * bearer token). A throw is reported with `console.error` and answered with 500 (on a
+   * page read: no buttons).
    *
    * @default undefined (actions disabled: every `POST` gets 403, and the page shows no buttons)
    */
-  readonly authorize?: (request: Request) => boolean | Promise<boolean>;
+  readonly authorize?: RequestAuthorizer;
+  /**
+   * Guards reads (the page, JSON, Prometheus): a read is answered only when this returns (or
+   * resolves to) `true`, otherwise 403, since failures' texts may name hosts, addresses or
+   * queries. The health read (`?format=health`) is not guarded: probes do not authenticate,
+   * and it names only the critical breakers and their states. A throw is reported with
+   * `console.error` and answered with 500.
+   *
+   * @default undefined (anyone who reaches the handler may read)
+   */
+  readonly authorizeRead?: RequestAuthorizer;
+  /**
+   * The names of the breakers the health read (`?format=health`) judges: it answers 503 while
+   * any of them is open or isolated, else 200 (see {@linkcode HealthReport}).
+   *
+   * @default [] (always healthy)
+   */
+  readonly critical?: readonly string[];
+  /**
+   * Recorded counters, durations and transitions (see {@linkcode BreakerMetrics}) to serve:
+   * Prometheus counters and a histogram, and each breaker's history in the JSON and the page.
+   *
+   * @default undefined (current state only)
+   */
+  readonly metrics?: BreakerMetrics;
   /**
    * Milliseconds between two refreshes of the HTML page (at least 100).
    *
@@ -76,82 +124,30 @@ export interface StatusHandlerOptions {
 export type StatusHandler = (request: Request) => Promise<Response>;
 
 /**
- * One breaker in the JSON answer (`?format=json`).
- *
- * @example
- * ```ts
- * import type { BreakerStatus } from "@circuit/breaker";
- * const db: BreakerStatus = {
- *   name: "db",
- *   state: "open",
- *   failureCount: 5,
- *   openUntil: 1_700_000_030_000,
- *   retryAfterMs: 12_000,
- *   window: { calls: 0, failures: 0, slowCalls: 0, failureRate: 0, slowCallRate: 0 },
- *   lastFailure: "Error: connection refused",
- * };
- * ```
- */
-export interface BreakerStatus {
-  /** The breaker's name. */
-  readonly name: string;
-  /** The state now. */
-  readonly state: BreakerState;
-  /** Consecutive failures recorded. */
-  readonly failureCount: number;
-  /** When trial calls may start (epoch ms, by the breaker's clock), or `null` when not open. */
-  readonly openUntil: number | null;
-  /**
-   * Milliseconds until a call may be admitted: 0 unless open; `null` while isolated (the
-   * breaker's `Infinity`, which JSON cannot write: no time is set, it waits for a release).
-   */
-  readonly retryAfterMs: number | null;
-  /** Counts in the rate rules' window (all zero when no rule uses a window). */
-  readonly window: WindowStats;
-  /**
-   * The last failure as text (`"TypeError: fetch failed"`, `"HTTP 503 Service Unavailable"`
-   * for a `Response`), or `null` when none was recorded.
-   */
-  readonly lastFailure: string | null;
-}
-
-/**
- * The JSON answer of a read (`?format=json`): the registry's summary and every breaker.
- *
- * @example
- * ```ts
- * import { type StatusReport, statusHandler } from "@circuit/breaker";
- * const response = await statusHandler()(new Request("http://localhost/?format=json"));
- * const report: StatusReport = await response.json();
- * report.summary.allClosed;
- * ```
- */
-export interface StatusReport {
-  /** The breakers' names by state. */
-  readonly summary: RegistrySummary;
-  /** Every breaker the registry lists, in its order. */
-  readonly breakers: readonly BreakerStatus[];
-}
-
-/**
  * Creates a handler serving the breakers of `registry` (by default {@linkcode defaultRegistry})
  * at whatever path it is mounted on; it never reads the path.
  *
  * Reads (`GET`, `HEAD`) answer in the format named by the `format` query parameter (`json`,
- * `prometheus` or `html`; any other value gets 400), else by the `Accept` header:
+ * `prometheus`, `html` or `health`; any other value gets 400), else by the `Accept` header:
  * `text/html` → the page, `text/plain` or `application/openmetrics-text` → the Prometheus
  * text format 0.0.4, `application/json` → JSON (the highest `q` wins, then the most specific
  * match). A wildcard, no `Accept` or one that none of these match get JSON, so browsers get
  * the page and scripts and `curl` get JSON. Every answer is `Cache-Control: no-store`.
+ * `?format=health` answers 200 or 503 with a {@linkcode HealthReport} (see `critical`).
+ * A `BreakerGroup`'s closed members are only counted, and at most 50 of its other members
+ * are listed, so that a read stays small whatever the number of keys.
  *
  * Actions are a `POST` with a JSON body `{"action": "isolate" | "release" | "close", "name"}`
- * and `Content-Type: application/json`, enabled only by the `authorize` option. `isolate`
- * holds the breaker isolated until a `release` (or `close`) through this handler; `close` also
- * drops that hold and closes the circuit. The answer is the breaker's {@linkcode BreakerStatus}.
- * Against cross-site request forgery, an action must be JSON (a cross-site form cannot send
- * it, and a cross-site `fetch` needs a CORS preflight this handler never grants), and a
- * browser's `Sec-Fetch-Site`, when sent, must be `same-origin` (or `none`). Other methods get
- * 405 with an `Allow` header.
+ * (at most 4 KiB) and `Content-Type: application/json`, enabled only by the `authorize`
+ * option. `isolate` holds the breaker isolated for operators until a `release` or `close`
+ * through any status handler of this process (the hold belongs to the breaker, not to the
+ * handler); `close` also drops that hold and closes the circuit, unless the application
+ * itself holds it isolated (409: only the application can end that). Isolation is local to
+ * the process: with a shared `store`, other processes are not isolated. The answer is the
+ * breaker's {@linkcode BreakerStatus}. Against cross-site request forgery, an action must be
+ * JSON (a cross-site form cannot send it, and a cross-site `fetch` needs a CORS preflight this
+ * handler never grants), and a browser's `Sec-Fetch-Site`, when sent, must be `same-origin`
+ * (or `none`). Other methods get 405 with an `Allow` header.
  *
  * The page's links and requests are relative to its own URL (`?format=json`,
  * `fetch(location.href)`), so it works under any prefix, even behind a proxy or a router that
@@ -182,15 +178,13 @@ export function statusHandler(
   options: StatusHandlerOptions = {},
 ): StatusHandler {
   const settings = parseHandlerArguments(registry, options);
-  // The holds taken by the isolate action, so that release and close can dispose them.
-  const holds = new WeakMap<Breaker, Disposable>();
-  const context: HandlerContext = { registry, settings, holds };
+  const context: HandlerContext = { registry, settings };
   return async (request: Request): Promise<Response> => {
     switch (request.method) {
       case "GET":
-        return read(context, request);
+        return await read(context, request);
       case "HEAD": {
-        const answer = read(context, request);
+        const answer = await read(context, request);
         return new Response(null, { status: answer.status, headers: answer.headers });
       }
       case "POST":
@@ -206,7 +200,10 @@ export function statusHandler(
 }
 
 interface Settings {
-  readonly authorize: ((request: Request) => boolean | Promise<boolean>) | undefined;
+  readonly authorize: RequestAuthorizer | undefined;
+  readonly authorizeRead: RequestAuthorizer | undefined;
+  readonly critical: readonly string[];
+  readonly metrics: BreakerMetrics | undefined;
   readonly refreshInterval: number;
   readonly title: string;
 }
@@ -214,11 +211,19 @@ interface Settings {
 interface HandlerContext {
   readonly registry: BreakerRegistry;
   readonly settings: Settings;
-  readonly holds: WeakMap<Breaker, Disposable>;
 }
 
-const OPTION_NAMES: readonly string[] = ["authorize", "refreshInterval", "title"];
+const OPTION_NAMES: readonly string[] = [
+  "authorize",
+  "authorizeRead",
+  "critical",
+  "metrics",
+  "refreshInterval",
+  "title",
+];
 const MIN_REFRESH_INTERVAL = 100;
+/** The largest action body read, in bytes: an action is a few dozen. */
+const MAX_ACTION_BODY = 4_096;
 
 function parseHandlerArguments(registry: unknown, options: unknown): Settings {
   const context = "Cannot create status handler";
@@ -237,13 +242,36 @@ function parseHandlerArguments(registry: unknown, options: unknown): Settings {
       throw new TypeError(`${context}: unknown option ${JSON.stringify(key)}`);
     }
   }
-  const { authorize, refreshInterval = 2_000, title = "Circuit breakers" } = options as Record<
-    string,
-    unknown
-  >;
-  if (authorize !== undefined && typeof authorize !== "function") {
+  const {
+    authorize,
+    authorizeRead,
+    critical = [],
+    metrics,
+    refreshInterval = 2_000,
+    title = "Circuit breakers",
+  } = options as Record<string, unknown>;
+  for (const [name, value] of [["authorize", authorize], ["authorizeRead", authorizeRead]]) {
+    if (value !== undefined && typeof value !== "function") {
+      throw new TypeError(
+        `${context}: "${name}" must be a function, received ${describeValue(value)}`,
+      );
+    }
+  }
+  if (!Array.isArray(critical) || !critical.every((name) => typeof name === "string")) {
     throw new TypeError(
-      `${context}: "authorize" must be a function, received ${describeValue(authorize)}`,
+      `${context}: "critical" must be an array of breaker names, received ${
+        describeValue(critical)
+      }`,
+    );
+  }
+  if (metrics !== undefined && !(metrics instanceof BreakerMetrics)) {
+    throw new TypeError(
+      `${context}: "metrics" must be a BreakerMetrics, received ${describeValue(metrics)}`,
+    );
+  }
+  if (metrics !== undefined && metrics.registry !== registry) {
+    throw new TypeError(
+      `${context}: "metrics" records another registry than the one served`,
     );
   }
   if (typeof refreshInterval !== "number") {
@@ -264,34 +292,41 @@ function parseHandlerArguments(registry: unknown, options: unknown): Settings {
     throw new TypeError(`${context}: "title" must be a string, received ${describeValue(title)}`);
   }
   return {
-    authorize: authorize as Settings["authorize"],
+    authorize: authorize as RequestAuthorizer | undefined,
+    authorizeRead: authorizeRead as RequestAuthorizer | undefined,
+    critical: [...critical],
+    metrics,
     refreshInterval,
     title,
   };
 }
 
+/** What an authorizer said: allowed, refused, or it threw (reported here). */
+async function ask(
+  authorizer: RequestAuthorizer,
+  option: string,
+  request: Request,
+): Promise<"allowed" | "refused" | "failed"> {
+  try {
+    return (await authorizer(request)) === true ? "allowed" : "refused";
+  } catch (error) {
+    console.error(`statusHandler: ${option}() threw`, error);
+    return "failed";
+  }
+}
+
 // ---------------------------------------------------------------- reads
 
-type Format = "json" | "prometheus" | "html";
+const FORMATS: readonly (Format | "health")[] = ["json", "prometheus", "html", "health"];
 
-const FORMATS: readonly Format[] = ["json", "prometheus", "html"];
-
-/** What each format answers to in `Accept`, in the order that breaks ties (JSON by default). */
-const MEDIA_TYPES: readonly (readonly [Format, readonly string[]])[] = [
-  ["json", ["application/json"]],
-  ["html", ["text/html"]],
-  ["prometheus", ["text/plain", "application/openmetrics-text"]],
-];
-
-const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
-
-function read(context: HandlerContext, request: Request): Response {
+async function read(context: HandlerContext, request: Request): Promise<Response> {
+  const { registry, settings } = context;
   const requested = new URL(request.url).searchParams.get("format");
-  let format: Format;
+  let format: Format | "health";
   if (requested === null) {
     format = negotiate(request.headers.get("accept"));
   } else if ((FORMATS as readonly string[]).includes(requested)) {
-    format = requested as Format;
+    format = requested as Format | "health";
   } else {
     return textResponse(
       400,
@@ -301,24 +336,48 @@ function read(context: HandlerContext, request: Request): Response {
     );
   }
   const headers: Record<string, string> = requested === null ? { vary: "Accept" } : {};
-  const listed = [...context.registry].map((breaker) => ({ breaker, status: statusOf(breaker) }));
-  const statuses = listed.map(({ status }) => status);
+  if (format === "health") {
+    const health = readHealth(registry, settings.critical);
+    return response(health.healthy ? 200 : 503, JSON.stringify(health), {
+      "content-type": "application/json; charset=utf-8",
+    });
+  }
+  if (settings.authorizeRead !== undefined) {
+    const verdict = await ask(settings.authorizeRead, "authorizeRead", request);
+    if (verdict === "failed") {
+      return textResponse(500, "authorizeRead() failed; see the server's log");
+    }
+    if (verdict === "refused") return textResponse(403, "Reading is not authorized");
+  }
+  const { report, listed } = readReport(registry, settings.metrics);
   switch (format) {
-    case "json": {
-      const report: StatusReport = { summary: context.registry.summary(), breakers: statuses };
+    case "json":
       return response(200, JSON.stringify(report), {
         ...headers,
         "content-type": "application/json; charset=utf-8",
       });
-    }
     case "prometheus":
-      return response(200, prometheusText(statuses), {
+      return response(200, prometheusText(report, listed, settings.metrics), {
         ...headers,
         "content-type": PROMETHEUS_CONTENT_TYPE,
       });
     case "html": {
+      const canAct = settings.authorize !== undefined &&
+        await ask(settings.authorize, "authorize", request) === "allowed";
+      const pageSettings = {
+        title: settings.title,
+        refreshInterval: settings.refreshInterval,
+        canAct,
+      };
+      if (request.headers.get(FRAGMENT_HEADER) === "main") {
+        return response(200, pageMain(report, listed, pageSettings), {
+          ...headers,
+          "content-type": "text/html; charset=utf-8",
+          "content-security-policy": "default-src 'none'",
+        });
+      }
       const nonce = randomNonce();
-      return response(200, htmlPage(context, listed, nonce), {
+      return response(200, statusPage(report, listed, pageSettings, nonce), {
         ...headers,
         "content-type": "text/html; charset=utf-8",
         "content-security-policy": [
@@ -336,389 +395,9 @@ function read(context: HandlerContext, request: Request): Response {
   }
 }
 
-/**
- * The format an `Accept` header prefers: the highest `q`, then the most specific range
- * (`text/plain` over `text/*` over the full wildcard), then the order of `MEDIA_TYPES`. An
- * `Accept` nothing matches gets JSON (RFC 9110 lets a server disregard it).
- */
-function negotiate(accept: string | null): Format {
-  if (accept === null || accept.trim() === "") return "json";
-  const ranges = parseAccept(accept);
-  let best: { format: Format; q: number; specificity: number } | undefined;
-  for (const [format, types] of MEDIA_TYPES) {
-    for (const type of types) {
-      const match = matchRange(ranges, type);
-      if (match === undefined || match.q === 0) continue;
-      if (
-        best === undefined || match.q > best.q ||
-        (match.q === best.q && match.specificity > best.specificity)
-      ) {
-        best = { format, q: match.q, specificity: match.specificity };
-      }
-    }
-  }
-  return best?.format ?? "json";
-}
-
-interface MediaRange {
-  readonly type: string;
-  readonly subtype: string;
-  readonly q: number;
-}
-
-/** A weight as RFC 9110 writes it: 0 to 1, at most three decimals. */
-const QVALUE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/;
-
-function parseAccept(accept: string): MediaRange[] {
-  const ranges: MediaRange[] = [];
-  for (const part of accept.split(",")) {
-    const [mediaType = "", ...parameters] = part.split(";");
-    const [type, subtype, extra] = mediaType.trim().toLowerCase().split("/");
-    if (type === undefined || subtype === undefined || extra !== undefined) continue;
-    if (type === "" || subtype === "") continue;
-    let q: number | undefined = 1;
-    for (const parameter of parameters) {
-      const [key, value = ""] = parameter.split("=").map((piece) => piece.trim());
-      if (key?.toLowerCase() === "q") q = QVALUE.test(value) ? Number(value) : undefined;
-    }
-    // A range with a malformed weight says nothing reliable: skip it.
-    if (q === undefined) continue;
-    ranges.push({ type, subtype, q });
-  }
-  return ranges;
-}
-
-/** The weight the most specific range matching `mediaType` gives it. */
-function matchRange(
-  ranges: readonly MediaRange[],
-  mediaType: string,
-): { q: number; specificity: number } | undefined {
-  const [type, subtype] = mediaType.split("/");
-  let best: { q: number; specificity: number } | undefined;
-  for (const range of ranges) {
-    let specificity: number;
-    if (range.type === type && range.subtype === subtype) specificity = 2;
-    else if (range.type === type && range.subtype === "*") specificity = 1;
-    else if (range.type === "*" && range.subtype === "*") specificity = 0;
-    else continue;
-    if (best === undefined || specificity > best.specificity) best = { q: range.q, specificity };
-  }
-  return best;
-}
-
-function statusOf(breaker: Breaker): BreakerStatus {
-  const retryAfterMs = breaker.retryAfterMs;
-  return {
-    name: breaker.name,
-    state: breaker.state,
-    failureCount: breaker.failureCount,
-    openUntil: breaker.openUntil ?? null,
-    retryAfterMs: Number.isFinite(retryAfterMs) ? retryAfterMs : null,
-    window: breaker.stats,
-    lastFailure: describeFailure(breaker.lastFailure),
-  };
-}
-
-const MAX_FAILURE_TEXT = 500;
-
-/** A failure as text, without running any code of the failure but `Error`'s own fields. */
-function describeFailure(failure: unknown): string | null {
-  if (failure === undefined) return null;
-  let text: string;
-  if (failure instanceof Error) {
-    const name = typeof failure.name === "string" ? failure.name : "Error";
-    const message = typeof failure.message === "string" ? failure.message : "";
-    text = message === "" ? name : `${name}: ${message}`;
-  } else if (failure instanceof Response) {
-    text = `HTTP ${failure.status} ${failure.statusText}`.trimEnd();
-  } else if (typeof failure === "string") {
-    text = failure;
-  } else if (
-    typeof failure === "number" || typeof failure === "boolean" || typeof failure === "bigint"
-  ) {
-    text = String(failure);
-  } else {
-    text = describeValue(failure);
-  }
-  return text.length > MAX_FAILURE_TEXT ? `${text.slice(0, MAX_FAILURE_TEXT - 1)}…` : text;
-}
-
-// ---------------------------------------------------------------- Prometheus
-
-const STATES: readonly BreakerState[] = ["closed", "open", "half-open", "recovering", "isolated"];
-
-/** The Prometheus text exposition format 0.0.4; every series has a `name` label. */
-function prometheusText(statuses: readonly BreakerStatus[]): string {
-  const lines: string[] = [];
-  const metric = (
-    name: string,
-    help: string,
-    samples: (status: BreakerStatus) => readonly [labels: string, value: number][],
-  ) => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    for (const status of statuses) {
-      const label = `name="${escapeLabelValue(status.name)}"`;
-      for (const [labels, value] of samples(status)) {
-        lines.push(`${name}{${label}${labels}} ${prometheusNumber(value)}`);
-      }
-    }
-  };
-  metric(
-    "circuit_breaker_state",
-    "The circuit's state: 1 for the state it is in, 0 for the others.",
-    (status) => STATES.map((state) => [`,state="${state}"`, status.state === state ? 1 : 0]),
-  );
-  metric(
-    "circuit_breaker_failure_count",
-    "Consecutive failures recorded.",
-    (status) => [["", status.failureCount]],
-  );
-  metric(
-    "circuit_breaker_retry_after_seconds",
-    "Seconds until a call may be admitted: 0 unless open, +Inf while isolated.",
-    (status) => [["", status.retryAfterMs === null ? Infinity : status.retryAfterMs / 1000]],
-  );
-  metric(
-    "circuit_breaker_window_calls",
-    "Calls in the rate rules' window (0 when no rule uses a window).",
-    (status) => [["", status.window.calls]],
-  );
-  metric(
-    "circuit_breaker_window_failures",
-    "Failed calls in the rate rules' window.",
-    (status) => [["", status.window.failures]],
-  );
-  metric(
-    "circuit_breaker_window_slow_calls",
-    "Slow calls in the rate rules' window.",
-    (status) => [["", status.window.slowCalls]],
-  );
-  return lines.join("\n") + "\n";
-}
-
-/** A label value as the exposition format writes it: `\`, `"` and newlines escaped. */
-function escapeLabelValue(value: string): string {
-  return value.replace(/[\\"\n]/g, (char) => char === "\n" ? "\\n" : `\\${char}`);
-}
-
-function prometheusNumber(value: number): string {
-  if (value === Infinity) return "+Inf";
-  if (value === -Infinity) return "-Inf";
-  return Number.isNaN(value) ? "NaN" : String(value);
-}
-
-// ---------------------------------------------------------------- HTML
-
-const HTML_ESCAPES: Record<string, string> = {
-  "&": "&amp;",
-  "<": "&lt;",
-  ">": "&gt;",
-  '"': "&quot;",
-  "'": "&#39;",
-};
-
-/** Escapes text for an HTML element or a double-quoted attribute value. */
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => HTML_ESCAPES[char] ?? char);
-}
-
 function randomNonce(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return btoa(String.fromCharCode(...bytes));
-}
-
-/** Text for a duration in ms: `850 ms`, `12.5 s`, `4 min 10 s`, `2 h 5 min`. */
-function formatDuration(ms: number): string {
-  if (ms < 1_000) return `${Math.ceil(ms)} ms`;
-  if (ms < 60_000) return `${(Math.ceil(ms / 100) / 10).toFixed(1)} s`;
-  const seconds = Math.ceil(ms / 1_000);
-  if (seconds < 3_600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
-  return `${Math.floor(seconds / 3_600)} h ${Math.floor((seconds % 3_600) / 60)} min`;
-}
-
-function retryText(status: BreakerStatus): string {
-  switch (status.state) {
-    case "open":
-      return status.retryAfterMs === null ? "—" : formatDuration(status.retryAfterMs);
-    case "isolated":
-      return "until released";
-    case "half-open":
-      return "now (trial calls)";
-    default:
-      return "—";
-  }
-}
-
-function windowText(window: WindowStats): string {
-  if (window.calls === 0) return "—";
-  const percent = (window.failureRate * 100).toFixed(1);
-  return `${window.failures} / ${window.calls} (${percent} %)`;
-}
-
-function summaryText(summary: RegistrySummary): string {
-  if (summary.total === 0) return "No breakers are registered.";
-  const counts: [number, string][] = [
-    [summary.closed.length, "closed"],
-    [summary.open.length, "open"],
-    [summary.halfOpen.length, "half-open"],
-    [summary.recovering.length, "recovering"],
-    [summary.isolated.length, "isolated"],
-  ];
-  const parts = counts.filter(([count]) => count !== 0).map(([count, state]) =>
-    `${count} ${state}`
-  );
-  return `${summary.total} breaker${summary.total === 1 ? "" : "s"}: ${parts.join(", ")}`;
-}
-
-function actionButtons(context: HandlerContext, breaker: Breaker, status: BreakerStatus): string {
-  const actions: [Action, string][] = [];
-  if (context.holds.has(breaker)) actions.push(["release", "Release"]);
-  else if (status.state !== "isolated") actions.push(["isolate", "Isolate"]);
-  if (status.state !== "closed" && status.state !== "isolated") actions.push(["close", "Close"]);
-  const name = escapeHtml(status.name);
-  return actions.map(([action, label]) =>
-    `<button type="button" data-action="${action}" data-name="${name}">${label}</button>`
-  ).join(" ");
-}
-
-const STYLE = `
-:root { color-scheme: light dark; font-family: system-ui, sans-serif; }
-body { margin: 1.5rem 2rem; }
-h1 { font-size: 1.4rem; margin: 0 0 .5rem; }
-.summary { margin: 0 0 1rem; }
-.summary.all-closed { color: #1a7f37; }
-.summary.not-all-closed { color: #cf222e; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #8885; vertical-align: top; }
-th { font-weight: 600; }
-.name { font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
-.number { font-variant-numeric: tabular-nums; white-space: nowrap; }
-.failure { max-width: 32rem; overflow-wrap: anywhere; }
-.state { display: inline-block; padding: .1rem .55rem; border-radius: .8rem; font-weight: 600; color: #fff; }
-.state-closed { background-color: #1a7f37; }
-.state-open { background-color: #cf222e; }
-.state-half-open { background-color: #d4a72c; color: #1f2328; }
-.state-recovering { background-color: #0969da; }
-.state-isolated { background-color: #8250df; }
-button { font: inherit; padding: .1rem .6rem; cursor: pointer; }
-footer { margin-top: 1rem; font-size: .85rem; opacity: .8; }
-`;
-
-// Refreshes <main> from the same URL (so it works under any prefix) and posts actions there.
-const SCRIPT = `
-const interval = Number(document.body.dataset.refreshInterval);
-const refreshStatus = document.getElementById("refresh-status");
-let timer;
-async function refresh() {
-  try {
-    const response = await fetch(location.href, { headers: { accept: "text/html" }, cache: "no-store" });
-    if (!response.ok) throw new Error("HTTP " + response.status);
-    const next = new DOMParser().parseFromString(await response.text(), "text/html");
-    const main = next.querySelector("main");
-    if (main === null) throw new Error("the answer has no <main>");
-    document.querySelector("main").replaceWith(main);
-    refreshStatus.textContent = "Updated " + new Date().toLocaleTimeString();
-  } catch (error) {
-    refreshStatus.textContent = "Refresh failed at " + new Date().toLocaleTimeString() + ": " + error.message;
-  }
-}
-function schedule() {
-  clearTimeout(timer);
-  timer = setTimeout(async () => {
-    if (!document.hidden) await refresh();
-    schedule();
-  }, interval);
-}
-document.addEventListener("click", async (event) => {
-  const button = event.target.closest("button[data-action]");
-  if (button === null) return;
-  button.disabled = true;
-  clearTimeout(timer);
-  try {
-    const response = await fetch(location.href, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ action: button.dataset.action, name: button.dataset.name }),
-    });
-    if (!response.ok) {
-      await refresh();
-      refreshStatus.textContent = button.dataset.action + " failed: " + await response.text();
-      return;
-    }
-    await refresh();
-  } catch (error) {
-    refreshStatus.textContent = button.dataset.action + " failed: " + error.message;
-  } finally {
-    schedule();
-  }
-});
-schedule();
-`;
-
-function htmlPage(
-  context: HandlerContext,
-  listed: readonly { breaker: Breaker; status: BreakerStatus }[],
-  nonce: string,
-): string {
-  const { settings, registry } = context;
-  const summary = registry.summary();
-  const title = escapeHtml(settings.title);
-  const withActions = settings.authorize !== undefined;
-  const rows = listed.map(({ breaker, status }) => {
-    const state = escapeHtml(status.state);
-    const cells = [
-      `<td class="name">${escapeHtml(status.name)}</td>`,
-      `<td><span class="state state-${state}">${state}</span></td>`,
-      `<td class="number failures">${status.failureCount}</td>`,
-      `<td class="number window">${windowText(status.window)}</td>`,
-      `<td class="number retry">${retryText(status)}</td>`,
-      `<td class="failure">${
-        status.lastFailure === null ? "—" : escapeHtml(status.lastFailure)
-      }</td>`,
-    ];
-    if (withActions) {
-      cells.push(
-        `<td class="actions">${actionButtons(context, breaker, status)}</td>`,
-      );
-    }
-    return `<tr class="breaker" data-name="${escapeHtml(status.name)}" data-state="${state}">${
-      cells.join("")
-    }</tr>`;
-  });
-  const table = listed.length === 0 ? "" : `<table>
-<thead><tr><th>Name</th><th>State</th><th>Consecutive failures</th><th>Window failures</th><th>Retry in</th><th>Last failure</th>${
-    withActions ? "<th>Actions</th>" : ""
-  }</tr></thead>
-<tbody>
-${rows.join("\n")}
-</tbody>
-</table>`;
-  const refreshSeconds = Math.max(1, Math.round(settings.refreshInterval / 1_000));
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title}</title>
-<noscript><meta http-equiv="refresh" content="${refreshSeconds}"></noscript>
-<style nonce="${nonce}">${STYLE}</style>
-</head>
-<body data-refresh-interval="${settings.refreshInterval}">
-<h1>${title}</h1>
-<main>
-<p class="summary ${summary.allClosed ? "all-closed" : "not-all-closed"}">${
-    escapeHtml(summaryText(summary))
-  }</p>
-${table}
-</main>
-<footer>
-<a href="?format=json">JSON</a> · <a href="?format=prometheus">Prometheus</a> ·
-<span id="refresh-status">Refreshes every ${formatDuration(settings.refreshInterval)}</span>
-</footer>
-<script nonce="${nonce}">${SCRIPT}</script>
-</body>
-</html>
-`;
 }
 
 // ---------------------------------------------------------------- actions
@@ -749,18 +428,17 @@ async function act(context: HandlerContext, request: Request): Promise<Response>
       }`,
     );
   }
-  let allowed: unknown;
-  try {
-    allowed = await authorize(request);
-  } catch (error) {
-    console.error("statusHandler: authorize() threw", error);
-    return textResponse(500, "authorize() failed; see the server's log");
-  }
-  if (allowed !== true) return textResponse(403, "Action refused: not authorized");
+  const verdict = await ask(authorize, "authorize", request);
+  if (verdict === "failed") return textResponse(500, "authorize() failed; see the server's log");
+  if (verdict === "refused") return textResponse(403, "Action refused: not authorized");
 
+  const text = await readBoundedText(request, MAX_ACTION_BODY);
+  if (text === undefined) {
+    return textResponse(413, `An action's body must be at most ${MAX_ACTION_BODY} bytes`);
+  }
   let body: unknown;
   try {
-    body = JSON.parse(await request.text());
+    body = JSON.parse(text);
   } catch (error) {
     return textResponse(
       400,
@@ -785,35 +463,78 @@ async function act(context: HandlerContext, request: Request): Promise<Response>
   if (typeof name !== "string") {
     return textResponse(400, `"name" must be a string, received ${describeValue(name)}`);
   }
-  const breaker = context.registry.get(name);
+  const { registry, settings } = context;
+  const breaker = registry.get(name);
   if (breaker === undefined) {
     return textResponse(404, `No breaker named ${JSON.stringify(name)} in the registry`);
   }
-  const { holds } = context;
-  const hold = holds.get(breaker);
   switch (action as Action) {
     case "isolate":
-      if (hold === undefined) holds.set(breaker, breaker.isolate());
+      isolateForOperator(breaker);
       break;
     case "release":
-      if (hold === undefined) {
+      if (!releaseForOperator(breaker)) {
         return textResponse(
           409,
-          `Breaker ${JSON.stringify(name)} is not isolated by this status handler`,
+          `Breaker ${JSON.stringify(name)} is not isolated by an operator${
+            breaker.state === "isolated" ? " (the application isolated it)" : ""
+          }`,
         );
       }
-      holds.delete(breaker);
-      hold[Symbol.dispose]();
       break;
-    case "close":
-      holds.delete(breaker);
-      hold?.[Symbol.dispose]();
+    case "close": {
+      const holds = applicationHolds(breakerStatus(registry, breaker, undefined));
+      if (holds > 0) {
+        return textResponse(
+          409,
+          `Breaker ${JSON.stringify(name)} is isolated by the application (${holds} hold${
+            holds === 1 ? "" : "s"
+          }): only the application can end that${
+            isolatedByOperator(breaker) ? "; release ends the operators' hold" : ""
+          }`,
+        );
+      }
+      releaseForOperator(breaker);
       breaker.close();
       break;
+    }
   }
-  return response(200, JSON.stringify(statusOf(breaker)), {
+  return response(200, JSON.stringify(breakerStatus(registry, breaker, settings.metrics)), {
     "content-type": "application/json; charset=utf-8",
   });
+}
+
+/**
+ * The body as text, or `undefined` when it is longer than `limit` bytes: a declared length
+ * over it is refused unread, and reading stops (cancelling the rest) once past it.
+ */
+async function readBoundedText(request: Request, limit: number): Promise<string | undefined> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > limit) {
+    await request.body?.cancel().catch(() => {});
+    return undefined;
+  }
+  if (request.body === null) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 // ---------------------------------------------------------------- responses

@@ -172,6 +172,14 @@ describe("statusHandler JSON", () => {
         retryAfterMs: 0,
         window: zeroWindow,
         lastFailure: null,
+        group: null,
+        rule:
+          "opens on 5 consecutive failures · recovery 30.0 s · 1 trial at once, 1 success closes",
+        isolation: null,
+        ramp: null,
+        openedAt: null,
+        lastFailureAt: null,
+        history: [],
       } satisfies BreakerStatus,
     );
     assert.deepEqual(
@@ -184,6 +192,14 @@ describe("statusHandler JSON", () => {
         retryAfterMs: 18_000,
         window: zeroWindow,
         lastFailure: null,
+        group: null,
+        rule:
+          "opens on 5 consecutive failures · recovery 30.0 s · 1 trial at once, 1 success closes",
+        isolation: null,
+        ramp: null,
+        openedAt: null,
+        lastFailureAt: null,
+        history: [],
       } satisfies BreakerStatus,
     );
   });
@@ -270,18 +286,19 @@ describe("statusHandler Prometheus", () => {
     assert.ok(text.endsWith("\n"));
     const metrics = [
       "circuit_breaker_state",
-      "circuit_breaker_failure_count",
+      "circuit_breaker_consecutive_failures",
       "circuit_breaker_retry_after_seconds",
       "circuit_breaker_window_calls",
       "circuit_breaker_window_failures",
       "circuit_breaker_window_slow_calls",
+      "circuit_breaker_group_members",
     ];
     for (const metric of metrics) {
       assert.match(text, new RegExp(`^# HELP ${metric} \\S.*$`, "m"));
       assert.match(text, new RegExp(`^# TYPE ${metric} gauge$`, "m"));
     }
     const names = new Set(parseSamples(text).map((sample) => sample.name));
-    assert.deepEqual([...names].sort(), [...metrics].sort());
+    assert.deepEqual([...names].sort(), metrics.filter((name) => !name.includes("group")).sort());
   });
 
   it("has one state series per state, 1 for the breaker's state", async () => {
@@ -306,7 +323,7 @@ describe("statusHandler Prometheus", () => {
         state === "open" ? 1 : 0,
       );
     }
-    assert.equal(sampleOf(samples, "circuit_breaker_failure_count", { name: "cache" }), 1);
+    assert.equal(sampleOf(samples, "circuit_breaker_consecutive_failures", { name: "cache" }), 1);
     assert.equal(sampleOf(samples, "circuit_breaker_retry_after_seconds", { name: "cache" }), 7.5);
     assert.equal(sampleOf(samples, "circuit_breaker_retry_after_seconds", { name: "db" }), 0);
     const keys = samples.map((sample) => `${sample.name}${JSON.stringify(sample.labels)}`);
@@ -333,11 +350,13 @@ describe("statusHandler Prometheus", () => {
     breaker(name);
     const text = await (await statusHandler(registry)(get("?format=prometheus"))).text();
     assert.ok(
-      text.includes('circuit_breaker_failure_count{name="say \\"hi\\"\\\\there\\nnext line"} 0'),
+      text.includes(
+        'circuit_breaker_consecutive_failures{name="say \\"hi\\"\\\\there\\nnext line"} 0',
+      ),
       text,
     );
     const samples = parseSamples(text);
-    assert.equal(sampleOf(samples, "circuit_breaker_failure_count", { name }), 0);
+    assert.equal(sampleOf(samples, "circuit_breaker_consecutive_failures", { name }), 0);
   });
 
   it("serves only HELP and TYPE lines for an empty registry", async () => {
@@ -374,13 +393,14 @@ describe("statusHandler HTML", () => {
         page,
         new RegExp(
           `<tr class="breaker" data-name="${name}" data-state="${state}">` +
-            `<td class="name">${name}</td><td><span class="state state-${state}">${state}</span>`,
+            `<td class="name" data-label="Name">${name}</td>` +
+            `<td class="state-cell" data-label="State"><span class="state state-${state}">${state}</span>`,
         ),
       );
     }
-    assert.match(page, /<td class="number retry">15\.0 s<\/td>/);
-    assert.match(page, /<td class="number retry">until released<\/td>/);
-    assert.match(page, /1 closed, 1 open, 1 half-open, 1 isolated/);
+    assert.match(page, /<td class="number retry" data-label="Retry in">15\.0 s<\/td>/);
+    assert.match(page, /<td class="number retry" data-label="Retry in">until released<\/td>/);
+    assert.match(page, /1 open, 1 half-open, 1 isolated, 1 closed/);
     held[Symbol.dispose]();
   });
 
@@ -395,7 +415,11 @@ describe("statusHandler HTML", () => {
     assert.ok(!page.includes("<img"));
     assert.ok(!page.includes("<b>"));
     assert.ok(!page.includes("<i>"));
-    assert.ok(page.includes('<td class="name">&lt;script&gt;alert(1)&lt;/script&gt;</td>'));
+    assert.ok(
+      page.includes(
+        '<td class="name" data-label="Name">&lt;script&gt;alert(1)&lt;/script&gt;</td>',
+      ),
+    );
     assert.ok(page.includes('data-name="&lt;script&gt;alert(1)&lt;/script&gt;"'));
     assert.ok(page.includes("Error: &lt;img src=x onerror=&quot;alert(2)&quot;&gt;"));
     assert.ok(page.includes('data-name="&quot;&gt;&lt;b&gt;quote&#39;s&lt;/b&gt;"'));
@@ -524,7 +548,7 @@ describe("statusHandler format negotiation", () => {
       assert.equal(response.headers.get("content-type"), "text/plain; charset=utf-8");
       assert.equal(
         await response.text(),
-        `Unknown "format" query parameter: received ${shown}; expected one of json, prometheus, html\n`,
+        `Unknown "format" query parameter: received ${shown}; expected one of json, prometheus, html, health\n`,
       );
     }
   });
@@ -628,17 +652,26 @@ describe("statusHandler actions", () => {
     assert.equal(db.state, "closed");
     const again = await handler(post({ action: "release", name: "db" }));
     assert.equal(again.status, 409);
-    assert.equal(await again.text(), 'Breaker "db" is not isolated by this status handler\n');
+    assert.equal(await again.text(), 'Breaker "db" is not isolated by an operator\n');
   });
 
-  it("keeps a breaker isolated by the application after the handler's release", async () => {
+  it("refuses close with 409 while the application holds the breaker isolated; release drops the operators' hold", async () => {
     const { registry, breaker } = fixture();
     const db = breaker("db");
     using _application = db.isolate();
     const handler = statusHandler(registry, { authorize: () => true });
     await (await handler(post({ action: "isolate", name: "db" }))).body?.cancel();
     const response = await handler(post({ action: "close", name: "db" }));
-    assert.equal(((await response.json()) as BreakerStatus).state, "isolated");
+    assert.equal(response.status, 409);
+    assert.equal(
+      await response.text(),
+      'Breaker "db" is isolated by the application (1 hold): only the application can end that; release ends the operators\' hold\n',
+    );
+    assert.equal(db.state, "isolated");
+    const released = await handler(post({ action: "release", name: "db" }));
+    const status = (await released.json()) as BreakerStatus;
+    assert.equal(status.state, "isolated");
+    assert.deepEqual(status.isolation, { holds: 1, byOperator: false });
     assert.equal(db.state, "isolated");
   });
 
