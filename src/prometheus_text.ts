@@ -21,7 +21,7 @@ import {
   type DurationHistogram,
 } from "./breaker_metrics.ts";
 import type { BreakerState } from "./core/snapshot.ts";
-import type { ListedBreaker, StatusReport } from "./status_report.ts";
+import type { BreakerStatus, ListedBreaker, StatusReport } from "./status_report.ts";
 
 const STATES: readonly BreakerState[] = ["closed", "open", "half-open", "recovering", "isolated"];
 
@@ -55,14 +55,16 @@ export function prometheusText(
 ): string {
   const out = new Exposition();
   const statuses = report.breakers;
-  const named = (name: string, more = "") => `name="${escapeLabelValue(name)}"${more}`;
+  const identities = seriesIdentities(statuses.map((status) => status.name));
+  const labelsOf = new Map(statuses.map((status, i) => [status, identities[i]!]));
+  const named = (status: BreakerStatus, more = "") => `${labelsOf.get(status)!}${more}`;
   out.family(
     "circuit_breaker_state",
     "gauge",
     "The circuit's state: 1 for the state it is in, 0 for the others.",
     statuses.flatMap((status) =>
       STATES.map((state) =>
-        ["", named(status.name, `,state="${state}"`), status.state === state ? 1 : 0] as const
+        ["", named(status, `,state="${state}"`), status.state === state ? 1 : 0] as const
       )
     ),
   );
@@ -70,7 +72,7 @@ export function prometheusText(
     "circuit_breaker_consecutive_failures",
     "gauge",
     "Consecutive failures recorded.",
-    statuses.map((status) => ["", named(status.name), status.failureCount] as const),
+    statuses.map((status) => ["", named(status), status.failureCount] as const),
   );
   out.family(
     "circuit_breaker_retry_after_seconds",
@@ -78,26 +80,26 @@ export function prometheusText(
     "Seconds until a call may be admitted: 0 unless open, +Inf while isolated.",
     statuses.map((status) => {
       const seconds = status.retryAfterMs === null ? Infinity : status.retryAfterMs / 1000;
-      return ["", named(status.name), seconds] as const;
+      return ["", named(status), seconds] as const;
     }),
   );
   out.family(
     "circuit_breaker_window_calls",
     "gauge",
     "Calls in the rate rules' window (0 when no rule uses a window).",
-    statuses.map((status) => ["", named(status.name), status.window.calls] as const),
+    statuses.map((status) => ["", named(status), status.window.calls] as const),
   );
   out.family(
     "circuit_breaker_window_failures",
     "gauge",
     "Failed calls in the rate rules' window.",
-    statuses.map((status) => ["", named(status.name), status.window.failures] as const),
+    statuses.map((status) => ["", named(status), status.window.failures] as const),
   );
   out.family(
     "circuit_breaker_window_slow_calls",
     "gauge",
     "Slow calls in the rate rules' window.",
-    statuses.map((status) => ["", named(status.name), status.window.slowCalls] as const),
+    statuses.map((status) => ["", named(status), status.window.slowCalls] as const),
   );
   out.family(
     "circuit_breaker_group_members",
@@ -128,11 +130,12 @@ function writeCounters(
   metrics: BreakerMetrics,
 ): void {
   const tallies: [labels: Labels, tally: CallTally][] = [];
-  for (const { breaker, status } of listed) {
-    if (status.group !== null) continue;
+  const identities = seriesIdentities(listed.map(({ status }) => status.name));
+  listed.forEach(({ breaker, status }, i) => {
+    if (status.group !== null) return;
     const tally = metrics.tallyOf(breaker);
-    if (tally !== undefined) tallies.push([`name="${escapeLabelValue(status.name)}"`, tally]);
-  }
+    if (tally !== undefined) tallies.push([identities[i]!, tally]);
+  });
   for (const group of report.groups) {
     const tally = metrics.groupTallyOf(group.name);
     if (tally !== undefined) tallies.push([`group="${escapeLabelValue(group.name)}"`, tally]);
@@ -186,6 +189,21 @@ function histogramSamples(
     ["_count", labels, histogram.count],
   );
   return samples;
+}
+
+/**
+ * The identifying labels of each breaker's series: its `name`, and for the second and later
+ * breakers of a name (a collision the registry lists) `duplicate="2"`, ..., since a scrape
+ * must not repeat a series.
+ */
+function seriesIdentities(names: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  return names.map((name) => {
+    const count = (seen.get(name) ?? 0) + 1;
+    seen.set(name, count);
+    const label = `name="${escapeLabelValue(name)}"`;
+    return count === 1 ? label : `${label},duplicate="${count}"`;
+  });
 }
 
 /** A label value as the exposition format writes it: `\`, `"` and newlines escaped. */

@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import * as nodeTest from "node:test";
 import { Breaker } from "../src/breaker.ts";
+import { BreakerGroup } from "../src/breaker_group.ts";
+import { BreakerMetrics } from "../src/breaker_metrics.ts";
+import { BreakerOpenError } from "../src/errors.ts";
 import { BreakerRegistry, defaultRegistry } from "../src/registry.ts";
 import {
   type BreakerStatus,
+  type HealthReport,
   statusHandler,
   type StatusHandlerOptions,
   type StatusReport,
@@ -829,5 +836,403 @@ describe("statusHandler over HTTP under a prefix", () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe("statusHandler isolation belongs to the breaker", () => {
+  it("releases an operator's isolation from a second handler and from one built per request", async () => {
+    const { registry, breaker } = fixture();
+    const db = breaker("db");
+    const first = statusHandler(registry, { authorize: () => true });
+    await (await first(post({ action: "isolate", name: "db" }))).body?.cancel();
+    assert.equal(db.state, "isolated");
+    // Another handler sees the hold: its page offers Release and its JSON says who holds it.
+    const second = statusHandler(registry, { authorize: () => true });
+    const page = await (await second(get("?format=html"))).text();
+    assert.ok(page.includes('data-action="release" data-name="db"'), page);
+    assert.deepEqual((await report(registry)).breakers[0]?.isolation, {
+      holds: 1,
+      byOperator: true,
+    });
+    const released = await statusHandler(registry, { authorize: () => true })(
+      post({ action: "release", name: "db" }),
+    );
+    assert.equal(released.status, 200);
+    assert.equal(((await released.json()) as BreakerStatus).state, "closed");
+    assert.equal(db.state, "closed");
+  });
+
+  it("close from another handler drops the operator's hold and closes the circuit", async () => {
+    const { registry, breaker } = fixture();
+    const db = breaker("db");
+    await (await statusHandler(registry, { authorize: () => true })(
+      post({ action: "isolate", name: "db" }),
+    )).body?.cancel();
+    const closed = await statusHandler(registry, { authorize: () => true })(
+      post({ action: "close", name: "db" }),
+    );
+    assert.equal(closed.status, 200);
+    assert.equal(db.state, "closed");
+  });
+});
+
+describe("statusHandler protected reads", () => {
+  it("answers reads with 403 unless authorizeRead allows, but not the health read", async () => {
+    const { registry, breaker } = fixture();
+    fail(breaker("db", { failureThreshold: 1 }), new Error("ECONNREFUSED 10.0.3.7:5432"));
+    const handler = statusHandler(registry, {
+      authorizeRead: (request) => request.headers.get("authorization") === "Bearer ops",
+      critical: ["db"],
+    });
+    for (const format of ["json", "prometheus", "html"]) {
+      const refused = await handler(get(`?format=${format}`));
+      assert.equal(refused.status, 403, format);
+      const text = await refused.text();
+      assert.equal(text, "Reading is not authorized\n");
+      const allowed = await handler(get(`?format=${format}`, { authorization: "Bearer ops" }));
+      assert.equal(allowed.status, 200, format);
+      assert.ok((await allowed.text()).includes("ECONNREFUSED") || format === "prometheus");
+    }
+    const health = await handler(get("?format=health"));
+    assert.equal(health.status, 503);
+    assert.ok(!(await health.text()).includes("ECONNREFUSED"));
+  });
+
+  it("answers 500 when authorizeRead throws, and reports the error", async () => {
+    const reported: unknown[][] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => void reported.push(args);
+    try {
+      const response = await statusHandler(new BreakerRegistry(), {
+        authorizeRead: () => {
+          throw new Error("session store down");
+        },
+      })(get("?format=json"));
+      assert.equal(response.status, 500);
+      await response.body?.cancel();
+    } finally {
+      console.error = original;
+    }
+    assert.equal(reported.length, 1);
+  });
+
+  it("shows action buttons only to a viewer authorize allows", async () => {
+    const { registry, breaker } = fixture();
+    breaker("db").open();
+    const handler = statusHandler(registry, {
+      authorize: (request) => request.headers.get("x-admin") === "yes",
+    });
+    const viewer = await (await handler(get("?format=html"))).text();
+    assert.ok(!viewer.includes("<button"));
+    assert.ok(!viewer.includes("<th>Actions</th>"));
+    const admin = await (await handler(get("?format=html", { "x-admin": "yes" }))).text();
+    assert.ok(admin.includes('data-action="close" data-name="db"'));
+  });
+
+  it("refuses an action body over 4 KiB with 413, by its declared length or as it streams", async () => {
+    const { registry, breaker } = fixture();
+    const db = breaker("db");
+    const handler = statusHandler(registry, { authorize: () => true });
+    const padded = JSON.stringify({ action: "isolate", name: "db", pad: "x".repeat(5_000) });
+    const declared = await handler(post(padded));
+    assert.equal(declared.status, 413);
+    assert.equal(await declared.text(), "An action's body must be at most 4096 bytes\n");
+    // A body with no declared length is read only up to the bound, then cancelled.
+    let pulled = 0;
+    let cancelled = false;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        controller.enqueue(new Uint8Array(1_024).fill(0x20));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const streamed = await handler(
+      new Request(BASE, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: endless,
+        duplex: "half",
+      } as RequestInit),
+    );
+    assert.equal(streamed.status, 413);
+    await streamed.body?.cancel();
+    assert.ok(pulled <= 8, `pulled ${pulled} chunks`);
+    assert.ok(cancelled);
+    assert.equal(db.state, "closed");
+  });
+});
+
+describe("statusHandler health", () => {
+  async function health(
+    registry: BreakerRegistry,
+    critical?: string[],
+  ): Promise<[number, HealthReport]> {
+    const response = await statusHandler(registry, critical === undefined ? {} : { critical })(
+      get("?format=health"),
+    );
+    assert.equal(response.headers.get("content-type"), "application/json; charset=utf-8");
+    return [response.status, await response.json()];
+  }
+
+  it("answers 503 while a critical breaker is open or isolated, else 200", async () => {
+    const { registry, clock, breaker } = fixture();
+    const db = breaker("db", { recoveryTimeout: 1_000 });
+    breaker("cache").open();
+    assert.deepEqual(await health(registry, ["db"]), [200, {
+      healthy: true,
+      failing: [],
+      missing: [],
+      critical: [{ name: "db", state: "closed" }],
+    }]);
+    db.open();
+    assert.deepEqual(await health(registry, ["db", "queue"]), [503, {
+      healthy: false,
+      failing: ["db"],
+      missing: ["queue"],
+      critical: [{ name: "db", state: "open" }],
+    }]);
+    clock.advance(1_000);
+    assert.equal((await health(registry, ["db"]))[0], 200, "half-open lets trials through");
+    {
+      using _hold = db.isolate();
+      assert.equal((await health(registry, ["db"]))[0], 503);
+    }
+  });
+
+  it("is healthy without critical breakers, whatever is open", async () => {
+    const { registry, breaker } = fixture();
+    breaker("db").open();
+    assert.deepEqual(await health(registry), [200, {
+      healthy: true,
+      failing: [],
+      missing: [],
+      critical: [],
+    }]);
+  });
+
+  it("rejects a critical option that is not an array of names", () => {
+    assert.throws(() => statusHandler(new BreakerRegistry(), { critical: "db" as never }), {
+      name: "TypeError",
+      message:
+        'Cannot create status handler: "critical" must be an array of breaker names, received "db"',
+    });
+  });
+});
+
+describe("statusHandler with recorded metrics", () => {
+  it("counts calls by outcome, rejections and transitions, so that an episode between scrapes shows", async () => {
+    const { registry, clock, breaker } = fixture();
+    using metrics = new BreakerMetrics(registry);
+    const db = breaker("db", { failureThreshold: 1, recoveryTimeout: 1_000 });
+    const handler = statusHandler(registry, { metrics });
+    db.executeSync(() => "ok");
+    fail(db);
+    assert.throws(() => db.executeSync(() => "turned away"), BreakerOpenError);
+    clock.advance(1_000);
+    db.executeSync(() => "trial");
+    assert.equal(db.state, "closed");
+    const text = await (await handler(get("?format=prometheus"))).text();
+    const samples = parseSamples(text);
+    const calls = (outcome: string) =>
+      sampleOf(samples, "circuit_breaker_calls_total", { name: "db", outcome });
+    assert.equal(calls("success"), 2);
+    assert.equal(calls("failure"), 1);
+    assert.equal(calls("rejected"), 1);
+    const transitions = (from: string, to: string) =>
+      sampleOf(samples, "circuit_breaker_transitions_total", { name: "db", from, to });
+    assert.equal(transitions("closed", "open"), 1);
+    assert.equal(transitions("open", "half-open"), 1);
+    assert.equal(transitions("half-open", "closed"), 1);
+    assert.match(text, /^# TYPE circuit_breaker_calls_total counter$/m);
+    assert.match(text, /^# TYPE circuit_breaker_call_duration_seconds histogram$/m);
+    assert.equal(
+      sampleOf(samples, "circuit_breaker_call_duration_seconds_count", {
+        name: "db",
+        outcome: "success",
+      }),
+      2,
+    );
+    assert.equal(
+      sampleOf(samples, "circuit_breaker_call_duration_seconds_bucket", {
+        name: "db",
+        outcome: "success",
+        le: "+Inf",
+      }),
+      2,
+    );
+  });
+
+  it("reports when a breaker opened and last failed, and its last transitions with their cause", async () => {
+    const { registry, clock, breaker } = fixture();
+    using metrics = new BreakerMetrics(registry, { history: 3 });
+    const db = breaker("db", { failureThreshold: 2, recoveryTimeout: 1_000 });
+    fail(db, new Error("ECONNREFUSED"));
+    clock.advance(100);
+    fail(db, new Error("ECONNREFUSED again"));
+    const openedAt = clock.now;
+    const handler = statusHandler(registry, { metrics, authorize: () => true });
+    let [status] = (await (await handler(get("?format=json"))).json() as StatusReport).breakers;
+    assert.equal(status?.openedAt, openedAt);
+    assert.equal(status?.lastFailureAt, openedAt);
+    assert.deepEqual(status?.history, [{
+      at: openedAt,
+      from: "closed",
+      to: "open",
+      cause: "2 consecutive failures; last: Error: ECONNREFUSED again",
+    }]);
+    clock.advance(1_000);
+    fail(db, new Error("still down"));
+    await (await handler(post({ action: "isolate", name: "db" }))).body?.cancel();
+    await (await handler(post({ action: "release", name: "db" }))).body?.cancel();
+    [status] = (await (await handler(get("?format=json"))).json() as StatusReport).breakers;
+    assert.deepEqual(status?.history.map(({ from, to, cause }) => `${from}>${to}: ${cause}`), [
+      "half-open>open: a trial call failed; last: Error: still down",
+      "open>isolated: isolated by an operator",
+      "isolated>closed: released by an operator",
+    ]);
+    assert.equal(status?.openedAt, null);
+    const page = await (await handler(get("?format=html"))).text();
+    assert.ok(page.includes("isolated by an operator"));
+  });
+
+  it("rejects metrics of another registry", () => {
+    using metrics = new BreakerMetrics(new BreakerRegistry());
+    assert.throws(() => statusHandler(new BreakerRegistry(), { metrics }), {
+      name: "TypeError",
+      message:
+        'Cannot create status handler: "metrics" records another registry than the one served',
+    });
+  });
+});
+
+describe("statusHandler bounded groups", () => {
+  it("keeps a scrape, the JSON and the page small for a group of 10,000 keys", async () => {
+    const registry = new BreakerRegistry();
+    using metrics = new BreakerMetrics(registry);
+    const group = new BreakerGroup({ name: "tenants", registry, failureThreshold: 1 });
+    for (let i = 0; i < 10_000; i++) group.get(`t${i}`).executeSync(() => "ok");
+    for (let i = 0; i < 60; i++) fail(group.get(`t${i}`));
+    const handler = statusHandler(registry, { metrics });
+    const text = await (await handler(get("?format=prometheus"))).text();
+    assert.ok(text.length < 40_000, `${text.length} characters`);
+    const samples = parseSamples(text);
+    assert.equal(
+      sampleOf(samples, "circuit_breaker_group_members", { group: "tenants", state: "open" }),
+      60,
+    );
+    assert.equal(
+      sampleOf(samples, "circuit_breaker_group_members", { group: "tenants", state: "closed" }),
+      9_940,
+    );
+    assert.equal(
+      sampleOf(samples, "circuit_breaker_calls_total", { group: "tenants", outcome: "success" }),
+      10_000,
+    );
+    assert.equal(
+      sampleOf(samples, "circuit_breaker_state", { name: "tenants:t0", state: "open" }),
+      1,
+    );
+    const json = await (await handler(get("?format=json"))).text();
+    assert.ok(json.length < 100_000, `${json.length} characters`);
+    const body = JSON.parse(json) as StatusReport;
+    assert.equal(body.breakers.length, 50);
+    assert.deepEqual(body.groups, [{
+      name: "tenants",
+      total: 10_000,
+      closed: 9_940,
+      open: 60,
+      halfOpen: 0,
+      recovering: 0,
+      isolated: 0,
+      unlisted: 10,
+    }]);
+    const page = await (await handler(get("?format=html"))).text();
+    assert.ok(page.length < 150_000, `${page.length} characters`);
+  });
+});
+
+describe("statusHandler odd failures", () => {
+  it("serves every format when a failure's message getter throws or it is a revoked Proxy", async () => {
+    const { registry, breaker } = fixture();
+    const throwing = new Error("hidden");
+    Object.defineProperty(throwing, "message", {
+      get() {
+        throw new Error("message getter");
+      },
+    });
+    const { proxy, revoke } = Proxy.revocable(new Error("proxied"), {});
+    revoke();
+    fail(breaker("getter"), throwing);
+    fail(breaker("proxy"), proxy);
+    const handler = statusHandler(registry);
+    const body = (await (await handler(get("?format=json"))).json()) as StatusReport;
+    assert.deepEqual(body.breakers.map((status) => status.lastFailure), [
+      "(a failure that could not be read)",
+      "(a failure that could not be read)",
+    ]);
+    for (const format of ["prometheus", "html"]) {
+      assert.equal((await handler(get(`?format=${format}`))).status, 200);
+    }
+  });
+});
+
+describe("statusHandler name collisions", () => {
+  it("lists both breakers of a name and warns on the page", async () => {
+    const registry = new BreakerRegistry();
+    const older = new Breaker({ name: "get", registry });
+    const newer = new Breaker({ name: "get", registry });
+    older.open();
+    const handler = statusHandler(registry);
+    const body = (await (await handler(get("?format=json"))).json()) as StatusReport;
+    assert.deepEqual(body.breakers.map((status) => status.state), ["open", "closed"]);
+    assert.equal(body.summary.allClosed, false);
+    const page = await (await handler(get("?format=html"))).text();
+    assert.match(page, /One name is held by several breakers, each listed: <code>get<\/code>/);
+    assert.equal(newer.state, "closed");
+    // A scrape never repeats a series: the second breaker of a name is told apart.
+    const text = await (await handler(get("?format=prometheus"))).text();
+    assert.match(text, /^circuit_breaker_state\{name="get",state="open"\} 1$/m);
+    assert.match(text, /^circuit_breaker_state\{name="get",duplicate="2",state="open"\} 0$/m);
+    const keys = parseSamples(text).map((sample) =>
+      `${sample.name}${JSON.stringify(sample.labels)}`
+    );
+    assert.equal(new Set(keys).size, keys.length, "a series appears twice");
+  });
+});
+
+/**
+ * Debian's `promtool` (package `prometheus`), or `undefined`. A local check for now, to be
+ * merged into the suite's one helper for a missing service: tests needing it fail under
+ * `CI=true` when it is missing, and are skipped otherwise.
+ */
+const PROMTOOL = ["/usr/bin/promtool", "/usr/local/bin/promtool"].find((path) => existsSync(path));
+
+describe("statusHandler Prometheus naming rules", () => {
+  if (PROMTOOL === undefined && process.env.CI !== "true") {
+    console.warn("promtool not found: its test is skipped (apt-get install prometheus)");
+    nodeTest.it.skip("skipped: promtool was not found", () => {});
+    return;
+  }
+  it("passes promtool check metrics, with counters, a histogram, groups and odd names", async () => {
+    assert.ok(PROMTOOL, "promtool not found: apt-get install prometheus (needed under CI=true)");
+    const { registry, clock, breaker } = fixture();
+    using metrics = new BreakerMetrics(registry);
+    const db = breaker("db", { failureThreshold: 1, recoveryTimeout: 1_000 });
+    db.executeSync(() => "ok");
+    fail(db);
+    clock.advance(1_000);
+    db.executeSync(() => "trial");
+    using _hold = breaker('say "hi"\\there\nnext').isolate();
+    const group = new BreakerGroup({ name: "hosts", registry, clock, failureThreshold: 1 });
+    group.get("a").executeSync(() => "ok");
+    fail(group.get("b"));
+    const text = await (await statusHandler(registry, { metrics })(get("?format=prometheus")))
+      .text();
+    const checked = spawnSync(PROMTOOL, ["check", "metrics"], { input: text, encoding: "utf8" });
+    assert.equal(checked.status, 0, `${checked.stdout}${checked.stderr}\n${text}`);
+    assert.equal(`${checked.stdout}${checked.stderr}`, "");
   });
 });
