@@ -7,6 +7,7 @@ import * as nodeTest from "node:test";
 import { fileURLToPath } from "node:url";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import type { Breaker } from "../src/breaker.ts";
+import { BreakerMetrics } from "../src/breaker_metrics.ts";
 import { BreakerRegistry } from "../src/registry.ts";
 import { statusHandler, type StatusHandlerOptions } from "../src/status_handler.ts";
 import { type LocalServer, serveLocally } from "./local_server.ts";
@@ -17,6 +18,8 @@ import { describe } from "./timer_leaks.ts";
 const ARTIFACTS = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
 const PREFIX = "/admin/circuits/";
 const SCRIPT_NAME = "<script>alert(1)</script>";
+/** The cookie of an admin's session, which the tests' `authorize` asks for. */
+const ADMIN_COOKIE = "session=admin";
 /** The longest a test waits for the page to change. */
 const WAIT_MS = 5_000;
 
@@ -62,6 +65,8 @@ interface Scene {
   readonly page: Page;
   /** Handler answers, by method and status, for checking what the page sent. */
   readonly answers: string[];
+  /** Errors and warnings the page logged (a CSP violation among them), and uncaught errors. */
+  readonly consoleProblems: string[];
 }
 
 /**
@@ -70,12 +75,15 @@ interface Scene {
  */
 async function withStatusPage(
   browser: () => Browser,
-  options: StatusHandlerOptions,
+  options: StatusHandlerOptions | ((registry: BreakerRegistry) => StatusHandlerOptions),
   body: (scene: Scene) => Promise<void>,
 ): Promise<void> {
   const registry = new BreakerRegistry();
   const clock = manualClock();
-  const status = statusHandler(registry, options);
+  const status = statusHandler(
+    registry,
+    typeof options === "function" ? options(registry) : options,
+  );
   const answers: string[] = [];
   const server: LocalServer = await serveLocally(async (request) => {
     if (new URL(request.url).pathname !== PREFIX) return new Response("not found", { status: 404 });
@@ -87,17 +95,34 @@ async function withStatusPage(
   try {
     context = await browser().newContext();
     const page = await context.newPage();
+    const consoleProblems: string[] = [];
+    page.on("console", (message) => {
+      if (message.type() === "error" || message.type() === "warning") {
+        consoleProblems.push(`${message.type()}: ${message.text()}`);
+      }
+    });
+    page.on("pageerror", (error) => consoleProblems.push(`pageerror: ${error.message}`));
     await body({
       registry,
       breaker: (name, breakerOptions = {}) => registry.breaker(name, { clock, ...breakerOptions }),
       url: `${server.origin}${PREFIX}`,
       page,
       answers,
+      consoleProblems,
     });
+    // Every test: the page logged no error, no CSP violation, across all its refreshes.
+    assert.deepEqual(consoleProblems, []);
   } finally {
     await context?.close();
     await server.close();
   }
+}
+
+/** Takes the expected console errors of refused requests out of `problems`. */
+function forgiveRefusals(problems: string[], status: number): void {
+  const expected = `the server responded with a status of ${status}`;
+  const rest = problems.filter((problem) => !problem.includes(expected));
+  problems.splice(0, problems.length, ...rest);
 }
 
 /** The state a row of the page shows for `name`, waiting until it reads `state`. */
@@ -186,15 +211,16 @@ describeWithChromium("status page in Chromium", (browser, it) => {
             failure: row.querySelector(".failure")!.textContent,
           };
         }));
+      // Breakers that turn calls away come first, in registry order within a state.
       assert.deepEqual(
         rows.map(({ name, state }) => [name, state]),
         [
-          ["db", "closed"],
+          ["payments", "isolated"],
           ["cache", "open"],
+          [SCRIPT_NAME, "open"],
           ["search", "half-open"],
           ["ramp", "recovering"],
-          ["payments", "isolated"],
-          [SCRIPT_NAME, "open"],
+          ["db", "closed"],
         ],
       );
       for (const row of rows) {
@@ -202,18 +228,19 @@ describeWithChromium("status page in Chromium", (browser, it) => {
         const hue = hueOf(row.background);
         assert.ok(low <= hue && hue <= high, `${row.state}: ${row.background} (hue ${hue})`);
       }
-      assert.deepEqual(rows[0], {
+      assert.deepEqual(rows[5], {
         name: "db",
         state: "closed",
-        background: rows[0]?.background,
+        background: rows[5]?.background,
         failures: "1",
         window: "1 / 2 (50.0 %)",
         retry: "—",
         failure: "Error: connection reset",
       });
       assert.equal(rows[1]?.retry, "30.0 s");
-      assert.equal(rows[4]?.retry, "until released");
-      assert.equal(rows[5]?.failure, 'Error: <img src=x onerror="alert(2)">');
+      assert.equal(rows[0]?.retry, "until released");
+      assert.equal(rows[4]?.retry, "10 % admitted");
+      assert.equal(rows[2]?.failure, 'Error: <img src=x onerror="alert(2)">');
 
       // The hostile strings are text: no element of theirs exists, and nothing ran.
       assert.equal(await page.locator("main script, main img, main b").count(), 0);
@@ -241,11 +268,12 @@ describeWithChromium("status page in Chromium", (browser, it) => {
 
   it("runs isolate and release from the page's buttons when authorize allows", async () => {
     const options: StatusHandlerOptions = {
-      authorize: (request) => request.headers.get("sec-fetch-site") === "same-origin",
+      authorize: (request) => request.headers.get("cookie") === ADMIN_COOKIE,
       refreshInterval: 10_000,
     };
     await withStatusPage(browser, options, async ({ breaker, url, page, answers }) => {
       const db = breaker("db");
+      await page.context().addCookies([{ name: "session", value: "admin", url }]);
       await page.goto(url);
       await page.click('button[data-action="isolate"][data-name="db"]');
       await waitForState(page, "db", "isolated");
@@ -261,7 +289,7 @@ describeWithChromium("status page in Chromium", (browser, it) => {
   });
 
   it("shows no buttons without authorize, and refuses a forged POST with 403", async () => {
-    await withStatusPage(browser, {}, async ({ breaker, url, page }) => {
+    await withStatusPage(browser, {}, async ({ breaker, url, page, consoleProblems }) => {
       const db = breaker("db");
       await page.goto(url);
       assert.equal(await page.locator("button").count(), 0);
@@ -276,6 +304,7 @@ describeWithChromium("status page in Chromium", (browser, it) => {
       assert.equal(forged.status, 403);
       assert.match(forged.text, /Actions are disabled/);
       assert.equal(db.state, "closed");
+      forgiveRefusals(consoleProblems, 403);
     });
   });
 
@@ -283,7 +312,7 @@ describeWithChromium("status page in Chromium", (browser, it) => {
     await withStatusPage(
       browser,
       { authorize: () => true },
-      async ({ breaker, url, page, answers }) => {
+      async ({ breaker, url, page, answers, consoleProblems }) => {
         const db = breaker("db");
         // A text/plain form can smuggle a JSON-looking body, but not a JSON content type.
         const attacker = await serveLocally(() =>
@@ -304,10 +333,135 @@ describeWithChromium("status page in Chromium", (browser, it) => {
           assert.match(await response.text(), /Cross-site action refused/);
           assert.equal(db.state, "closed");
           assert.deepEqual(answers, ["POST 403"]);
+          forgiveRefusals(consoleProblems, 403);
+          forgiveRefusals(consoleProblems, 404); // the 403 page's favicon, at times
         } finally {
           await attacker.close();
         }
       },
     );
+  });
+
+  it("puts an incident first: open and isolated breakers, since when, why, and a filter", async () => {
+    let metrics: BreakerMetrics | undefined;
+    const options = (registry: BreakerRegistry): StatusHandlerOptions => {
+      metrics = new BreakerMetrics(registry);
+      return {
+        metrics,
+        authorize: (request) => request.headers.get("cookie") === ADMIN_COOKIE,
+        refreshInterval: 200,
+      };
+    };
+    await withStatusPage(browser, options, async ({ breaker, url, page }) => {
+      try {
+        for (let i = 0; i < 5; i++) breaker(`service-${i}`).executeSync(() => "ok");
+        const db = breaker("db", { failureThreshold: 2 });
+        for (const message of ["ECONNREFUSED 10.0.3.7:5432", "ECONNREFUSED 10.0.3.7:5432"]) {
+          assert.throws(() =>
+            db.executeSync(() => {
+              throw new Error(message);
+            })
+          );
+        }
+        await page.context().addCookies([{ name: "session", value: "admin", url }]);
+        await page.goto(url);
+        const firstRow = page.locator("tr.breaker").first();
+        assert.equal(await firstRow.getAttribute("data-name"), "db");
+        assert.match(await firstRow.locator(".state-cell").innerText(), /open\s+since \d{4}-/);
+        assert.match(
+          await firstRow.locator(".rule").innerText(),
+          /opens on 2 consecutive failures/,
+        );
+        await firstRow.locator("details summary").click();
+        assert.match(
+          await firstRow.locator(".history li").first().innerText(),
+          /closed → open: 2 consecutive failures; last: Error: ECONNREFUSED 10\.0\.3\.7:5432/,
+        );
+        mkdirSync(ARTIFACTS, { recursive: true });
+        await page.screenshot({ path: `${ARTIFACTS}status_page_open.png`, fullPage: true });
+
+        // Isolated from the page: the feedback shows next to the button, and stays on refresh.
+        await page.click('button[data-action="isolate"][data-name="service-3"]');
+        await waitForState(page, "service-3", "isolated");
+        const isolatedRow = page.locator('tr.breaker[data-name="service-3"]');
+        assert.equal(
+          await page.locator("tr.breaker").first().getAttribute("data-name"),
+          "service-3",
+        );
+        await page.waitForTimeout(500); // a few refreshes
+        assert.match(await isolatedRow.locator("output.feedback").innerText(), /^isolate done at /);
+        assert.match(await isolatedRow.innerText(), /isolated by an operator/);
+        await page.screenshot({ path: `${ARTIFACTS}status_page_isolated.png`, fullPage: true });
+
+        // The filter keeps only matching rows, also across refreshes.
+        await page.fill("#filter", "service-");
+        await page.waitForTimeout(500);
+        const shown = await page.locator("tr.breaker:not(.hidden)").evaluateAll((rows) =>
+          rows.map((row) => (row as unknown as { dataset: Record<string, string> }).dataset.name)
+        );
+        assert.deepEqual(shown, ["service-3", "service-0", "service-1", "service-2", "service-4"]);
+        await page.check("#not-closed");
+        await page.waitForTimeout(300);
+        assert.equal(await page.locator("tr.breaker:not(.hidden)").count(), 1);
+      } finally {
+        metrics?.[Symbol.dispose]();
+      }
+    });
+  });
+
+  it("shows an action's failure next to its button: a hold another handler released", async () => {
+    let second: ((request: Request) => Promise<Response>) | undefined;
+    const options = (registry: BreakerRegistry): StatusHandlerOptions => {
+      second = statusHandler(registry, { authorize: () => true });
+      return { authorize: () => true, refreshInterval: 60_000 };
+    };
+    await withStatusPage(browser, options, async ({ breaker, url, page, consoleProblems }) => {
+      const db = breaker("db");
+      await page.goto(url);
+      await page.click('button[data-action="isolate"][data-name="db"]');
+      await waitForState(page, "db", "isolated");
+      // Released meanwhile through another handler (the hold belongs to the breaker).
+      const released = await second!(
+        new Request(url, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ action: "release", name: "db" }),
+        }),
+      );
+      assert.equal(released.status, 200);
+      await released.body?.cancel();
+      assert.equal(db.state, "closed");
+      await page.click('button[data-action="release"][data-name="db"]');
+      await waitForState(page, "db", "closed");
+      assert.equal(
+        await page.locator('tr.breaker[data-name="db"] output.feedback').innerText(),
+        'release failed: Breaker "db" is not isolated by an operator',
+      );
+      forgiveRefusals(consoleProblems, 409);
+    });
+  });
+
+  it("lists 200 breakers and fits a 390 px phone without sideways scrolling", async () => {
+    await withStatusPage(browser, {}, async ({ breaker, url, page }) => {
+      for (let i = 0; i < 200; i++) {
+        const member = breaker(`dependency-${String(i).padStart(3, "0")}`);
+        if (i % 40 === 0) member.open();
+      }
+      await page.goto(url);
+      assert.equal(await page.locator("tr.breaker").count(), 200);
+      assert.equal(await page.locator('tr.breaker[data-state="open"]').count(), 5);
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: `${ARTIFACTS}status_page_200.png`, fullPage: true });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.waitForTimeout(100);
+      const widths = await page.evaluate(() => {
+        const root = (globalThis as unknown as {
+          document: { documentElement: { scrollWidth: number; clientWidth: number } };
+        }).document.documentElement;
+        return { scroll: root.scrollWidth, client: root.clientWidth };
+      });
+      assert.ok(widths.scroll <= widths.client, `scrolls sideways: ${JSON.stringify(widths)}`);
+      await page.screenshot({ path: `${ARTIFACTS}status_page_phone.png` });
+    });
   });
 });
