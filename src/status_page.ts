@@ -247,7 +247,7 @@ h2 { font-size: 1.1rem; margin: 1.5rem 0 .5rem; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #8885; vertical-align: top; }
 th { font-weight: 600; }
-.name { font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
+.name { font-family: ui-monospace, monospace; overflow-wrap: break-word; }
 .number { font-variant-numeric: tabular-nums; }
 .failure { max-width: 28rem; overflow-wrap: anywhere; }
 .rule { max-width: 18rem; font-size: .85rem; }
