@@ -276,8 +276,8 @@ footer { margin-top: 1rem; font-size: .85rem; opacity: .8; }
 }
 `;
 
-// Refreshes <main> from the same URL (so it works under any prefix), keeps the filter and each
-// action's feedback across refreshes, and posts actions there.
+// Refreshes <main> from the same URL (so it works under any prefix), keeps the filter, opened
+// histories and each action's feedback across refreshes, and posts actions there.
 const SCRIPT = `
 const interval = Number(document.body.dataset.refreshInterval);
 const refreshStatus = document.getElementById("refresh-status");
@@ -310,6 +310,12 @@ async function refresh() {
     template.innerHTML = await response.text();
     const main = template.content.querySelector("main");
     if (main === null) throw new Error("the answer has no <main>");
+    // Histories the viewer opened stay open.
+    const opened = new Set([...document.querySelectorAll("tr.breaker details[open]")]
+      .map((details) => details.closest("tr").dataset.name));
+    for (const details of main.querySelectorAll("tr.breaker details")) {
+      if (opened.has(details.closest("tr").dataset.name)) details.open = true;
+    }
     document.querySelector("main").replaceWith(main);
     applyView();
     refreshStatus.textContent = "Updated " + new Date().toLocaleTimeString();

@@ -373,6 +373,7 @@ describeWithChromium("status page in Chromium", (browser, it) => {
           /opens on 2 consecutive failures/,
         );
         await firstRow.locator("details summary").click();
+        await page.waitForTimeout(500); // refreshes keep the history open
         assert.match(
           await firstRow.locator(".history li").first().innerText(),
           /closed → open: 2 consecutive failures; last: Error: ECONNREFUSED 10\.0\.3\.7:5432/,
