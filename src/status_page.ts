@@ -147,7 +147,7 @@ function historyText(status: BreakerStatus): string {
 }
 
 function row(listed: ListedBreaker, canAct: boolean): string {
-  const { breaker, status } = listed;
+  const { breaker, status, reachable } = listed;
   const state = escapeHtml(status.state);
   const cell = (label: string, className: string, content: string) =>
     `<td class="${className}" data-label="${label}">${content}</td>`;
@@ -175,7 +175,15 @@ function row(listed: ListedBreaker, canAct: boolean): string {
     cell("Rule", "rule", escapeHtml(status.rule)),
     cell("History", "history", historyText(status)),
   ];
-  if (canAct) cells.push(cell("Actions", "actions", actionButtons(breaker, status)));
+  if (canAct) {
+    cells.push(cell(
+      "Actions",
+      "actions",
+      reachable
+        ? actionButtons(breaker, status)
+        : '<span class="note">an older breaker of a duplicated name: actions reach the newest</span>',
+    ));
+  }
   return `<tr class="breaker" data-name="${escapeHtml(status.name)}" data-state="${state}">${
     cells.join("")
   }</tr>`;

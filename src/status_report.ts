@@ -141,6 +141,8 @@ export interface StatusReport {
 export interface ListedBreaker {
   readonly breaker: Breaker;
   readonly status: BreakerStatus;
+  /** Whether actions by its name reach it: not an older breaker of a duplicated name. */
+  readonly reachable: boolean;
 }
 
 /** Reads the report of `registry` now. */
@@ -163,7 +165,11 @@ export function readReport(
       }
       listedPerGroup.set(group, count + 1);
     }
-    listed.push({ breaker, status: statusOf(breaker, group, metrics) });
+    listed.push({
+      breaker,
+      status: statusOf(breaker, group, metrics),
+      reachable: registry.get(breaker.name) === breaker,
+    });
   }
   const groups = Object.entries(summary.groups).map(([name, counts]) => ({
     name,

@@ -1192,6 +1192,12 @@ describe("statusHandler name collisions", () => {
     const page = await (await handler(get("?format=html"))).text();
     assert.match(page, /One name is held by several breakers, each listed: <code>get<\/code>/);
     assert.equal(newer.state, "closed");
+    // Actions by name reach the newest only, so the older one's row offers none.
+    const admin = await (await statusHandler(registry, { authorize: () => true })(
+      get("?format=html"),
+    )).text();
+    assert.equal(admin.match(/data-action="isolate" data-name="get"/g)?.length, 1);
+    assert.match(admin, /an older breaker of a duplicated name: actions reach the newest/);
     // A scrape never repeats a series: the second breaker of a name is told apart.
     const text = await (await handler(get("?format=prometheus"))).text();
     assert.match(text, /^circuit_breaker_state\{name="get",state="open"\} 1$/m);
