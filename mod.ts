@@ -21,8 +21,9 @@
  *   {@linkcode defaultRegistry}.
  * - {@linkcode BreakerGroup} creates one breaker per key (host, tenant) on demand, bounded by
  *   `maxKeys`.
- * - {@linkcode statusHandler} serves a registry as JSON, Prometheus text or a self-refreshing
- *   HTML page.
+ * - {@linkcode statusHandler} serves a registry as JSON, Prometheus text, a health answer for
+ *   probes or a self-refreshing HTML page for an incident; {@linkcode BreakerMetrics} adds
+ *   counters, durations and each breaker's history to it.
  * - The pure decision core is `@circuit/breaker/core`.
  *
  * @module

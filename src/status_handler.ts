@@ -1,8 +1,10 @@
 /**
  * A status endpoint for operators: one web-standard handler `(request) => Response` that serves
- * the breakers of a registry as JSON, in the Prometheus text format, or as an HTML page that
- * refreshes by itself, with optional isolate / release / close actions. It mounts in
- * `Deno.serve`, `Bun.serve`, Hono or any fetch-style router, under any path.
+ * the breakers of a registry as JSON, in the Prometheus text format, as a health answer for
+ * probes, or as an HTML page for an incident that refreshes by itself, with optional isolate /
+ * release / close actions. It mounts in `Deno.serve`, `Bun.serve`, Hono or any fetch-style
+ * router, under any path. This file is the handler (arguments, routing, authorization,
+ * actions); the report, its renderers and the health rule are files of their own.
  *
  * @example Deno.serve
  * ```ts
