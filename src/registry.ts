@@ -130,6 +130,8 @@ export class BreakerRegistry implements Iterable<Breaker> {
   #entries = new Map<string, Entry>();
   /** Older live breakers of a listed name (a collision), oldest first. */
   #shadowed = new Map<string, Entry[]>();
+  /** The breakers `#shadowed` lists, to find one in O(1). */
+  #isShadowed = new WeakSet<Breaker>();
   /** The group of each breaker a `BreakerGroup` listed. */
   #groups = new WeakMap<Breaker, string>();
   /** The size at which the next addition sweeps out collected entries. */
@@ -408,42 +410,55 @@ export class BreakerRegistry implements Iterable<Breaker> {
     const name = breaker.name;
     // One lookup and one deref (each deref keeps its target alive for the current job).
     const entry = this.#entries.get(name);
-    let adding = true;
+    // Listed already as an older one of its name: it becomes the newest, and has the listeners.
+    const relisted = this.#isShadowed.has(breaker);
+    if (relisted) this.#unshadow(name, breaker);
     if (entry !== undefined) {
       const listed = deref(entry);
       if (listed === breaker) return;
       if (listed !== undefined) {
-        const older = (this.#shadowed.get(name) ?? []).filter((shadowed) => {
-          const live = deref(shadowed);
-          if (live === breaker) adding = false; // listed already, as an older one
-          return live !== undefined && live !== breaker;
-        });
+        let older = this.#shadowed.get(name);
+        if (older === undefined) this.#shadowed.set(name, older = []);
         older.push(entry);
-        this.#shadowed.set(name, older);
+        this.#isShadowed.add(listed);
+        // Collected ones leave at each doubling, so that a breaker made per request costs O(1).
+        if (older.length >= 8 && (older.length & (older.length - 1)) === 0) {
+          this.#shadowed.set(name, older.filter((shadowed) => deref(shadowed) !== undefined));
+        }
       }
       // Deleting first moves the name to the end: the listing order is the order of joining.
       this.#entries.delete(name);
     }
     this.#entries.set(name, strong ? breaker : new WeakRef(breaker));
-    if (adding) { for (const listener of this.#listeners) breaker.addListener(listener); }
+    if (!relisted) { for (const listener of this.#listeners) breaker.addListener(listener); }
     if (this.#entries.size >= this.#sweepAt) this.#sweep();
   }
 
   #unlist(name: string, breaker: Breaker): void {
-    const older = (this.#shadowed.get(name) ?? []).filter((entry) => {
-      const live = deref(entry);
-      return live !== undefined && live !== breaker;
-    });
+    this.#unshadow(name, breaker);
     if (this.get(name) === breaker) {
       this.#entries.delete(name);
       // The newest older one takes the name back.
-      const newest = older.pop();
+      const newest = this.#shadowed.get(name)?.pop();
+      const listed = newest === undefined ? undefined : deref(newest);
       if (newest !== undefined) this.#entries.set(name, newest);
+      if (listed !== undefined) this.#unshadow(name, listed);
     }
-    if (older.length === 0) this.#shadowed.delete(name);
-    else this.#shadowed.set(name, older);
     this.#groups.delete(breaker);
     for (const listener of this.#listeners) breaker.removeListener(listener);
+  }
+
+  /** Takes `breaker` (and collected breakers) out of the older ones of `name`. */
+  #unshadow(name: string, breaker: Breaker): void {
+    this.#isShadowed.delete(breaker);
+    const older = this.#shadowed.get(name);
+    if (older === undefined) return;
+    const live = older.filter((entry) => {
+      const shadowed = deref(entry);
+      return shadowed !== undefined && shadowed !== breaker;
+    });
+    if (live.length === 0) this.#shadowed.delete(name);
+    else this.#shadowed.set(name, live);
   }
 
   /**
@@ -460,7 +475,9 @@ export class BreakerRegistry implements Iterable<Breaker> {
       if (!this.#entries.has(name)) {
         // A name whose newest breaker was collected: its newest older one takes it back.
         const newest = live.pop();
+        const listed = newest === undefined ? undefined : deref(newest);
         if (newest !== undefined) this.#entries.set(name, newest);
+        if (listed !== undefined) this.#isShadowed.delete(listed);
       }
       if (live.length === 0) this.#shadowed.delete(name);
       else this.#shadowed.set(name, live);

@@ -132,6 +132,29 @@ describe("BreakerRegistry", () => {
     assert.equal(registry.delete("db"), false);
   });
 
+  it("add() of an older breaker of a name makes it the newest, with the registry's listeners once", () => {
+    const registry = new BreakerRegistry();
+    const seen: string[] = [];
+    using _subscription = registry.addListener({ stateChange: ({ to }) => seen.push(to) });
+    const first = new Breaker({ name: "db", registry });
+    const second = new Breaker({ name: "db", registry });
+    registry.add(first);
+    assert.equal(registry.get("db"), first);
+    assert.deepEqual([...registry], [second, first]);
+    first.open();
+    second.open();
+    assert.deepEqual(seen, ["open", "open"]);
+  });
+
+  it("lets the breakers made per request under one name be collected, keeping the newest listed", async () => {
+    const registry = new BreakerRegistry();
+    let last: WeakRef<Breaker> | undefined;
+    for (let i = 0; i < 1_000; i++) last = new WeakRef(new Breaker({ name: "db", registry }));
+    const collected = await collectUntil(() => registry.size <= 1, 20);
+    assert.ok(collected, `${registry.size} breakers still listed`);
+    assert.equal(registry.get("db"), last?.deref());
+  });
+
   it("summary() counts a group's members by state and names only those not closed", () => {
     const registry = new BreakerRegistry();
     const group = new BreakerGroup({ name: "hosts", registry, failureThreshold: 1 });
