@@ -12,6 +12,7 @@
  *   curl localhost:8000/api/status/500     # three times: the circuit opens
  *   curl -i localhost:8000/api/anything    # 503 at once, Retry-After: 10
  *   curl localhost:8000/circuit            # {"state":"open",...}; "half-open" after 10 s
+ *   curl -i 'localhost:8000/status?format=health'  # 503 while open; /status in a browser
  *   curl localhost:8000/api/delay/3000     # a timeout (2 s): 504, counted as a failure
  *   curl localhost:8000/api/status/503     # 503 with Retry-After: 5 (honoured when it opens)
  *

@@ -9,7 +9,9 @@
  *   open at least that long (the breaker reads the header itself).
  * - While the circuit is open, the API answers 503 at once with `Retry-After` (seconds, rounded
  *   up), without calling the upstream.
- * - `GET /circuit` shows the breaker's state.
+ * - `GET /circuit` shows the breaker's state; `/status` is the status page for operators (in a
+ *   browser; `?format=json`, `?format=prometheus` with counters and durations, and
+ *   `?format=health`, 503 while the upstream's circuit is open, for a load balancer's probe).
  *
  * Without `--upstream`, the servers forward to a demo upstream served under `/upstream/`:
  * `/upstream/status/<code>` answers with that status (503 and 429 with `Retry-After: 5`),
@@ -19,7 +21,14 @@
  */
 
 import { parseArgs } from "node:util";
-import { Breaker, BreakerOpenError, TimeoutError } from "../mod.ts";
+import {
+  Breaker,
+  BreakerMetrics,
+  BreakerOpenError,
+  defaultRegistry,
+  statusHandler,
+  TimeoutError,
+} from "../mod.ts";
 
 /** What the servers are told on their command line. */
 export interface ServerOptions {
@@ -92,6 +101,12 @@ export function upstreamProxy(options: ServerOptions): UpstreamProxy {
     listeners: [{ stateChange: ({ from, to }) => console.log(`circuit ${from} -> ${to}`) }],
   });
 
+  // The breaker is named, so it is in the default registry, which the status page serves.
+  const status = statusHandler(defaultRegistry, {
+    critical: ["upstream"],
+    metrics: new BreakerMetrics(defaultRegistry),
+  });
+
   async function forward(request: Request, path: string): Promise<Response> {
     // The demo upstream is this very server, under /upstream/.
     const base = options.upstream ?? new URL("/upstream/", request.url).href;
@@ -134,13 +149,14 @@ export function upstreamProxy(options: ServerOptions): UpstreamProxy {
       const { state, failureCount, retryAfterMs } = breaker;
       return Response.json({ state, failureCount, retryAfterMs });
     }
+    if (pathname === "/status") return await status(request);
     if (pathname.startsWith("/api/")) {
       return await forward(request, `${pathname.slice("/api/".length)}${search}`);
     }
     if (options.upstream === undefined && pathname.startsWith("/upstream/")) {
       return await demoUpstream(request, pathname.slice("/upstream/".length));
     }
-    return new Response("not found: try /api/<path> or /circuit\n", { status: 404 });
+    return new Response("not found: try /api/<path>, /circuit or /status\n", { status: 404 });
   }
 
   return { breaker, handler };
