@@ -18,19 +18,22 @@ export function ruleText(policy: Policy): string {
   }
   const rules = policy.rules;
   if (rules !== undefined) {
-    const window = rules.window.kind === "calls"
-      ? `the last ${rules.window.calls} calls`
-      : `${formatDuration(rules.window.duration)}`;
-    const judged = `over ${window}, at least ${rules.minimumCalls} calls`;
+    const rates: string[] = [];
     if (rules.failureRate !== undefined) {
-      parts.push(`failure rate >= ${formatRate(rules.failureRate)} ${judged}`);
+      rates.push(`failure rate >= ${formatRate(rules.failureRate)}`);
     }
     if (rules.slowCallRate !== undefined) {
-      parts.push(
+      rates.push(
         `calls slower than ${formatDuration(rules.slowCallDuration ?? 0)} >= ${
           formatRate(rules.slowCallRate)
-        } ${judged}`,
+        }`,
       );
+    }
+    if (rates.length !== 0) {
+      const window = rules.window.kind === "calls"
+        ? `the last ${rules.window.calls} calls`
+        : formatDuration(rules.window.duration);
+      parts.push(`${rates.join(" or ")} (over ${window}, from ${rules.minimumCalls} calls)`);
     }
     if (rules.shouldTrip !== undefined) parts.push("shouldTrip()");
   }
@@ -48,7 +51,10 @@ export function ruleText(policy: Policy): string {
     }`,
   ];
   const timeout = policy.timeout === undefined ? [] : [`timeout ${formatDuration(policy.timeout)}`];
+  // A breaker that only observes (or is off) turns nothing away whatever its state says.
+  const mode = policy.mode === "enforce" ? [] : [`mode ${policy.mode}: turns no call away`];
   return [
+    ...mode,
     parts.length === 0 ? "opens by hand only" : `opens on ${parts.join(" or ")}`,
     ...timeout,
     recovery,

@@ -1154,6 +1154,28 @@ describe("statusHandler bounded groups", () => {
   });
 });
 
+describe("statusHandler rules", () => {
+  it("states each breaker's rule and thresholds in words, and a mode that turns nothing away", async () => {
+    const { registry, breaker } = fixture();
+    breaker("rates", {
+      failureRate: 0.5,
+      slowCallRate: 0.8,
+      slowCallDuration: 2_000,
+      minimumCalls: 20,
+      window: { calls: 100 },
+      recoveryRamp: { duration: 10_000, initialRate: 0.1 },
+      timeout: 5_000,
+    });
+    breaker("watching", { mode: "observe" });
+    const [rates, watching] = (await report(registry)).breakers;
+    assert.equal(
+      rates?.rule,
+      "opens on failure rate >= 50 % or calls slower than 2.0 s >= 80 % (over the last 100 calls, from 20 calls) · timeout 5.0 s · recovery 30.0 s · 1 trial at once, 1 success closes · ramp 10.0 s from 10 %",
+    );
+    assert.match(watching?.rule ?? "", /^mode observe: turns no call away · opens on 5/);
+  });
+});
+
 describe("statusHandler odd failures", () => {
   it("serves every format when a failure's message getter throws or it is a revoked Proxy", async () => {
     const { registry, breaker } = fixture();
