@@ -332,7 +332,8 @@ function ownerOf(
   context: ClassMethodDecoratorContext,
 ): object | undefined {
   if (self === null || (typeof self !== "object" && typeof self !== "function")) return undefined;
-  if (context.private) return self;
+  // A private method is on no prototype: its class is the instance's (or the class itself).
+  if (context.private) return context.static ? self : Object.getPrototypeOf(self) ?? undefined;
   for (let owner: object | null = self; owner !== null; owner = Object.getPrototypeOf(owner)) {
     if (Object.getOwnPropertyDescriptor(owner, context.name)?.value === standIn) return owner;
   }

@@ -109,6 +109,21 @@ describe("circuit() as a method decorator: names", () => {
     ]);
   });
 
+  it("names a private method's breaker Class.#method", async () => {
+    const registry = new BreakerRegistry();
+    class Vault {
+      @circuit({ registry })
+      async #open(): Promise<string> {
+        return await Promise.resolve("opened");
+      }
+      open(): Promise<string> {
+        return this.#open();
+      }
+    }
+    assert.equal(await new Vault().open(), "opened");
+    assert.deepEqual([...registry].map((breaker) => breaker.name), ["Vault.#open"]);
+  });
+
   it("a method called before any instance exists still gets its Class.method breaker", async () => {
     const registry = new BreakerRegistry();
     class Api {
