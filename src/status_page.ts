@@ -14,7 +14,6 @@ import type { BreakerState } from "./core/snapshot.ts";
 import type { WindowStats } from "./core/window.ts";
 import { formatDuration, formatRate } from "./duration_text.ts";
 import { isolatedByOperator } from "./operator_holds.ts";
-import type { RegistrySummary } from "./registry.ts";
 import type { BreakerStatus, ListedBreaker, StatusReport } from "./status_report.ts";
 
 /** The request header the page's refresh sends, to get only the `<main>` fragment. */
@@ -86,19 +85,18 @@ function windowText(window: WindowStats): string {
   return `${window.failures} / ${window.calls} (${percent} %)${slow}`;
 }
 
-function summaryText(summary: RegistrySummary): string {
-  if (summary.total === 0) return "No breakers are registered.";
-  const counts: [number, string][] = [
-    [summary.open.length, "open"],
-    [summary.halfOpen.length, "half-open"],
-    [summary.isolated.length, "isolated"],
-    [summary.recovering.length, "recovering"],
-  ];
-  const closed = summary.total - counts.reduce((sum, [count]) => sum + count, 0);
-  const parts = [...counts, [closed, "closed"] as [number, string]]
-    .filter(([count]) => count !== 0)
-    .map(([count, state]) => `${count} ${state}`);
-  return `${summary.total} breaker${summary.total === 1 ? "" : "s"}: ${parts.join(", ")}`;
+function summaryText(report: StatusReport): string {
+  const { total } = report.summary;
+  if (total === 0) return "No breakers are registered.";
+  const { counts } = report;
+  const parts = ([
+    [counts.open, "open"],
+    [counts.halfOpen, "half-open"],
+    [counts.isolated, "isolated"],
+    [counts.recovering, "recovering"],
+    [counts.closed, "closed"],
+  ] as const).filter(([count]) => count !== 0).map(([count, state]) => `${count} ${state}`);
+  return `${total} breaker${total === 1 ? "" : "s"}: ${parts.join(", ")}`;
 }
 
 function actionButtons(breaker: Breaker, status: BreakerStatus): string {
@@ -233,7 +231,7 @@ ${rows.join("\n")}
 </table>`;
   return `<main>
 <p class="summary ${summary.allClosed ? "all-closed" : "not-all-closed"}">${
-    escapeHtml(summaryText(summary))
+    escapeHtml(summaryText(report))
   }</p>
 ${duplicates}
 ${table}

@@ -126,7 +126,10 @@ export interface GroupStatus {
  * ```
  */
 export interface StatusReport {
-  /** The breakers' names by state (see `BreakerRegistry.summary()`). */
+  /**
+   * The breakers' names by state (see `BreakerRegistry.summary()`), but the group members past
+   * the listing bound: those are only counted, in `summary.groups`.
+   */
   readonly summary: RegistrySummary;
   /**
    * Every breaker the registry lists, in its order, but groups' closed members (counted in
@@ -135,6 +138,14 @@ export interface StatusReport {
   readonly breakers: readonly BreakerStatus[];
   /** Each group's members counted by state. */
   readonly groups: readonly GroupStatus[];
+  /** Every breaker listed in the registry (group members too) counted by state. */
+  readonly counts: {
+    readonly closed: number;
+    readonly open: number;
+    readonly halfOpen: number;
+    readonly recovering: number;
+    readonly isolated: number;
+  };
 }
 
 /** A report's breakers with the breaker objects themselves, for actions on the page. */
@@ -153,6 +164,7 @@ export function readReport(
   const summary = registry.summary();
   const listedPerGroup = new Map<string, number>();
   const unlisted = new Map<string, number>();
+  const unlistedBreakers = new Set<string>();
   const listed: ListedBreaker[] = [];
   for (const breaker of registry) {
     const group = groupOf(registry, breaker) ?? null;
@@ -161,6 +173,7 @@ export function readReport(
       const count = listedPerGroup.get(group) ?? 0;
       if (count >= MAX_MEMBERS_LISTED) {
         unlisted.set(group, (unlisted.get(group) ?? 0) + 1);
+        unlistedBreakers.add(breaker.name);
         continue;
       }
       listedPerGroup.set(group, count + 1);
@@ -176,7 +189,29 @@ export function readReport(
     ...counts,
     unlisted: unlisted.get(name) ?? 0,
   }));
-  return { report: { summary, breakers: listed.map(({ status }) => status), groups }, listed };
+  const bounded: RegistrySummary = unlistedBreakers.size === 0 ? summary : {
+    ...summary,
+    open: summary.open.filter((name) => !unlistedBreakers.has(name)),
+    halfOpen: summary.halfOpen.filter((name) => !unlistedBreakers.has(name)),
+    recovering: summary.recovering.filter((name) => !unlistedBreakers.has(name)),
+    isolated: summary.isolated.filter((name) => !unlistedBreakers.has(name)),
+  };
+  return {
+    report: {
+      summary: bounded,
+      breakers: listed.map(({ status }) => status),
+      groups,
+      counts: {
+        closed: summary.total - summary.open.length - summary.halfOpen.length -
+          summary.recovering.length - summary.isolated.length,
+        open: summary.open.length,
+        halfOpen: summary.halfOpen.length,
+        recovering: summary.recovering.length,
+        isolated: summary.isolated.length,
+      },
+    },
+    listed,
+  };
 }
 
 /** The status of one breaker of `registry` now. */
