@@ -253,7 +253,7 @@ h2 { font-size: 1.1rem; margin: 1.5rem 0 .5rem; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #8885; vertical-align: top; }
 th { font-weight: 600; }
-.name { font-family: ui-monospace, monospace; overflow-wrap: break-word; }
+.name { font-family: ui-monospace, monospace; white-space: nowrap; }
 .number { font-variant-numeric: tabular-nums; }
 .failure { max-width: 28rem; overflow-wrap: anywhere; }
 .rule { max-width: 18rem; font-size: .85rem; }
@@ -277,6 +277,7 @@ footer { margin-top: 1rem; font-size: .85rem; opacity: .8; }
   tr { border: 1px solid #8885; border-radius: .5rem; margin: 0 0 .75rem; padding: .3rem .5rem; }
   tr.hidden { display: none; }
   td { border: none; padding: .2rem 0; max-width: none; }
+  .name { white-space: normal; overflow-wrap: anywhere; }
   td::before { content: attr(data-label) ": "; font-weight: 600; font-family: system-ui, sans-serif; }
   .controls input[type=search] { min-width: 0; flex: 1 1 10rem; }
 }
