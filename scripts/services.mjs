@@ -14,11 +14,12 @@
 //
 //   node scripts/services.mjs   the set-up alone; exits 1 when a service is missing under CI=true
 //
-// redis-server is looked up on PATH (the tests start private servers from it); chromium is
-// Debian's /usr/bin/chromium. For the tests of this file, which cannot uninstall anything:
+// redis-server and promtool (Debian's package prometheus, for the Prometheus text's check) are
+// looked up on PATH (the tests start private Redis servers from it); chromium is Debian's
+// /usr/bin/chromium. For the tests of this file, which cannot uninstall anything:
 //   CIRCUIT_TEST_CHROMIUM=<path>  the Chromium to look for instead of /usr/bin/chromium
 //   CIRCUIT_TEST_NO_INSTALL=1     never install, as on a machine without root or sudo
-// (and a PATH without redis-server hides it).
+// (and a PATH without redis-server or promtool hides it).
 //
 // Plain ESM JavaScript for Node >= 20, no dependencies; the types are in JSDoc, which the tests
 // importing this file read, and which the lint rule below does not.
@@ -31,15 +32,15 @@ import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 
-/** @typedef {"redis-server" | "chromium"} ServiceName */
+/** @typedef {"redis-server" | "chromium" | "promtool"} ServiceName */
 /** @typedef {"run" | "install" | "skip" | "fail"} ServiceVerdict */
 /** @typedef {Record<string, string | undefined>} Environment */
 
 /** @type {readonly ServiceName[]} */
-export const SERVICES = ["redis-server", "chromium"];
+export const SERVICES = ["redis-server", "chromium", "promtool"];
 
 /** The Debian package of each service. */
-const PACKAGES = { "redis-server": "redis-server", chromium: "chromium" };
+const PACKAGES = { "redis-server": "redis-server", chromium: "chromium", promtool: "prometheus" };
 
 const CHROMIUM = "/usr/bin/chromium";
 const REDIS_PORT = 6379;
@@ -103,7 +104,7 @@ function isExecutable(file) {
  * @returns {string | undefined}
  */
 export function locateService(service, env) {
-  if (service === "redis-server") return findOnPath("redis-server", env.PATH);
+  if (service !== "chromium") return findOnPath(service, env.PATH);
   const chromium = env.CIRCUIT_TEST_CHROMIUM ?? CHROMIUM;
   return isExecutable(chromium) ? chromium : undefined;
 }
@@ -116,7 +117,7 @@ export function locateService(service, env) {
  * @returns {string}
  */
 export function missingReason(service, env) {
-  if (service === "redis-server") return "redis-server was not found on PATH";
+  if (service !== "chromium") return `${service} was not found on PATH`;
   return `${env.CIRCUIT_TEST_CHROMIUM ?? CHROMIUM} was not found`;
 }
 

@@ -164,8 +164,10 @@ describe("setUpServices()", () => {
       assert.deepEqual(results.map((r) => [r.service, r.verdict, r.executable]), [
         ["redis-server", "skip", undefined],
         ["chromium", "skip", undefined],
+        ["promtool", "skip", undefined],
       ]);
       assert.match(results[0]!.line, /redis-server .*skipped.*apt-get install redis-server$/);
+      assert.match(results[2]!.line, /promtool .*skipped.*apt-get install prometheus$/);
       assert.match(results[1]!.line, /chromium was not found.*skipped.*apt-get install chromium$/);
     });
   });
@@ -174,7 +176,7 @@ describe("setUpServices()", () => {
     await withDirectory(async (directory) => {
       const env = { ...hiddenServices(directory), CI: "true" };
       const results = await setUpServices(env, () => {});
-      assert.deepEqual(results.map((r) => r.verdict), ["fail", "fail"]);
+      assert.deepEqual(results.map((r) => r.verdict), ["fail", "fail", "fail"]);
       assert.match(results[0]!.line, /CI=true.*apt-get install redis-server$/);
     });
   });
@@ -199,16 +201,19 @@ describe("setUpServices()", () => {
         "update -qq",
         "install -y -qq redis-server",
         "install -y -qq chromium",
+        "install -y -qq prometheus",
         "",
       ]);
       assert.deepEqual(results.map((r) => [r.service, r.verdict, r.executable]), [
         ["redis-server", "skip", undefined],
         ["chromium", "run", chromium],
+        ["promtool", "skip", undefined],
       ]);
       assert.match(results[0]!.line, /\(apt-get could not install it\): its tests are skipped/);
       assert.deepEqual(log, [
         "services: redis-server was not found on PATH: installing redis-server (apt-get)",
         `services: ${chromium} was not found: installing chromium (apt-get)`,
+        "services: promtool was not found on PATH: installing prometheus (apt-get)",
       ]);
     });
   });
@@ -222,6 +227,7 @@ describe("setUpServices()", () => {
       assert.deepEqual(results.map((r) => [r.service, r.verdict]), [
         ["redis-server", "fail"],
         ["chromium", "run"],
+        ["promtool", "fail"],
       ]);
       assert.equal(results[1]!.executable, chromium);
     });
@@ -248,6 +254,7 @@ describe("the test command without the services", () => {
         `services: ${
           join(directory, "chromium")
         } was not found: its tests are skipped; to run them, install it: sudo apt-get install chromium`,
+        "services: promtool was not found on PATH: its tests are skipped; to run them, install it: sudo apt-get install prometheus",
       ]);
     });
   });

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import * as nodeTest from "node:test";
 import { Breaker } from "../src/breaker.ts";
 import { BreakerGroup } from "../src/breaker_group.ts";
 import { BreakerMetrics } from "../src/breaker_metrics.ts";
@@ -15,6 +13,7 @@ import {
   type StatusReport,
 } from "../src/status_handler.ts";
 import { serveLocally } from "./local_server.ts";
+import { testsNeeding } from "./service_tests.ts";
 import { type ManualClock, manualClock } from "./manual_clock.ts";
 import { describe, it } from "./timer_leaks.ts";
 
@@ -1242,36 +1241,30 @@ describe("statusHandler name collisions", () => {
   });
 });
 
-/**
- * Debian's `promtool` (package `prometheus`), or `undefined`. A local check for now, to be
- * merged into the suite's one helper for a missing service: tests needing it fail under
- * `CI=true` when it is missing, and are skipped otherwise.
- */
-const PROMTOOL = ["/usr/bin/promtool", "/usr/local/bin/promtool"].find((path) => existsSync(path));
+/** Debian's `promtool` (package `prometheus`), by the suite's one rule for a missing service. */
+const promtool = testsNeeding("promtool");
 
 describe("statusHandler Prometheus naming rules", () => {
-  if (PROMTOOL === undefined && process.env.CI !== "true") {
-    console.warn("promtool not found: its test is skipped (apt-get install prometheus)");
-    nodeTest.it.skip("skipped: promtool was not found", () => {});
-    return;
-  }
-  it("passes promtool check metrics, with counters, a histogram, groups and odd names", async () => {
-    assert.ok(PROMTOOL, "promtool not found: apt-get install prometheus (needed under CI=true)");
-    const { registry, clock, breaker } = fixture();
-    using metrics = new BreakerMetrics(registry);
-    const db = breaker("db", { failureThreshold: 1, recoveryTimeout: 1_000 });
-    db.executeSync(() => "ok");
-    fail(db);
-    clock.advance(1_000);
-    db.executeSync(() => "trial");
-    using _hold = breaker('say "hi"\\there\nnext').isolate();
-    const group = new BreakerGroup({ name: "hosts", registry, clock, failureThreshold: 1 });
-    group.get("a").executeSync(() => "ok");
-    fail(group.get("b"));
-    const text = await (await statusHandler(registry, { metrics })(get("?format=prometheus")))
-      .text();
-    const checked = spawnSync(PROMTOOL, ["check", "metrics"], { input: text, encoding: "utf8" });
-    assert.equal(checked.status, 0, `${checked.stdout}${checked.stderr}\n${text}`);
-    assert.equal(`${checked.stdout}${checked.stderr}`, "");
-  });
+  promtool.it(
+    "passes promtool check metrics, with counters, a histogram, groups and odd names",
+    async () => {
+      const PROMTOOL = promtool.executable as string;
+      const { registry, clock, breaker } = fixture();
+      using metrics = new BreakerMetrics(registry);
+      const db = breaker("db", { failureThreshold: 1, recoveryTimeout: 1_000 });
+      db.executeSync(() => "ok");
+      fail(db);
+      clock.advance(1_000);
+      db.executeSync(() => "trial");
+      using _hold = breaker('say "hi"\\there\nnext').isolate();
+      const group = new BreakerGroup({ name: "hosts", registry, clock, failureThreshold: 1 });
+      group.get("a").executeSync(() => "ok");
+      fail(group.get("b"));
+      const text = await (await statusHandler(registry, { metrics })(get("?format=prometheus")))
+        .text();
+      const checked = spawnSync(PROMTOOL, ["check", "metrics"], { input: text, encoding: "utf8" });
+      assert.equal(checked.status, 0, `${checked.stdout}${checked.stderr}\n${text}`);
+      assert.equal(`${checked.stdout}${checked.stderr}`, "");
+    },
+  );
 });
