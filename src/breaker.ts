@@ -1311,9 +1311,11 @@ export class Breaker {
         this.#settleError(error, before.generation, 0, false);
         throw error;
       }
-      // A promise is not an outcome yet: it counts when it settles.
-      if (isThenable(result)) return this.#observe(result, before.generation, 0, false);
-      if (isFailedResponse(result)) this.#settleFailure(result, before.generation, 0, false);
+      // An object may be a promise (no outcome yet: it counts when it settles) or a failed
+      // Response. One `typeof` keeps the rest off the path of plain values.
+      if (typeof result === "object" || typeof result === "function") {
+        return this.#settleQuietObject(result, before.generation);
+      }
       return result;
     }
     // Admission as in `#callGeneral`: the clock is read at the start only when durations, a
@@ -1335,6 +1337,13 @@ export class Breaker {
     }
     if (result instanceof Promise) return this.#holding(result); // a thenable, observed
     this.#leaveBulkhead();
+    return result;
+  }
+
+  /** A quiet synchronous call's object result: a promise to observe, or a failed Response. */
+  #settleQuietObject(result: unknown, generation: number): unknown {
+    if (isThenable(result)) return this.#observe(result, generation, 0, false);
+    if (isFailedResponse(result)) this.#settleFailure(result, generation, 0, false);
     return result;
   }
 

@@ -71,6 +71,8 @@ const ResponseClass: typeof Response | undefined = typeof Response === "function
  * ```
  */
 export function isFailedResponse(value: unknown): boolean {
+  // `typeof` first: most results are not objects, and `instanceof` costs them more.
+  if (typeof value !== "object" || value === null) return false;
   if (ResponseClass === undefined || !(value instanceof ResponseClass)) return false;
   const status = value.status;
   return status >= 500 || status === 429;
