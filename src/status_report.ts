@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { BreakerMode } from "./core/options.ts";
 import { type Breaker, callHooks } from "./breaker.ts";
 import type { BreakerState } from "./core/snapshot.ts";
 import type { WindowStats } from "./core/window.ts";
@@ -68,6 +69,8 @@ export interface BreakerStatus {
   readonly lastFailure: string | null;
   /** The rule that opens the circuit and how it recovers, in words. */
   readonly rule: string;
+  /** Whether the breaker turns calls away (`"enforce"`), only observes, or is off. */
+  readonly mode: BreakerMode;
   /**
    * While isolated: how many holds keep it so, and whether operators hold one (through any
    * status handler of this process, which can release it); otherwise `null`.
@@ -256,6 +259,7 @@ function statusOf(
     window: breaker.stats,
     lastFailure: describeFailure(breaker.lastFailure),
     rule: ruleText(hooks.policy),
+    mode: hooks.policy.mode,
     isolation: snapshot.isolated === 0
       ? null
       : { holds: snapshot.isolated, byOperator: isolatedByOperator(breaker) },

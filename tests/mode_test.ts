@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Breaker, BreakerOpenError, circuit } from "../mod.ts";
+import { Breaker, BreakerOpenError, BreakerRegistry, circuit, statusHandler } from "../mod.ts";
 import { describe, it } from "./timer_leaks.ts";
 
 const down = new Error("down");
@@ -84,6 +84,18 @@ describe("Breaker mode", () => {
     const breaker = new Breaker({ mode: "observe", fallback: () => "fallback" });
     breaker.open();
     assert.equal(await breaker.execute(() => Promise.resolve("live")), "live");
+  });
+
+  it("statusHandler() shows each breaker's mode, in the JSON and in the rule's words", async () => {
+    const registry = new BreakerRegistry();
+    const breaker = new Breaker({ name: "db", mode: "observe", registry });
+    const status = statusHandler(registry);
+    const report = await (await status(new Request("http://localhost/?format=json"))).json();
+    assert.equal(report.breakers[0].mode, "observe");
+    assert.match(report.breakers[0].rule, /mode observe: turns no call away/);
+    breaker.configure({ mode: "enforce" });
+    const after = await (await status(new Request("http://localhost/?format=json"))).json();
+    assert.equal(after.breakers[0].mode, "enforce");
   });
 
   it("Breaker rejects an unknown mode naming it", () => {

@@ -181,6 +181,7 @@ describe("statusHandler JSON", () => {
         group: null,
         rule:
           "opens on 5 consecutive failures · recovery 30.0 s · 1 trial at once, 1 success closes",
+        mode: "enforce",
         isolation: null,
         ramp: null,
         openedAt: null,
@@ -201,6 +202,7 @@ describe("statusHandler JSON", () => {
         group: null,
         rule:
           "opens on 5 consecutive failures · recovery 30.0 s · 1 trial at once, 1 success closes",
+        mode: "enforce",
         isolation: null,
         ramp: null,
         openedAt: null,
