@@ -624,6 +624,7 @@ async function checkSharedServers(
     await waitUntil(async () => (await request(`${two}/`)).status === 503, 3_000, "shared trip");
     const answer = await request(`${two}/`);
     assert.ok(Number(answer.retryAfter) >= 1, `Retry-After: ${answer.retryAfter}`);
+    assert.match(answer.body, /^Circuit "upstream" is open: retry in \d+ ms\n$/);
     await first.stop("SIGINT");
     await second.stop("SIGINT");
   } catch (error) {
