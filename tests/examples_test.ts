@@ -532,7 +532,7 @@ describe("examples", () => {
   });
 
   redisIt(
-    `database_redis.ts (${RUNTIME}): a Redis outage opens the circuit; 503 + Retry-After; recovery closes it; Redis errors do not count`,
+    `database_redis.ts (${RUNTIME}): a Redis outage or stall opens the circuit; 503 + Retry-After (never 0); recovery closes it; Redis errors do not count`,
     async (redis) => {
       const flags = [
         `--redis-url=${redis.url}`,
@@ -570,6 +570,35 @@ describe("examples", () => {
             assert.match(answer.body, /not an integer/);
           }
           assert.equal((await circuitOf(origin)).state, "closed");
+
+          // Redis stalls (CLIENT PAUSE): three timeouts open the circuit. While the trial is in
+          // flight, another request is turned away with Retry-After: 1, never 0.
+          const pausing = await clientKind("node-redis").open(redis.url);
+          try {
+            await pausing.command("CLIENT", "PAUSE", "4000", "ALL");
+          } finally {
+            await pausing.close();
+          }
+          for (let i = 0; i < 3; i++) assert.equal((await request(visits)).status, 504);
+          await waitUntil(
+            async () => (await circuitOf(origin)).state === "half-open",
+            2_000,
+            "half-open",
+          );
+          const both = await Promise.all([request(visits), request(visits)]);
+          assert.deepEqual(
+            both.map(({ status }) => status).sort(),
+            [503, 504],
+            "trial, turned away",
+          );
+          const turnedAway = both.find(({ status }) => status === 503)!;
+          assert.equal(turnedAway.retryAfter, "1");
+          assert.match(turnedAway.body, /is half-open/);
+          await waitUntil(
+            async () => (await request(visits)).status === 200,
+            6_000,
+            "a successful call after the pause",
+          );
 
           // Redis goes down: three failed calls open the circuit, then 503 with Retry-After.
           await redis.stop();
