@@ -207,14 +207,15 @@ type UpstreamMode =
   | "not found"
   | "error"
   | "unavailable"
+  | "too many"
   | "stall"
   | "stream"
   | "stall stream";
 
 /**
- * The fake upstream. `mode` says how it answers: 200, 404, 500, 503 with `Retry-After: 1`, a
- * stall (no answer until the client gives up or the upstream closes), three streamed tokens,
- * or a stream stalling after its first token. `hits` counts the requests that reached it.
+ * The fake upstream. `mode` says how it answers: 200, 404, 500, 503 or 429 with
+ * `Retry-After: 1`, a stall (no answer until the client gives up or the upstream closes), three
+ * streamed tokens, or a stream stalling after its first token. `hits` counts the requests that reached it.
  */
 class FakeUpstream {
   mode: UpstreamMode = "ok";
@@ -263,6 +264,8 @@ class FakeUpstream {
         return new Response("broken", { status: 500 });
       case "unavailable":
         return new Response("busy", { status: 503, headers: { "retry-after": "1" } });
+      case "too many":
+        return new Response("slow down", { status: 429, headers: { "retry-after": "1" } });
       case "stall":
         await this.#stall(request.signal);
         return new Response("too late");
@@ -466,14 +469,15 @@ describe("examples", () => {
 
   it(`retry_loop.ts (${RUNTIME}): waits out the open circuit, then the trial call succeeds`, async () => {
     await withUpstream(async (upstream) => {
-      // A 503 asking to retry after 1 s, two 500s (the second opens the circuit), then 200s.
-      upstream.script = ["unavailable", "error", "error"];
+      // A 429 asking to retry after 1 s (a failure too), two 500s (the second opens the
+      // circuit), then 200s.
+      upstream.script = ["too many", "error", "error"];
       const flags = [`--url=${upstream.origin}/`, "--requests=2", "--recovery-timeout=1000"];
       const run = await runToEnd("retry_loop.ts", flags, ["--allow-net"], 20_000);
       assert.equal(run.code, 0, run.output);
       assert.match(
         run.output,
-        /request 1 attempt 1: HttpError: upstream answered 503; retrying in 1000 ms/,
+        /request 1 attempt 1: HttpError: upstream answered 429; retrying in 1000 ms/,
       );
       assert.match(
         run.output,
