@@ -360,7 +360,11 @@ async function checkFetchServer(file: string): Promise<void> {
       );
       const trial = request(api);
       trial.catch(() => {}); // awaited below; should a check fail first, it is no stray rejection
-      await waitUntil(async () => upstream.hits.length > hits, 2_000, "the trial reaches it");
+      await waitUntil(
+        () => Promise.resolve(upstream.hits.length > hits),
+        2_000,
+        "the trial reaches it",
+      );
       answer = await request(api);
       assert.deepEqual([answer.status, answer.retryAfter], [503, "1"]);
       assert.match(answer.body, /is half-open/);
