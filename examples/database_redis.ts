@@ -1,8 +1,9 @@
 /**
  * An HTTP API whose database calls (Redis, through node-redis: the `redis` package from npm) are
  * guarded by a breaker. While Redis is down or too slow, the API answers 503 with
- * `Retry-After` at once instead of making every request wait on a dead connection; when Redis
- * is back, one trial call closes the circuit. An error Redis answers with (a wrong type, a bad
+ * `Retry-After` (whole seconds, at least 1: `retryAfterSeconds()`) at once instead of making
+ * every request wait on a dead connection; when Redis is back, one trial call closes the
+ * circuit. An error Redis answers with (a wrong type, a bad
  * argument) is the database working: it never opens the circuit. The server is `node:http`, so
  * the same file runs on Deno, Bun and Node.js. Start Redis, then:
  *
@@ -14,6 +15,7 @@
  *   curl localhost:8000/visits/home           # {"page":"home","visits":1}
  *   redis-cli set visits:bad x; curl -X POST localhost:8000/visits/bad   # 500, circuit closed
  *   # stop Redis: three calls fail (500), then 503 at once with Retry-After: 5
+ *   #   (or stall it, redis-cli client pause 3000 all: three calls time out with 504)
  *   # start Redis: within 5 s a trial call closes the circuit
  *   curl localhost:8000/circuit               # {"state":"closed","failureCount":0,...}
  *
@@ -29,7 +31,7 @@ import type { AddressInfo } from "node:net";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { createClient, ErrorReply } from "redis";
-import { Breaker, BreakerOpenError, TimeoutError } from "../mod.ts";
+import { Breaker, BreakerOpenError, retryAfterSeconds, TimeoutError } from "../mod.ts";
 
 function wholeNumber(flag: string, text: string): number {
   const value = Number(text);
@@ -108,8 +110,9 @@ async function answer(request: IncomingMessage, response: ServerResponse): Promi
     reply(response, 200, { page, visits });
   } catch (error) {
     if (error instanceof BreakerOpenError) {
-      const retryAfter = Math.ceil(error.retryAfterMs / 1000);
-      const headers = Number.isFinite(retryAfter) ? { "retry-after": String(retryAfter) } : {};
+      // Whole seconds, at least 1; undefined while isolated (no end to announce).
+      const seconds = retryAfterSeconds(error.retryAfterMs);
+      const headers = seconds === undefined ? {} : { "retry-after": String(seconds) };
       return reply(response, 503, { error: error.message }, headers);
     }
     const status = error instanceof TimeoutError ? 504 : 500;

@@ -1,8 +1,9 @@
 /**
- * An API on `Bun.serve` guarding its upstream `fetch` with a breaker: 5xx answers and timeouts
- * count as failures, 4xx do not, a `Retry-After` on the answer that opens the circuit is
- * honoured, and the open circuit is answered at once with 503 and `Retry-After`. The handler is
- * examples/upstream_proxy.ts, shared with the `Deno.serve` version (fetch_server_deno.ts).
+ * An API on `Bun.serve` forwarding to an upstream through `circuitHandler()`: 5xx and 429 answers,
+ * network errors and timeouts count as failures, 4xx do not, a `Retry-After` on the answer that
+ * opens the circuit is honoured, and while the circuit is open the API answers 503 at once with
+ * `Retry-After`, without calling the upstream. The handler is examples/upstream_proxy.ts, shared
+ * with the `Deno.serve` version (fetch_server_deno.ts).
  *
  *   bun examples/fetch_server_bun.ts
  *

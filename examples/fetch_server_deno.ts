@@ -1,8 +1,9 @@
 /**
- * An API on `Deno.serve` guarding its upstream `fetch` with a breaker: 5xx answers and timeouts
- * count as failures, 4xx do not, a `Retry-After` on the answer that opens the circuit is
- * honoured, and the open circuit is answered at once with 503 and `Retry-After`. The handler is
- * examples/upstream_proxy.ts, shared with the `Bun.serve` version (fetch_server_bun.ts).
+ * An API on `Deno.serve` forwarding to an upstream through `circuitHandler()`: 5xx and 429 answers,
+ * network errors and timeouts count as failures, 4xx do not, a `Retry-After` on the answer that
+ * opens the circuit is honoured, and while the circuit is open the API answers 503 at once with
+ * `Retry-After`, without calling the upstream. The handler is examples/upstream_proxy.ts, shared
+ * with the `Bun.serve` version (fetch_server_bun.ts).
  *
  *   deno run --allow-net examples/fetch_server_deno.ts
  *
@@ -19,10 +20,6 @@
  * Flags: --upstream <url> (forward /api/<path> there instead), --port (8000; 0 picks one),
  * --hostname (127.0.0.1), --failure-threshold (3), --recovery-timeout (10000 ms),
  * --timeout (2000 ms). Stops on Ctrl-C or SIGTERM.
- *
- * Deno 2.9 prints a notice that `request.signal` also aborts after a successful response (its
- * legacy behaviour). Harmless here: the signal is handed to the breaker so that a client that
- * goes away stops the upstream call, and by then the call is over.
  *
  * @module
  */

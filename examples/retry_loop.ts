@@ -1,9 +1,11 @@
 /**
- * A retry loop composed with a breaker. The loop retries failed calls with exponential backoff;
- * when the circuit is open it waits exactly the `retryAfterMs` of the `BreakerOpenError` (the
- * breaker knows when it will let a trial call through: retrying sooner would only be turned
- * away), and it stops at once, without calling anything, when that wait does not fit in its
- * time budget. A 4xx is not retried; a `Retry-After` from the upstream is honoured.
+ * A retry loop around `circuitFetch()`, a `fetch` with a breaker per origin. The loop retries
+ * failed calls with exponential backoff; when the circuit is open it waits exactly the
+ * `retryAfterMs` of the `BreakerOpenError` (the breaker knows when it will let a trial call
+ * through: retrying sooner would only be turned away), and it stops at once, without calling
+ * anything, when that wait does not fit in its time budget. A 5xx or 429 answer and a timeout
+ * count as failures for the circuit; a 4xx neither counts nor is retried; a `Retry-After` from
+ * the upstream is honoured by both the loop and the circuit.
  *
  *   deno run --allow-net examples/retry_loop.ts
  *   bun examples/retry_loop.ts
@@ -24,13 +26,12 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { Breaker, BreakerOpenError, TimeoutError } from "../mod.ts";
+import { BreakerOpenError, circuitFetch, TimeoutError } from "../mod.ts";
 
 /** An upstream's answer that is not 2xx, with the wait its `Retry-After` asks for. */
 class HttpError extends Error {
   override name = "HttpError";
   readonly status: number;
-  /** Read by the breaker too: a failure that opens the circuit keeps it open this long. */
   readonly retryAfterMs: number | undefined;
 
   constructor(status: number, retryAfter: string | null) {
@@ -118,18 +119,19 @@ const started = Date.now();
 const log = (line: string) =>
   console.log(`${((Date.now() - started) / 1000).toFixed(2).padStart(5)}s  ${line}`);
 
-const upstream = new Breaker({
+// Each answer is judged by the breaker of its origin before the loop sees it: a 5xx or 429 is a
+// failure (and its Retry-After sets how long an opening keeps the circuit open), a 4xx is the
+// upstream answering a bad request correctly, not a sign it is failing.
+const guardedFetch = circuitFetch({
   name: "upstream",
   failureThreshold: wholeNumber("--failure-threshold", values["failure-threshold"]),
   recoveryTimeout: wholeNumber("--recovery-timeout", values["recovery-timeout"]),
   timeout: wholeNumber("--timeout", values.timeout),
-  // A 4xx is the upstream answering a bad request correctly: not a sign it is failing.
-  exclude: (error) => error instanceof HttpError && error.status < 500,
   listeners: [{ stateChange: ({ from, to }) => log(`circuit ${from} -> ${to}`) }],
 });
 
-async function getQuote(signal: AbortSignal): Promise<string> {
-  const response = await fetch(url, { signal });
+async function getQuote(): Promise<string> {
+  const response = await guardedFetch(url);
   if (!response.ok) {
     await response.body?.cancel();
     throw new HttpError(response.status, response.headers.get("retry-after"));
@@ -147,7 +149,7 @@ for (let request = 1; request <= requests; request++) {
   try {
     const quote = await retry(() => {
       attempts++;
-      return upstream.execute(getQuote);
+      return getQuote();
     }, {
       attempts: wholeNumber("--attempts", values.attempts),
       budgetMs: wholeNumber("--budget", values.budget),

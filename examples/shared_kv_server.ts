@@ -5,11 +5,12 @@
  *   KV_PATH=/tmp/circuit.kv deno run -A --unstable-kv examples/shared_kv_server.ts 8001
  *   KV_PATH=/tmp/circuit.kv deno run -A --unstable-kv examples/shared_kv_server.ts 8002
  *
- * then `curl localhost:8001/fail` three times and `curl localhost:8002/` answers 503 within a
- * second (local KV files have no cross-process watch: the other learns at its next sync).
+ * then `curl localhost:8001/fail` three times (502, counted as failures) and
+ * `curl -i localhost:8002/` answers 503 with `Retry-After` within a second (local KV files have
+ * no cross-process watch: the other learns at its next sync). Stops on Ctrl-C.
  */
 
-import { Breaker, BreakerOpenError } from "../mod.ts";
+import { Breaker, circuitHandler } from "../mod.ts";
 import { denoKvStore } from "../src/deno_kv_store.ts";
 
 const port = Number(Deno.args[0] ?? 8000);
@@ -38,24 +39,17 @@ const upstream = new Breaker({
   listeners: [{ stateChange: ({ from, to }) => console.log(`[${port}] ${from} -> ${to}`) }],
 });
 
-const server = Deno.serve({ port, hostname: "127.0.0.1" }, async (request) => {
-  const failing = new URL(request.url).pathname === "/fail";
-  try {
-    const body = await upstream.execute(() =>
-      failing ? Promise.reject(new Error("upstream down")) : Promise.resolve("upstream ok\n")
-    );
-    return new Response(body);
-  } catch (error) {
-    if (error instanceof BreakerOpenError) {
-      const seconds = Math.ceil(error.retryAfterMs / 1000);
-      return new Response("circuit open\n", {
-        status: 503,
-        headers: { "retry-after": `${seconds}` },
-      });
-    }
-    return new Response("upstream failed\n", { status: 502 });
-  }
-});
+// circuitHandler answers 503 with Retry-After while the shared circuit is open, without calling
+// the handler, and counts a 5xx answer as a failure. The handler stands in for a route that
+// calls the upstream: /fail is the upstream failing.
+const route = circuitHandler(
+  (request: Request) =>
+    new URL(request.url).pathname === "/fail"
+      ? new Response("upstream failed\n", { status: 502 })
+      : new Response("upstream ok\n"),
+  { breaker: upstream },
+);
+const server = Deno.serve({ port, hostname: "127.0.0.1" }, route);
 
 Deno.addSignalListener("SIGINT", async () => {
   await upstream[Symbol.asyncDispose]();

@@ -6,12 +6,13 @@
  *   REDIS_URL=redis://127.0.0.1:6379 bun examples/shared_redis_bun.ts 8001
  *   REDIS_URL=redis://127.0.0.1:6379 bun examples/shared_redis_bun.ts 8002
  *
- * `curl localhost:8001/fail` three times, and `curl localhost:8002/` answers 503 at once.
+ * `curl localhost:8001/fail` three times (502, counted as failures), and `curl -i localhost:8002/`
+ * answers 503 with `Retry-After` at once. Stops on Ctrl-C.
  */
 
 // @ts-ignore: Bun's own module, present only under Bun
 import { RedisClient } from "bun";
-import { Breaker, BreakerOpenError } from "../mod.ts";
+import { Breaker, circuitHandler } from "../mod.ts";
 import { redisStore } from "../src/redis_store.ts";
 
 declare const Bun: {
@@ -32,28 +33,17 @@ const upstream = new Breaker({
   listeners: [{ stateChange: ({ from, to }) => console.log(`[${port}] ${from} -> ${to}`) }],
 });
 
-const server = Bun.serve({
-  port,
-  hostname: "127.0.0.1",
-  async fetch(request) {
-    const failing = new URL(request.url).pathname === "/fail";
-    try {
-      const body = await upstream.execute(() =>
-        failing ? Promise.reject(new Error("upstream down")) : Promise.resolve("upstream ok\n")
-      );
-      return new Response(body);
-    } catch (error) {
-      if (error instanceof BreakerOpenError) {
-        const seconds = Math.ceil(error.retryAfterMs / 1000);
-        return new Response("circuit open\n", {
-          status: 503,
-          headers: { "retry-after": `${seconds}` },
-        });
-      }
-      return new Response("upstream failed\n", { status: 502 });
-    }
-  },
-});
+// circuitHandler answers 503 with Retry-After while the shared circuit is open, without calling
+// the handler, and counts a 5xx answer as a failure. The handler stands in for a route that
+// calls the upstream: /fail is the upstream failing.
+const route = circuitHandler(
+  (request: Request) =>
+    new URL(request.url).pathname === "/fail"
+      ? new Response("upstream failed\n", { status: 502 })
+      : new Response("upstream ok\n"),
+  { breaker: upstream },
+);
+const server = Bun.serve({ port, hostname: "127.0.0.1", fetch: route });
 
 console.log(`listening on ${server.url}`);
 

@@ -1,14 +1,16 @@
 /**
  * The API that fetch_server_deno.ts (`Deno.serve`) and fetch_server_bun.ts (`Bun.serve`) serve:
- * a web-standard handler forwarding `/api/<path>` to an upstream through one breaker.
+ * a web-standard handler forwarding `/api/<path>` to an upstream through `circuitHandler()`,
+ * one breaker for the upstream.
  *
- * - A 5xx answer or a timeout counts as a failure; a 4xx is the upstream answering the caller's
- *   mistake correctly, so it counts as a success and never opens the circuit.
+ * - A 5xx or 429 answer, a network error or a timeout counts as a failure; a 4xx is the
+ *   upstream answering the caller's mistake correctly, so it counts as a success and never
+ *   opens the circuit.
  * - The upstream's answers pass through (a 5xx too: the caller gets what the upstream said).
  * - When the answer that opens the circuit is a 503 or 429 with `Retry-After`, the circuit stays
  *   open at least that long (the breaker reads the header itself).
- * - While the circuit is open, the API answers 503 at once with `Retry-After` (seconds, rounded
- *   up), without calling the upstream.
+ * - While the circuit turns calls away, the API answers 503 at once with `Retry-After` (whole
+ *   seconds, at least 1), without calling the upstream.
  * - `GET /circuit` shows the breaker's state; `/status` is the status page for operators (in a
  *   browser; `?format=json`, `?format=prometheus` with counters and durations, and
  *   `?format=health`, 503 while the upstream's circuit is open, for a load balancer's probe).
@@ -21,14 +23,7 @@
  */
 
 import { parseArgs } from "node:util";
-import {
-  Breaker,
-  BreakerMetrics,
-  BreakerOpenError,
-  defaultRegistry,
-  statusHandler,
-  TimeoutError,
-} from "../mod.ts";
+import { Breaker, BreakerMetrics, circuitHandler, defaultRegistry, statusHandler } from "../mod.ts";
 
 /** What the servers are told on their command line. */
 export interface ServerOptions {
@@ -96,8 +91,6 @@ export function upstreamProxy(options: ServerOptions): UpstreamProxy {
     name: "upstream",
     failureThreshold: options.failureThreshold,
     recoveryTimeout: options.recoveryTimeout,
-    timeout: options.timeout,
-    isFailureResult: (result) => result instanceof Response && result.status >= 500,
     listeners: [{ stateChange: ({ from, to }) => console.log(`circuit ${from} -> ${to}`) }],
   });
 
@@ -107,51 +100,52 @@ export function upstreamProxy(options: ServerOptions): UpstreamProxy {
     metrics: new BreakerMetrics(defaultRegistry),
   });
 
-  async function forward(request: Request, path: string): Promise<Response> {
+  // Each request to /api/ is one call. While the circuit turns calls away, circuitHandler
+  // answers 503 with Retry-After without calling this function. It counts the errors this
+  // function throws (and throws them on), and the 5xx and 429 answers it returns.
+  const forward = circuitHandler(async (request: Request): Promise<Response> => {
+    const { pathname, search } = new URL(request.url);
     // The demo upstream is this very server, under /upstream/.
     const base = options.upstream ?? new URL("/upstream/", request.url).href;
-    const target = new URL(path, base.endsWith("/") ? base : `${base}/`);
-    try {
-      return await breaker.execute(async (signal) => {
-        const upstream = await fetch(target, {
-          method: request.method,
-          headers: { accept: request.headers.get("accept") ?? "*/*" },
-          signal,
-        });
-        // Read the body inside the call, so that `timeout` covers a stalled body too.
-        const body = NULL_BODY_STATUSES.has(upstream.status) ? null : await upstream.arrayBuffer();
-        const headers = new Headers();
-        for (const name of ["content-type", "retry-after"]) {
-          const value = upstream.headers.get(name);
-          if (value !== null) headers.set(name, value);
-        }
-        return new Response(body, { status: upstream.status, headers });
-      }, { signal: request.signal }); // a client that goes away is neutral: it says nothing
-    } catch (error) {
-      if (error instanceof BreakerOpenError) {
-        const headers = new Headers({ "content-type": "text/plain" });
-        // While isolated, retryAfterMs is Infinity: no time to announce.
-        if (Number.isFinite(error.retryAfterMs)) {
-          headers.set("retry-after", String(Math.ceil(error.retryAfterMs / 1000)));
-        }
-        return new Response(`${error.message}\n`, { status: 503, headers });
-      }
-      if (error instanceof TimeoutError) {
-        return new Response(`upstream timed out after ${options.timeout} ms\n`, { status: 504 });
-      }
-      return new Response(`upstream unreachable: ${String(error)}\n`, { status: 502 });
+    const target = new URL(
+      `${pathname.slice("/api/".length)}${search}`,
+      base.endsWith("/") ? base : `${base}/`,
+    );
+    const upstream = await fetch(target, {
+      method: request.method,
+      headers: { accept: request.headers.get("accept") ?? "*/*" },
+      // Bounds the whole call, body included. (Not request.signal: a client that goes away
+      // costs at most this long, and Deno 2 prints a notice when a handler reads it.)
+      signal: AbortSignal.timeout(options.timeout),
+    });
+    // Read the body here, so that a stalled body times out and fails too. (stream_proxy.ts
+    // streams its upstream's body instead, cut by `idleTimeout` when it stalls.)
+    const body = NULL_BODY_STATUSES.has(upstream.status) ? null : await upstream.arrayBuffer();
+    const headers = new Headers();
+    for (const name of ["content-type", "retry-after"]) {
+      const value = upstream.headers.get(name);
+      if (value !== null) headers.set(name, value);
     }
-  }
+    return new Response(body, { status: upstream.status, headers });
+  }, { breaker });
 
   async function handler(request: Request): Promise<Response> {
-    const { pathname, search } = new URL(request.url);
+    const { pathname } = new URL(request.url);
     if (pathname === "/circuit") {
       const { state, failureCount, retryAfterMs } = breaker;
       return Response.json({ state, failureCount, retryAfterMs });
     }
     if (pathname === "/status") return await status(request);
     if (pathname.startsWith("/api/")) {
-      return await forward(request, `${pathname.slice("/api/".length)}${search}`);
+      try {
+        return await forward(request);
+      } catch (error) {
+        // The timeout's abort makes fetch reject with a DOMException named "TimeoutError".
+        if (error instanceof Error && error.name === "TimeoutError") {
+          return new Response(`upstream timed out after ${options.timeout} ms\n`, { status: 504 });
+        }
+        return new Response(`upstream unreachable: ${String(error)}\n`, { status: 502 });
+      }
     }
     if (options.upstream === undefined && pathname.startsWith("/upstream/")) {
       return await demoUpstream(request, pathname.slice("/upstream/".length));
@@ -172,6 +166,9 @@ async function demoUpstream(request: Request, path: string): Promise<Response> {
     return new Response(body, { status: number, headers: retryAfter });
   }
   if (kind === "delay" && Number.isFinite(number) && number >= 0) {
+    // request.signal ends the wait when the proxy gives up, so that a shutdown need not wait
+    // for it. Deno 2 prints a notice the first time a handler reads it (its signal also aborts
+    // after a successful response, a legacy behaviour): harmless, the wait is over by then.
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, Math.min(number, 60_000));
       request.signal.addEventListener("abort", () => {
