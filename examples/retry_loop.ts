@@ -1,19 +1,19 @@
 /**
- * A retry loop around `circuitFetch()`, a `fetch` with a breaker per origin. The loop retries
- * failed calls with exponential backoff; when the circuit is open it waits exactly the
+ * `retry()` around `circuitFetch()`, a `fetch` with a breaker per origin. Failed calls are
+ * retried with exponential backoff; while the circuit is open, `retry()` waits exactly the
  * `retryAfterMs` of the `BreakerOpenError` (the breaker knows when it will let a trial call
  * through: retrying sooner would only be turned away), and it stops at once, without calling
  * anything, when that wait does not fit in its time budget. A 5xx or 429 answer and a timeout
- * count as failures for the circuit; a 4xx neither counts nor is retried; a `Retry-After` from
- * the upstream is honoured by both the loop and the circuit.
+ * count as failures for the circuit and are retried; a 4xx is neither; a `Retry-After` from
+ * the upstream is honoured by both the retrying and the circuit.
  *
  *   deno run --allow-net examples/retry_loop.ts
  *   bun examples/retry_loop.ts
  *   node examples/retry_loop.ts               (Node.js 22.18+)
  *
  * Without `--url` it calls a demo upstream it serves itself, which fails its first 3 requests
- * with 503: the third failure opens the circuit, the loop waits out the open period, the trial
- * call succeeds, and the next requests go through at once.
+ * with 503: the third failure opens the circuit, the retrying waits out the open period, the
+ * trial call succeeds, and the next requests go through at once.
  *
  * Flags: --url <url>, --requests (3), --attempts (8, per request), --budget (5000 ms, per
  * request), --failure-threshold (3), --recovery-timeout (1000 ms), --timeout (2000 ms).
@@ -26,58 +26,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { BreakerOpenError, circuitFetch, TimeoutError } from "../mod.ts";
-
-/** An upstream's answer that is not 2xx, with the wait its `Retry-After` asks for. */
-class HttpError extends Error {
-  override name = "HttpError";
-  readonly status: number;
-  readonly retryAfterMs: number | undefined;
-
-  constructor(status: number, retryAfter: string | null) {
-    super(`upstream answered ${status}`);
-    this.status = status;
-    this.retryAfterMs = retryAfter !== null && /^\d+$/.test(retryAfter)
-      ? Number(retryAfter) * 1000
-      : undefined;
-  }
-}
-
-interface RetryOptions {
-  /** Calls at most, the first included. */
-  readonly attempts: number;
-  /** ms from the first call after which no wait may end. */
-  readonly budgetMs: number;
-  /** Wait before the second call; doubled for each further one (add jitter for many clients). */
-  readonly initialDelayMs: number;
-  readonly onRetry?: (attempt: number, error: unknown, waitMs: number) => void;
-}
-
-/** Whether another attempt may succeed: not after a 4xx, nor while isolated. */
-function retryable(error: unknown): boolean {
-  if (error instanceof BreakerOpenError) return Number.isFinite(error.retryAfterMs);
-  if (error instanceof HttpError) return error.status >= 500 || error.status === 429;
-  return true; // timeouts, network errors
-}
-
-/** Calls `call` until it succeeds, the attempts are spent, or a wait would pass the budget. */
-async function retry<T>(call: () => Promise<T>, options: RetryOptions): Promise<T> {
-  const deadline = Date.now() + options.budgetMs;
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await call();
-    } catch (error) {
-      if (attempt >= options.attempts || !retryable(error)) throw error;
-      const backoff = options.initialDelayMs * 2 ** (attempt - 1);
-      const waitMs = error instanceof BreakerOpenError
-        ? error.retryAfterMs // until the circuit lets a trial through: not sooner, not later
-        : Math.max(backoff, error instanceof HttpError ? error.retryAfterMs ?? 0 : 0);
-      if (Date.now() + waitMs > deadline) throw error; // it would not fit: stop now
-      options.onRetry?.(attempt, error, waitMs);
-      await new Promise((resolve) => setTimeout(resolve, waitMs));
-    }
-  }
-}
+import { BreakerOpenError, circuitFetch, retry } from "../mod.ts";
 
 function wholeNumber(flag: string, text: string): number {
   const value = Number(text);
@@ -130,43 +79,45 @@ const guardedFetch = circuitFetch({
   listeners: [{ stateChange: ({ from, to }) => log(`circuit ${from} -> ${to}`) }],
 });
 
-async function getQuote(): Promise<string> {
-  const response = await guardedFetch(url);
-  if (!response.ok) {
-    await response.body?.cancel();
-    throw new HttpError(response.status, response.headers.get("retry-after"));
-  }
-  return (await response.text()).trim();
-}
-
-const describe = (error: unknown) =>
-  error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+/** What a failed attempt was, in a few words. */
+const describe = (failure: unknown) =>
+  failure instanceof Response
+    ? `HTTP ${failure.status}`
+    : failure instanceof Error
+    ? `${failure.name}: ${failure.message}`
+    : String(failure);
 
 let gaveUp = 0;
 const requests = wholeNumber("--requests", values.requests);
 for (let request = 1; request <= requests; request++) {
   let attempts = 0;
   try {
-    const quote = await retry(() => {
+    // A failed Response (5xx, 429) is retried; the last one comes back as it is.
+    const response = await retry((signal) => {
       attempts++;
-      return getQuote();
+      return guardedFetch(url, { signal });
     }, {
       attempts: wholeNumber("--attempts", values.attempts),
-      budgetMs: wholeNumber("--budget", values.budget),
-      initialDelayMs: 100,
-      onRetry: (attempt, error, waitMs) =>
+      budget: wholeNumber("--budget", values.budget),
+      backoff: { initialDelay: 100, jitter: "none" }, // add jitter when many clients retry
+      onRetry: ({ attempt, failure, delayMs }) =>
         log(
-          `request ${request} attempt ${attempt}: ${describe(error)}; ` +
-            (error instanceof BreakerOpenError
-              ? `waiting ${waitMs} ms for the circuit`
-              : `retrying in ${waitMs} ms`),
+          `request ${request} attempt ${attempt}: ${describe(failure)}; ` +
+            (failure instanceof BreakerOpenError
+              ? `waiting ${delayMs} ms for the circuit`
+              : `retrying in ${delayMs} ms`),
         ),
     });
-    log(`request ${request}: ok after ${attempts} attempt(s): ${quote}`);
+    if (response.ok) {
+      log(`request ${request}: ok after ${attempts} attempt(s): ${(await response.text()).trim()}`);
+    } else {
+      gaveUp++;
+      await response.body?.cancel();
+      log(`request ${request}: gave up after ${attempts} attempt(s): ${describe(response)}`);
+    }
   } catch (error) {
     gaveUp++;
-    const reason = error instanceof TimeoutError ? "timed out" : describe(error);
-    log(`request ${request}: gave up after ${attempts} attempt(s): ${reason}`);
+    log(`request ${request}: gave up after ${attempts} attempt(s): ${describe(error)}`);
   }
 }
 

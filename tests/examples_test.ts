@@ -481,16 +481,16 @@ describe("examples", () => {
       assert.equal(run.code, 0, run.output);
       assert.match(
         run.output,
-        /request 1 attempt 1: HttpError: upstream answered 429; retrying in 1000 ms/,
+        /request 1 attempt 1: HTTP 429; retrying in 1000 ms/,
       );
       assert.match(
         run.output,
-        /request 1 attempt 2: HttpError: upstream answered 500; retrying in 200 ms/,
+        /request 1 attempt 2: HTTP 500; retrying in 200 ms/,
       );
       assert.match(run.output, /circuit closed -> open/);
       assert.match(
         run.output,
-        /request 1 attempt 3: HttpError: upstream answered 500; retrying in 400 ms/,
+        /request 1 attempt 3: HTTP 500; retrying in 400 ms/,
       );
       // The circuit is still open after the backoff: the loop waits what is left of the period.
       const waited = /request 1 attempt 4: BreakerOpenError: .*; waiting (\d+) ms for the circuit/
@@ -531,9 +531,9 @@ describe("examples", () => {
       assert.equal(run.code, 1, run.output);
       assert.match(
         run.output,
-        /request 1: gave up after 1 attempt\(s\): HttpError: upstream answered 404/,
+        /request 1: gave up after 1 attempt\(s\): HTTP 404/,
       );
-      assert.match(run.output, /request 2: gave up after 1 attempt\(s\): HttpError/);
+      assert.match(run.output, /request 2: gave up after 1 attempt\(s\): HTTP 404/);
       assert.doesNotMatch(run.output, /circuit closed -> open/);
       assert.equal(upstream.hits.length, 2);
     });
