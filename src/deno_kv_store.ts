@@ -158,7 +158,12 @@ export function denoKvStore(kv: DenoKv, options?: DenoKvStoreOptions): StateStor
   const read = async (name: string): Promise<StoredState | undefined> => {
     const key = keyOf(name);
     const entry = await kv.get(key);
-    return entry.versionstamp === null ? undefined : storedStateOf(key, entry, entry.versionstamp);
+    if (entry.versionstamp === null) return undefined;
+    if (typeof entry.value !== "string") {
+      // Reported by the breakers, which write over it, expecting this versionstamp.
+      throw Object.assign(notText(key, entry.value), { storedVersion: entry.versionstamp });
+    }
+    return { version: entry.versionstamp, value: entry.value };
   };
   const compareAndSet = async (
     name: string,
@@ -182,7 +187,7 @@ export function denoKvStore(kv: DenoKv, options?: DenoKvStoreOptions): StateStor
     return { version: result.versionstamp, value };
   };
   const { watch } = kv;
-  if (typeof watch !== "function") return { read, compareAndSet };
+  if (typeof watch !== "function" || !isNativeKv(kv)) return { read, compareAndSet };
   return {
     read,
     compareAndSet,
@@ -252,15 +257,10 @@ function watchEntry(
         if (entry === undefined || entry.versionstamp === null) continue;
         if (entry.versionstamp === lastVersion) continue;
         lastVersion = entry.versionstamp;
-        let stored: StoredState;
+        // A value that is not text is no change to announce: read() reports it.
+        if (typeof entry.value !== "string") continue;
         try {
-          stored = storedStateOf(key, entry, entry.versionstamp);
-        } catch (error) {
-          report(error);
-          continue;
-        }
-        try {
-          onChange(stored);
+          onChange({ version: entry.versionstamp, value: entry.value });
         } catch (error) {
           report(error);
         }
@@ -281,15 +281,23 @@ function watchEntry(
   };
 }
 
-function storedStateOf(key: DenoKvKey, entry: DenoKvEntryMaybe, version: string): StoredState {
-  if (typeof entry.value !== "string") {
-    throw new TypeError(
-      `Deno KV store: the value at ${
-        describeKey(key)
-      } must be a string (a snapshot's JSON), received ${describeValue(entry.value)}`,
-    );
-  }
-  return { version, value: entry.value };
+function notText(key: DenoKvKey, value: unknown): TypeError {
+  return new TypeError(
+    `Deno KV store: the value at ${
+      describeKey(key)
+    } must be a string (a snapshot's JSON), received ${describeValue(value)}`,
+  );
+}
+
+/**
+ * Whether `kv` is Deno's own database: only its `watch()` ends with the store's subscription.
+ * The npm client's (`@deno/kv` on Bun and Node.js) keeps the process alive after the watch is
+ * cancelled and the database closed, so there the store has no `subscribe` and breakers read
+ * at each sync instead.
+ */
+function isNativeKv(kv: DenoKv): boolean {
+  const native = (globalThis as { Deno?: { Kv?: unknown } }).Deno?.Kv;
+  return typeof native === "function" && kv instanceof native;
 }
 
 function isDenoKv(kv: unknown): kv is DenoKv {
