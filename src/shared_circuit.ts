@@ -66,6 +66,8 @@ export class SharedCircuit {
    * most once per syncInterval whatever wakes the loop sooner (a transition, a notification).
    */
   #countsDue = false;
+  /** Whether a batch of counts was timed already (see `recorded`). */
+  #phased = false;
   /** The value of the write awaiting the store's answer (unique by its write marks). */
   #writing: string | undefined;
   /** The sync timer: makes the counts due. */
@@ -144,7 +146,12 @@ export class SharedCircuit {
     );
     if (tally === this.#tally) return;
     this.#tally = tally;
-    if (this.#timer === undefined) this.#wake(this.#syncInterval);
+    if (this.#timer !== undefined) return;
+    // The first batch waits a random part of syncInterval: processes started together (a
+    // deploy) would otherwise write in step, every interval, and conflict every time.
+    const first = !this.#phased;
+    this.#phased = true;
+    this.#wake(first ? Math.random() * this.#syncInterval : this.#syncInterval);
   }
 
   /** The breaker's snapshot changed from `before` to `after`. */

@@ -24,6 +24,10 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Starts it again on the same port, empty, and waits until it answers. */
   restart(): Promise<void>;
+  /** Stalls it (SIGSTOP): connections stay open and nothing is answered, as a hung server. */
+  pause(): void;
+  /** Lets a stalled server go on (SIGCONT). */
+  resume(): void;
   /** Stops it for good; no process is left. */
   close(): Promise<void>;
 }
@@ -209,6 +213,14 @@ class ServerProcess implements RedisServer {
     if (child === undefined) return;
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     await this.#exited;
+  }
+
+  pause(): void {
+    this.#child?.kill("SIGSTOP");
+  }
+
+  resume(): void {
+    this.#child?.kill("SIGCONT");
   }
 
   async restart(): Promise<void> {
