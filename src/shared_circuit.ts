@@ -59,6 +59,8 @@ export class SharedCircuit {
   #tally: Tally;
   /** A local transition not yet written. */
   #transition = false;
+  /** The stored value cannot be read: the local state is to be written over it. */
+  #repair = false;
   /** A trial lease to take. */
   #leaseWanted = false;
   /**
@@ -250,15 +252,21 @@ export class SharedCircuit {
     }
   }
 
-  /** Writes what is unsynced: one more try even after a failure (a busy store answers later). */
+  /**
+   * Writes what is unsynced: one more try even after a failure (a busy store answers later),
+   * and more, after short random pauses, while others write first (until `close` gives up).
+   */
   async #flush(): Promise<void> {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     await this.#syncing;
-    if (!this.#pending()) return;
-    this.#countsDue = true;
-    this.#kick();
-    await this.#syncing;
+    for (let round = 0; this.#pending() && !this.#closed; round++) {
+      if (round > 0) await pause(Math.random() * 2 ** Math.min(round, 6));
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#countsDue = true;
+      this.#kick();
+      await this.#syncing;
+      if (this.#offline) return;
+    }
   }
 
   /** Reports, on closing, the outcomes and the state change the store did not take. */
@@ -273,7 +281,11 @@ export class SharedCircuit {
     const message = `Circuit ${
       JSON.stringify(this.#name)
     }: closed without writing ${what} to the store (${
-      answered ? "it failed" : `it did not answer within ${patience} ms`
+      !answered
+        ? `it did not answer within ${patience} ms`
+        : this.#offline
+        ? "it failed"
+        : "other breakers kept writing first"
     })`;
     this.#host.storeError(
       answered ? new Error(message) : new TimeoutError(message),
@@ -282,7 +294,8 @@ export class SharedCircuit {
   }
 
   #pending(): boolean {
-    return this.#transition || this.#tally.outcomes !== 0 || this.#leaseWanted || !this.#known;
+    return this.#transition || this.#repair || this.#tally.outcomes !== 0 || this.#leaseWanted ||
+      !this.#known;
   }
 
   /** Replaces the local snapshot with one the store holds (or is about to). */
@@ -448,7 +461,8 @@ export class SharedCircuit {
       this.#tally = emptyTally(this.#tally.generation);
     }
     if (
-      this.#transition || this.#stored === undefined || (countsDue && this.#tally.outcomes !== 0)
+      this.#transition || this.#repair || this.#stored === undefined ||
+      (countsDue && this.#tally.outcomes !== 0)
     ) {
       await this.#write(local, undefined, countsDue);
     } else if (this.#tally.outcomes !== 0) {
@@ -476,6 +490,8 @@ export class SharedCircuit {
     const write = ++this.#writes;
     const marks = markWrite(this.#storedMarks, this.#writer, write, this.#host.now());
     const value = JSON.stringify({ ...snapshotToJSON(snapshot), writes: marks });
+    // Unconfirmed until the store answers: if it never does, the next read tells.
+    this.#unconfirmed = { write, sent, transition, lease };
     try {
       const expected = this.#stored?.version;
       this.#writing = value;
@@ -483,14 +499,13 @@ export class SharedCircuit {
         "compareAndSet",
         () => this.#store.compareAndSet(this.#name, expected, value),
       );
-    } catch (error) {
-      this.#unconfirmed = { write, sent, transition, lease };
-      throw error;
     } finally {
       this.#writing = undefined;
     }
     if (stored !== undefined) {
+      this.#unconfirmed = undefined;
       this.#conflicts = 0;
+      this.#repair = false;
       this.#stored = stored;
       this.#storedSnapshot = snapshot;
       this.#storedMarks = marks;
@@ -499,7 +514,6 @@ export class SharedCircuit {
     }
     // Another breaker wrote first (or a client re-sent this write after a reconnect, and the
     // first one was applied): learn what is stored, and go round again.
-    this.#unconfirmed = { write, sent, transition, lease };
     await this.#read();
     this.#conflicts++;
     if (this.#conflicts === 1) {
@@ -569,13 +583,14 @@ export class SharedCircuit {
     this.#stored = stored;
     this.#storedSnapshot = undefined;
     this.#storedMarks = undefined;
-    this.#transition = true;
+    this.#repair = true;
   }
 
   /** Takes `stored`, read from the store, as the shared state. */
   #follow(stored: StoredState | undefined): void {
     if (stored === undefined) {
       // Nothing stored (new, or lost by the store): the local state is written next.
+      this.#repair = false;
       this.#stored = undefined;
       this.#storedSnapshot = undefined;
       this.#storedMarks = undefined;
@@ -609,6 +624,7 @@ export class SharedCircuit {
       );
     }
     snapshot = bounded.snapshot;
+    this.#repair = false;
     const previous = this.#storedSnapshot;
     this.#stored = stored;
     this.#storedSnapshot = snapshot;
@@ -658,4 +674,12 @@ function storedVersionOf(error: unknown): string | undefined {
   if (typeof error !== "object" || error === null) return undefined;
   const version = (error as { storedVersion?: unknown }).storedVersion;
   return typeof version === "string" ? version : undefined;
+}
+
+/** Resolves after `ms`, keeping no process alive. */
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    (timer as { unref?: () => void }).unref?.();
+  });
 }

@@ -215,12 +215,16 @@ class ServerProcess implements RedisServer {
     await this.#exited;
   }
 
+  // process.kill() rather than child.kill(): Deno's child.kill("SIGSTOP") records SIGSTOP as
+  // the signal that ended the child and refuses every later kill (SIGKILL included).
   pause(): void {
-    this.#child?.kill("SIGSTOP");
+    const pid = this.#child?.pid;
+    if (pid !== undefined) process.kill(pid, "SIGSTOP");
   }
 
   resume(): void {
-    this.#child?.kill("SIGCONT");
+    const pid = this.#child?.pid;
+    if (pid !== undefined) process.kill(pid, "SIGCONT");
   }
 
   async restart(): Promise<void> {

@@ -32,6 +32,8 @@ const REDIS_CLIENTS: ReadonlyArray<FaultWorkerConfig["client"]> = isBun
   : ["node-redis", "ioredis"];
 /** A worker that has not reported by then has hung (a dispose that never returns). */
 const WORKER_TIMEOUT_MS = 20_000;
+/** A failure threshold never reached (options travel as JSON, which has no Infinity). */
+const NEVER = 1_000_000_000;
 
 type WorkerSettings = Omit<FaultWorkerConfig, "id" | "startAt" | "client">;
 
@@ -160,7 +162,7 @@ describe("shared circuits under load and faults, across processes", () => {
   for (
     const [rule, options, failureRatio] of [
       ["a rate rule, 10 % failures", { failureRate: 0.9, minimumCalls: 1_000_000 }, 0.1],
-      ["the consecutive rule, 50 % failures", { failureThreshold: Infinity }, 0.5],
+      ["the consecutive rule, 50 % failures", { failureThreshold: NEVER }, 0.5],
     ] as const
   ) {
     it(`redisStore: each process writes its counts at most once per syncInterval (${rule})`, async () => {
@@ -177,15 +179,16 @@ describe("shared circuits under load and faults, across processes", () => {
           failureRatio,
           pauseMs: 1,
         }, 4).reports;
-        console.log("DEBUG", reports.map((r) => [r.writes, r.conflicts, r.reads]));
         for (const report of reports) {
           assert.ok(report.made > 50, `process ${report.id} made ${report.made} failures`);
           assert.equal(report.rejected, 0);
-          // One write per interval, plus the first (nothing stored yet) and the last (dispose).
-          const most = durationMs / syncInterval + 3;
+          // One write per interval, plus the first (nothing stored yet) and the last (dispose);
+          // a write that found another version stored is tried again after a read.
+          const most = durationMs / syncInterval + 2;
+          const written = report.writes - report.conflicts;
           assert.ok(
-            report.writes <= most,
-            `process ${report.id} wrote ${report.writes} times (${report.conflicts} conflicts) in ${durationMs} ms (at most ${most})`,
+            written <= most && report.conflicts <= most / 2,
+            `process ${report.id} wrote ${written} times (and ${report.conflicts} conflicts) in ${durationMs} ms (at most ${most})`,
           );
         }
       });
@@ -205,8 +208,8 @@ describe("shared circuits under load and faults, across processes", () => {
           url: server.url,
           name,
           durationMs: 1_500,
-          options: { failureThreshold: Infinity, syncInterval: 100 },
-          failureRatio: 0.5,
+          options: { failureThreshold: NEVER, syncInterval: 100 },
+          failureRatio: 1,
           pauseMs: 2,
         }, 4).reports;
         for (const report of reports) {
@@ -242,8 +245,8 @@ describe("shared circuits under load and faults, across processes", () => {
         kvPath,
         name,
         durationMs: 1_500,
-        options: { failureThreshold: Infinity, syncInterval: 100 },
-        failureRatio: 0.5,
+        options: { failureThreshold: NEVER, syncInterval: 100 },
+        failureRatio: 1,
         pauseMs: 2,
       }, 3).reports;
       for (const report of reports) {
@@ -253,7 +256,11 @@ describe("shared circuits under load and faults, across processes", () => {
       assert.ok(reports.some((report) => report.storeErrors.length > 0), "the value was reported");
       const made = reports.reduce((sum, report) => sum + report.made, 0);
       const stored = assertSnapshot(await readStored({ store: "kv", kvPath, name }));
-      assert.equal(stored.failureCount, made);
+      assert.equal(
+        stored.failureCount,
+        made,
+        `every failure counted once; ${JSON.stringify(reports.map((r) => r.storeErrors))}`,
+      );
     });
   });
 
@@ -307,8 +314,8 @@ describe("shared circuits under load and faults, across processes", () => {
           url: server.url,
           name: "dispose",
           durationMs,
-          options: { failureThreshold: Infinity, syncInterval: 500 },
-          failureRatio: 0.5,
+          options: { failureThreshold: NEVER, syncInterval: 500 },
+          failureRatio: 1,
           pauseMs: 2,
         }, 4);
         // The fault comes 0.3 s before the processes stop calling and dispose.
@@ -345,7 +352,7 @@ describe("shared circuits under load and faults, across processes", () => {
         url: server.url,
         name: "stall",
         durationMs,
-        options: { failureThreshold: Infinity, syncInterval: 100 },
+        options: { failureThreshold: NEVER, syncInterval: 100 },
         failureRatio: 0.1,
         pauseMs: 2,
       }, 4);
@@ -445,7 +452,8 @@ describe("shared circuits under load and faults, across processes", () => {
       const name = "churn";
       const future = Date.now() + 24 * 60 * 60_000;
       const writes: Record<string, [number, number]> = {};
-      for (let i = 0; i < 1_000; i++) writes[`forged-${i}`] = [1, future];
+      // About 58 KB: close to Deno KV's limit of 64 KB per value.
+      for (let i = 0; i < 1_800; i++) writes[`forged-${i}`] = [1, future];
       await runAll({
         scenario: "preset",
         store: "kv",
@@ -460,10 +468,16 @@ describe("shared circuits under load and faults, across processes", () => {
         kvPath,
         name,
         durationMs: 0,
-        churn: 150,
+        churn: 40,
       }, 4).reports;
       for (const report of reports) {
-        assert.deepEqual(report.storeErrors, [], `process ${report.id} wrote every time`);
+        assert.deepEqual(
+          report.storeErrors,
+          [],
+          `process ${report.id} wrote every time: ${
+            JSON.stringify(report.storeErrors.slice(0, 3))
+          }`,
+        );
       }
       const stored = await readStored({ store: "kv", kvPath, name });
       assert.equal(typeof stored, "string");
@@ -472,8 +486,10 @@ describe("shared circuits under load and faults, across processes", () => {
         `${(stored as string).length} characters stored`,
       );
       const parsed = assertSnapshot(stored);
-      assert.equal(parsed.failureCount, 600, "every failure counted once");
-      assert.ok(!Object.keys(parsed.writes as object).some((writer) => writer.startsWith("forged")));
+      assert.equal(parsed.failureCount, 160, "every failure counted once");
+      assert.ok(
+        !Object.keys(parsed.writes as object).some((writer) => writer.startsWith("forged")),
+      );
     });
   });
 });
