@@ -228,6 +228,14 @@ describe("denoKvStore", () => {
       assert.equal(denoKvStore(fakeKv()).subscribe, undefined);
     });
 
+    it("has no subscribe() for a database that is not Deno's own (the npm client on Bun and Node.js), though it has watch()", () => {
+      // @deno/kv's watch() keeps a Bun or Node.js process alive after it is cancelled and the
+      // database closed: breakers read at each sync instead.
+      const kv = { ...fakeKv(), watch: () => new ReadableStream<readonly DenoKvEntryMaybe[]>() };
+      assert.equal(denoKvStore(kv).subscribe, undefined);
+      assert.equal(typeof denoKvStore(kv).read, "function");
+    });
+
     it("copies the prefix: changing the array later moves nothing", async () => {
       const kv = fakeKv();
       const prefix = ["a"];
