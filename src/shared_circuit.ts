@@ -40,6 +40,9 @@ const MIN_RETRY_MS = 250;
 /** How long a store operation may take before the breaker goes on without it, at least. */
 const MIN_PATIENCE_MS = 1_000;
 
+/** The generation in a stored value (`snapshotToJSON` writes it third, before any long field). */
+const GENERATION = /"generation":(\d+)/;
+
 /** Keeps one breaker's local snapshot in step with the stored one. */
 export class SharedCircuit {
   readonly #store: StateStore;
@@ -345,13 +348,23 @@ export class SharedCircuit {
     return Math.max(this.#syncInterval, MIN_PATIENCE_MS);
   }
 
-  /** A notification is a hint: it makes the link read the store, never changes the circuit. */
+  /**
+   * A notification is a hint: it makes the link read the store, never changes the circuit. A
+   * change of state (another generation announced) is read at once; others' counts within
+   * syncInterval, at the next sync (before this link writes its own): with many processes,
+   * reading each one's counts as they come would cost a read per write per process.
+   */
   #hear(stored: StoredState): void {
     // A store may announce this link's own write before answering it: not news.
     if (this.#closed || stored.version === this.#stored?.version) return;
     if (stored.value === this.#writing) return;
     this.#readWanted = true;
-    this.#kick();
+    const generation = GENERATION.exec(stored.value)?.[1];
+    if (generation === undefined || Number(generation) !== this.#storedSnapshot?.generation) {
+      this.#kick();
+    } else {
+      this.#wake(this.#syncInterval);
+    }
   }
 
   /** Makes the counts due in `delay` ms (at once for 0), unless the sync timer already will. */
