@@ -13,10 +13,7 @@ import { fileURLToPath } from "node:url";
 import type { FaultWorkerConfig, FaultWorkerReport } from "./fixtures/shared_fault_worker.ts";
 import { clientKind } from "./redis_clients.ts";
 import { type RedisServer, withRedisServer } from "./redis_server.ts";
-import { describe, it as itAll } from "./timer_leaks.ts";
-const it = (name: string, body: () => Promise<void>) => {
-  if (!process.env.ONLY || name.includes(process.env.ONLY)) itAll(name, body);
-};
+import { describe, it } from "./timer_leaks.ts";
 
 const WORKER = fileURLToPath(new URL("./fixtures/shared_fault_worker.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
