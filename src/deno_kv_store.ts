@@ -134,7 +134,10 @@ export interface DenoKvStoreOptions {
  * On a local file (`Deno.openKv(path)`), a watch sees the writes of its own process only:
  * breakers in other processes on the same file learn of a change at their next sync
  * (`syncInterval`). A write that finds the file locked by another process is tried again for
- * up to 0.5 s. On Deno Deploy, watches see every isolate's writes.
+ * up to 0.5 s. On Deno Deploy, watches see every isolate's writes. A database that is not
+ * Deno's own (the npm client on Bun and Node.js, whose `watch()` keeps the process alive after
+ * it is cancelled) gets no subscription: breakers read it at each sync. A value that is not a
+ * string is reported by the breakers, which write over it.
  *
  * @example Shared circuits on Deno Deploy
  * ```ts ignore
@@ -192,7 +195,7 @@ export function denoKvStore(kv: DenoKv, options?: DenoKvStoreOptions): StateStor
     read,
     compareAndSet,
     subscribe: (name, onChange, onError) =>
-      watchEntry(() => watch.call(kv, [keyOf(name)]), keyOf(name), onChange, onError),
+      watchEntry(() => watch.call(kv, [keyOf(name)]), onChange, onError),
   };
 }
 
@@ -232,7 +235,6 @@ function isLockedError(error: unknown): boolean {
  */
 function watchEntry(
   watch: () => ReadableStream<readonly DenoKvEntryMaybe[]>,
-  key: DenoKvKey,
   onChange: (stored: StoredState) => void,
   onError: (error: unknown) => void,
 ): AsyncDisposable {

@@ -9,6 +9,9 @@
  * Lua script, run with `EVALSHA` (with `EVAL` when the server does not have it yet), so it is
  * atomic on the server; it also publishes `{"version","value"}` as JSON on the channel
  * `prefix + name`, which subscriptions listen to on one connection duplicated from the client.
+ * A read is one script too: it returns the version alone when it is the one the breaker knows
+ * (`readIfChanged`), and names a key of another type (or a hash without a value) as unreadable,
+ * with a version that compare-and-set accepts to replace it.
  *
  * @example Breakers in several processes sharing one circuit through Redis (Bun)
  * ```ts ignore
