@@ -79,6 +79,8 @@ export class SharedCircuit {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #syncing: Promise<void> | undefined;
   #again = false;
+  /** The store operation running last (the one running, while one runs). */
+  #running: Operation = "read";
   /** When the running store operation started (while one runs). */
   #busySince: number | undefined;
   /** Reports a store operation that has not answered in time, in any state. */
@@ -258,10 +260,11 @@ export class SharedCircuit {
   /**
    * Writes what is unsynced: one more try even after a failure (a busy store answers later),
    * and more, after short random pauses, while others write first (until `close` gives up).
+   * Nothing is written while the breaker is isolated.
    */
   async #flush(): Promise<void> {
     await this.#syncing;
-    for (let round = 0; this.#pending() && !this.#closed; round++) {
+    for (let round = 0; this.#pending() && !this.#closed && !this.#isolated(); round++) {
       if (round > 0) await pause(Math.random() * 2 ** Math.min(round, 6));
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -286,6 +289,8 @@ export class SharedCircuit {
     }: closed without writing ${what} to the store (${
       !answered
         ? `it did not answer within ${patience} ms`
+        : this.#isolated()
+        ? "the breaker is isolated"
         : this.#offline
         ? "it failed"
         : "other breakers kept writing first"
@@ -294,6 +299,10 @@ export class SharedCircuit {
       answered ? new Error(message) : new TimeoutError(message),
       "compareAndSet",
     );
+  }
+
+  #isolated(): boolean {
+    return this.#host.snapshot().isolated !== 0;
   }
 
   #pending(): boolean {
@@ -339,9 +348,6 @@ export class SharedCircuit {
       operation,
     );
   }
-
-  /** The store operation running (while one runs). */
-  #running: Operation = "read";
 
   /** How long a store operation may take before the breaker goes on without it. */
   #patience(): number {

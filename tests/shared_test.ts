@@ -487,6 +487,28 @@ describe("shared circuits", () => {
     await b[Symbol.asyncDispose]();
   });
 
+  it("Breaker[Symbol.asyncDispose]() of a breaker isolated before its change of state was written returns at once", async () => {
+    const errors: StoreErrorEvent[] = [];
+    const breaker = new Breaker({
+      name: "db",
+      store: memoryStore(),
+      syncInterval: 0,
+      listeners: [{ storeError: (event) => errors.push(event) }],
+    });
+    await settle();
+    // open() starts a write, which first reads the store; isolate() comes before the write.
+    breaker.open();
+    using _hold = breaker.isolate();
+    await settle();
+    const started = performance.now();
+    await breaker[Symbol.asyncDispose]();
+    const took = performance.now() - started;
+    assert.ok(took < 500, `dispose took ${Math.round(took)} ms`);
+    assert.deepEqual(errors.map((event) => (event.error as Error).message), [
+      'Circuit "db": closed without writing a change of state to the store (the breaker is isolated)',
+    ]);
+  });
+
   it("Breaker with a store: manual close() and halfOpen() are shared", async () => {
     const store = memoryStore();
     const clock = manualClock();
