@@ -324,7 +324,8 @@ describe("shared circuits under load and faults, across processes", () => {
           const reports = await run.reports;
           for (const report of reports) {
             assert.ok(
-              report.disposeMs <= 1_000 + 250,
+              // 1000 ms, and a little for a busy machine's late timers.
+              report.disposeMs <= 1_000 + 400,
               `process ${report.id}: dispose took ${Math.round(report.disposeMs)} ms`,
             );
             assert.ok(
