@@ -134,7 +134,10 @@ export interface DenoKvStoreOptions {
  * On a local file (`Deno.openKv(path)`), a watch sees the writes of its own process only:
  * breakers in other processes on the same file learn of a change at their next sync
  * (`syncInterval`). A write that finds the file locked by another process is tried again for
- * up to 0.5 s. On Deno Deploy, watches see every isolate's writes.
+ * up to 0.5 s. On Deno Deploy, watches see every isolate's writes. A database that is not
+ * Deno's own (the npm client on Bun and Node.js, whose `watch()` keeps the process alive after
+ * it is cancelled) gets no subscription: breakers read it at each sync. A value that is not a
+ * string is reported by the breakers, which write over it.
  *
  * @example Shared circuits on Deno Deploy
  * ```ts ignore
@@ -158,7 +161,12 @@ export function denoKvStore(kv: DenoKv, options?: DenoKvStoreOptions): StateStor
   const read = async (name: string): Promise<StoredState | undefined> => {
     const key = keyOf(name);
     const entry = await kv.get(key);
-    return entry.versionstamp === null ? undefined : storedStateOf(key, entry, entry.versionstamp);
+    if (entry.versionstamp === null) return undefined;
+    if (typeof entry.value !== "string") {
+      // Reported by the breakers, which write over it, expecting this versionstamp.
+      throw Object.assign(notText(key, entry.value), { storedVersion: entry.versionstamp });
+    }
+    return { version: entry.versionstamp, value: entry.value };
   };
   const compareAndSet = async (
     name: string,
@@ -182,12 +190,12 @@ export function denoKvStore(kv: DenoKv, options?: DenoKvStoreOptions): StateStor
     return { version: result.versionstamp, value };
   };
   const { watch } = kv;
-  if (typeof watch !== "function") return { read, compareAndSet };
+  if (typeof watch !== "function" || !isNativeKv(kv)) return { read, compareAndSet };
   return {
     read,
     compareAndSet,
     subscribe: (name, onChange, onError) =>
-      watchEntry(() => watch.call(kv, [keyOf(name)]), keyOf(name), onChange, onError),
+      watchEntry(() => watch.call(kv, [keyOf(name)]), onChange, onError),
   };
 }
 
@@ -227,7 +235,6 @@ function isLockedError(error: unknown): boolean {
  */
 function watchEntry(
   watch: () => ReadableStream<readonly DenoKvEntryMaybe[]>,
-  key: DenoKvKey,
   onChange: (stored: StoredState) => void,
   onError: (error: unknown) => void,
 ): AsyncDisposable {
@@ -252,15 +259,10 @@ function watchEntry(
         if (entry === undefined || entry.versionstamp === null) continue;
         if (entry.versionstamp === lastVersion) continue;
         lastVersion = entry.versionstamp;
-        let stored: StoredState;
+        // A value that is not text is no change to announce: read() reports it.
+        if (typeof entry.value !== "string") continue;
         try {
-          stored = storedStateOf(key, entry, entry.versionstamp);
-        } catch (error) {
-          report(error);
-          continue;
-        }
-        try {
-          onChange(stored);
+          onChange({ version: entry.versionstamp, value: entry.value });
         } catch (error) {
           report(error);
         }
@@ -281,15 +283,23 @@ function watchEntry(
   };
 }
 
-function storedStateOf(key: DenoKvKey, entry: DenoKvEntryMaybe, version: string): StoredState {
-  if (typeof entry.value !== "string") {
-    throw new TypeError(
-      `Deno KV store: the value at ${
-        describeKey(key)
-      } must be a string (a snapshot's JSON), received ${describeValue(entry.value)}`,
-    );
-  }
-  return { version, value: entry.value };
+function notText(key: DenoKvKey, value: unknown): TypeError {
+  return new TypeError(
+    `Deno KV store: the value at ${
+      describeKey(key)
+    } must be a string (a snapshot's JSON), received ${describeValue(value)}`,
+  );
+}
+
+/**
+ * Whether `kv` is Deno's own database: only its `watch()` ends with the store's subscription.
+ * The npm client's (`@deno/kv` on Bun and Node.js) keeps the process alive after the watch is
+ * cancelled and the database closed, so there the store has no `subscribe` and breakers read
+ * at each sync instead.
+ */
+function isNativeKv(kv: DenoKv): boolean {
+  const native = (globalThis as { Deno?: { Kv?: unknown } }).Deno?.Kv;
+  return typeof native === "function" && kv instanceof native;
 }
 
 function isDenoKv(kv: unknown): kv is DenoKv {

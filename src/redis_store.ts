@@ -9,6 +9,9 @@
  * Lua script, run with `EVALSHA` (with `EVAL` when the server does not have it yet), so it is
  * atomic on the server; it also publishes `{"version","value"}` as JSON on the channel
  * `prefix + name`, which subscriptions listen to on one connection duplicated from the client.
+ * A read is one script too: it returns the version alone when it is the one the breaker knows
+ * (`readIfChanged`), and names a key of another type (or a hash without a value) as unreadable,
+ * with a version that compare-and-set accepts to replace it.
  *
  * @example Breakers in several processes sharing one circuit through Redis (Bun)
  * ```ts ignore
@@ -133,12 +136,37 @@ export interface RedisStoreOptions {
 export function redisStore(client: RedisStoreClient, options?: RedisStoreOptions): StateStore {
   const connection = connectionOf(client);
   const prefix = prefixOf(options);
-  const read = async (name: string): Promise<StoredState | undefined> => {
-    const reply = await connection.send("HMGET", [prefix + name, "version", "value"]);
-    if (!Array.isArray(reply)) throw unexpectedReply("HMGET", reply);
+  const readIfChanged = async (
+    name: string,
+    knownVersion: string | undefined,
+  ): Promise<StoredState | "unchanged" | undefined> => {
+    const key = prefix + name;
+    const args = ["1", key];
+    if (knownVersion !== undefined) args.push(knownVersion);
+    const reply = await runScript(connection, READ_SCRIPT, args);
+    if (reply === null || reply === undefined) return undefined;
+    if (reply === 1) return "unchanged";
+    if (!Array.isArray(reply)) throw unexpectedReply("the read script", reply);
     const version = textOf(reply[0]);
+    if (version === undefined) throw unexpectedReply("the read script", reply);
+    if (reply.length === 1) {
+      throw unreadableEntry(
+        `Redis store: the key ${JSON.stringify(key)} is a ${version.slice(5)}, not a hash`,
+        version,
+      );
+    }
     const value = textOf(reply[1]);
-    return version === undefined || value === undefined ? undefined : { version, value };
+    if (value === undefined) {
+      throw unreadableEntry(
+        `Redis store: the hash at ${JSON.stringify(key)} has a version (${version}) but no value`,
+        version,
+      );
+    }
+    return { version, value };
+  };
+  const read = async (name: string): Promise<StoredState | undefined> => {
+    const stored = await readIfChanged(name, undefined);
+    return stored === "unchanged" ? undefined : stored;
   };
   const compareAndSet = async (
     name: string,
@@ -150,50 +178,94 @@ export function redisStore(client: RedisStoreClient, options?: RedisStoreOptions
     // stored: then no string can stand for "absent" by mistake.
     const args = ["1", key, value, key];
     if (expectedVersion !== undefined) args.push(expectedVersion);
-    const reply = await runCompareAndSet(connection, args);
+    const reply = await runScript(connection, COMPARE_AND_SET_SCRIPT, args);
     if (reply === null || reply === undefined) return undefined;
     const version = textOf(reply);
     if (version === undefined) throw unexpectedReply("the compare-and-set script", reply);
     return { version, value };
   };
   const { openSubscriber } = connection;
-  if (openSubscriber === undefined) return { read, compareAndSet };
+  if (openSubscriber === undefined) return { read, readIfChanged, compareAndSet };
   const subscriptions = new SubscriptionHub(openSubscriber);
   return {
     read,
+    readIfChanged,
     compareAndSet,
     subscribe: (name, onChange, onError) =>
       subscriptions.subscribe(prefix + name, onChange, onError),
   };
 }
 
-// ---------------------------------------------------------------- compare-and-set
+// ---------------------------------------------------------------- scripts
+
+/** A Lua script, run by its SHA1 once the server knows it. */
+interface Script {
+  readonly source: string;
+  sha: Promise<string> | undefined;
+}
+
+/**
+ * KEYS[1]: the breaker's hash. ARGV[1]: the version the caller knows, if any. Returns nil when
+ * nothing is stored (no key, or a hash without a version, which the next write replaces), 1
+ * when the version is still ARGV[1], `{version, value}` otherwise (value nil when the hash has
+ * none), or `{"type:<type>"}` for a key of another type: that string stands for its version,
+ * which the compare-and-set script accepts to replace it.
+ */
+const READ_SCRIPT: Script = {
+  source: `local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'none' then return false end
+if kind ~= 'hash' then
+  local version = 'type:' .. kind
+  if version == ARGV[1] then return 1 end
+  return { version }
+end
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version then return false end
+if version == ARGV[1] then return 1 end
+return { version, redis.call('HGET', KEYS[1], 'value') }
+`,
+  sha: undefined,
+};
 
 /**
  * KEYS[1]: the breaker's hash. ARGV[1]: the new value; ARGV[2]: the channel to announce it on;
  * ARGV[3]: the version the caller expects, absent when it expects nothing stored. Returns the
- * new version, or nil (false) when the stored version is another one.
+ * new version, or nil (false) when the stored version is another one. A key of another type
+ * has the version `type:<type>` (see the read script) and is replaced by the hash.
  */
-const COMPARE_AND_SET_SCRIPT = `local current = redis.call('HGET', KEYS[1], 'version')
+const COMPARE_AND_SET_SCRIPT: Script = {
+  source: `local kind = redis.call('TYPE', KEYS[1])['ok']
+local current = false
+if kind == 'hash' then
+  current = redis.call('HGET', KEYS[1], 'version')
+elseif kind ~= 'none' then
+  current = 'type:' .. kind
+end
 if current ~= (ARGV[3] or false) then return false end
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 local version = string.format('%d', (tonumber(current) or 0) + 1)
 redis.call('HSET', KEYS[1], 'version', version, 'value', ARGV[1])
 redis.call('PUBLISH', ARGV[2], cjson.encode({ version = version, value = ARGV[1] }))
 return version
-`;
+`,
+  sha: undefined,
+};
 
-let compareAndSetSha: Promise<string> | undefined;
-
-/** Runs the script by its SHA1, sending it whole only when the server does not know it. */
-async function runCompareAndSet(connection: Connection, args: string[]): Promise<unknown> {
-  compareAndSetSha ??= sha1Hex(COMPARE_AND_SET_SCRIPT);
+/** Runs a script by its SHA1, sending it whole only when the server does not know it. */
+async function runScript(connection: Connection, script: Script, args: string[]): Promise<unknown> {
+  script.sha ??= sha1Hex(script.source);
   try {
-    return await connection.send("EVALSHA", [await compareAndSetSha, ...args]);
+    return await connection.send("EVALSHA", [await script.sha, ...args]);
   } catch (error) {
     // The server's script cache is empty after a restart or SCRIPT FLUSH; EVAL fills it again.
     if (!/\bNOSCRIPT\b/.test(messageOf(error))) throw error;
-    return await connection.send("EVAL", [COMPARE_AND_SET_SCRIPT, ...args]);
+    return await connection.send("EVAL", [script.source, ...args]);
   }
+}
+
+/** An entry that is there but is no value of this store: see `StateStore.read`. */
+function unreadableEntry(message: string, storedVersion: string): TypeError {
+  return Object.assign(new TypeError(message), { storedVersion });
 }
 
 async function sha1Hex(text: string): Promise<string> {

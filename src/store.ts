@@ -49,8 +49,21 @@ export interface StoredState {
  * ```
  */
 export interface StateStore {
-  /** The value stored for a breaker name, or `undefined` when there is none. */
+  /**
+   * The value stored for a breaker name, or `undefined` when there is none. Whatever text is
+   * stored is returned, even if it is no snapshot: breakers report it and write over it. An
+   * entry that cannot be returned as text (another type of Redis key, a Deno KV value that is
+   * not a string) rejects with an error whose `storedVersion` property (a string) is the
+   * version a `compareAndSet` must expect to replace it: breakers report that error once and
+   * write over the entry too.
+   */
   read(name: string): Promise<StoredState | undefined>;
+  /**
+   * Optional: as `read`, but resolves with `"unchanged"`, without fetching the value, when the
+   * stored version is still `version`. Breakers then re-read a large value only when it
+   * changed.
+   */
+  readIfChanged?(name: string, version: string): Promise<StoredState | "unchanged" | undefined>;
   /**
    * Writes `value` for `name` only if the stored version is still `expectedVersion`
    * (`undefined`: nothing is stored). Resolves with what was stored, or `undefined` when the
@@ -64,8 +77,9 @@ export interface StateStore {
   /**
    * Calls `onChange` with each value written for `name` from now on (by any process, this one
    * included), and `onError` when the subscription fails. Optional: without it, breakers learn
-   * of changes at their next sync. Disposing the result ends the subscription and closes what
-   * it opened.
+   * of changes at their next sync. Breakers take a notification as a hint only: it makes them
+   * read the store, and only what they read changes their circuit. Disposing the result ends
+   * the subscription and closes what it opened.
    */
   subscribe?(
     name: string,

@@ -89,21 +89,25 @@ describe("denoKvStore", () => {
         }
       });
 
-      it("reports a value that is not a string instead of returning it", async () => {
+      it("rejects a read of a value that is not a string, naming its versionstamp, and announces nothing for it", async () => {
         const file = temporaryKvPath();
         const kv = await Deno.openKv(file.path);
         try {
-          await kv.set(["circuit", "db"], 42);
+          const { versionstamp } = await kv.set(["circuit", "db"], 42);
           await assert.rejects(denoKvStore(kv).read("db"), {
             name: "TypeError",
             message:
               'Deno KV store: the value at ["circuit", "db"] must be a string (a snapshot\'s JSON), received 42',
+            storedVersion: versionstamp,
           });
           const seen = recorder();
           const subscription = denoKvStore(kv).subscribe!("db", seen.onChange, seen.onError);
           try {
-            await waitFor(() => seen.errors.length > 0, "the watched value reported");
-            assert.deepEqual(seen.changes, []);
+            // The watch's first notification is the current entry: a string one is announced.
+            await kv.set(["circuit", "db"], "{}");
+            await waitFor(() => seen.changes.length > 0, "the string value announced");
+            assert.deepEqual(seen.changes.map((change) => change.value), ["{}"]);
+            assert.deepEqual(seen.errors, []);
           } finally {
             await subscription[Symbol.asyncDispose]();
           }
@@ -222,6 +226,14 @@ describe("denoKvStore", () => {
 
     it("has no subscribe() when the database has no watch()", () => {
       assert.equal(denoKvStore(fakeKv()).subscribe, undefined);
+    });
+
+    it("has no subscribe() for a database that is not Deno's own (the npm client on Bun and Node.js), though it has watch()", () => {
+      // @deno/kv's watch() keeps a Bun or Node.js process alive after it is cancelled and the
+      // database closed: breakers read at each sync instead.
+      const kv = { ...fakeKv(), watch: () => new ReadableStream<readonly DenoKvEntryMaybe[]>() };
+      assert.equal(denoKvStore(kv).subscribe, undefined);
+      assert.equal(typeof denoKvStore(kv).read, "function");
     });
 
     it("copies the prefix: changing the array later moves nothing", async () => {

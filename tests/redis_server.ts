@@ -26,6 +26,10 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Starts it again on the same port, empty, and waits until it answers. */
   restart(): Promise<void>;
+  /** Stalls it (SIGSTOP): connections stay open and nothing is answered, as a hung server. */
+  pause(): void;
+  /** Lets a stalled server go on (SIGCONT). */
+  resume(): void;
   /** Stops it for good; no process is left. */
   close(): Promise<void>;
 }
@@ -187,6 +191,18 @@ class ServerProcess implements RedisServer {
     if (child === undefined) return;
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     await this.#exited;
+  }
+
+  // process.kill() rather than child.kill(): Deno's child.kill("SIGSTOP") records SIGSTOP as
+  // the signal that ended the child and refuses every later kill (SIGKILL included).
+  pause(): void {
+    const pid = this.#child?.pid;
+    if (pid !== undefined) process.kill(pid, "SIGSTOP");
+  }
+
+  resume(): void {
+    const pid = this.#child?.pid;
+    if (pid !== undefined) process.kill(pid, "SIGCONT");
   }
 
   async restart(): Promise<void> {

@@ -86,10 +86,19 @@ export {
   tripStats,
   wantsLease,
 } from "./transitions.ts";
+export {
+  type BoundedSnapshot,
+  boundStoredTimes,
+  CLOCK_SKEW_MS,
+  longestOpenPeriod,
+  MAX_DYNAMIC_PERIOD_MS,
+} from "./stored_bounds.ts";
 export { changesNothing, emptyTally, joinTallies, type Tally, tallyOutcome } from "./tally.ts";
 export {
   includesWrite,
   markWrite,
+  MAX_WRITE_MARKS,
+  MAX_WRITER_LENGTH,
   readWriteMarks,
   WRITE_MARK_TTL_MS,
   type WriteMarks,

@@ -23,13 +23,26 @@ export type WriteMarks = Readonly<Record<string, readonly [write: number, at: nu
  * How long a writer's mark is kept after its last write, in ms. A writer needs its mark only
  * until it reads the store again (at once, or when an outage ends); pruning keeps the stored
  * value small when writers come and go (isolates, restarts). A writer cut off for longer than
- * this may merge its last batch twice.
+ * this may merge its last batch twice. A mark dated further ahead than this is pruned too:
+ * no clock is that far off, so it is forged or damaged.
  */
 export const WRITE_MARK_TTL_MS = 10 * 60_000;
 
 /**
+ * The most marks a stored value carries: the newest are kept. With writer names of at most
+ * {@linkcode MAX_WRITER_LENGTH} characters, the marks stay under 6 KB however many breakers
+ * write. A breaker whose mark was pushed out (more writers than this within
+ * {@linkcode WRITE_MARK_TTL_MS}) may merge its last batch twice if that write's answer was lost.
+ */
+export const MAX_WRITE_MARKS = 64;
+
+/** The longest writer name kept; longer ones (from a hostile stored value) are dropped. */
+export const MAX_WRITER_LENGTH = 40;
+
+/**
  * The marks a write carries: those of the state it replaces (`stored`), without marks older
- * than {@linkcode WRITE_MARK_TTL_MS}, and `writer`'s set to `write`.
+ * (or further ahead) than {@linkcode WRITE_MARK_TTL_MS}, at most the newest
+ * {@linkcode MAX_WRITE_MARKS} in all, and `writer`'s set to `write`.
  *
  * @example
  * ```ts
@@ -43,13 +56,18 @@ export function markWrite(
   write: number,
   now: number,
 ): WriteMarks {
-  // No prototype: a writer named "__proto__" (from a hostile stored value) is just a key.
-  const marks: Record<string, readonly [number, number]> = Object.create(null);
+  let kept: Array<[string, readonly [number, number]]> = [];
   if (stored !== undefined) {
     for (const [other, mark] of Object.entries(stored)) {
-      if (now - mark[1] < WRITE_MARK_TTL_MS) marks[other] = mark;
+      if (other !== writer && Math.abs(now - mark[1]) < WRITE_MARK_TTL_MS) kept.push([other, mark]);
     }
   }
+  if (kept.length >= MAX_WRITE_MARKS) {
+    kept = kept.sort((a, b) => b[1][1] - a[1][1]).slice(0, MAX_WRITE_MARKS - 1);
+  }
+  // No prototype: a writer named "__proto__" (from a hostile stored value) is just a key.
+  const marks: Record<string, readonly [number, number]> = Object.create(null);
+  for (const [other, mark] of kept) marks[other] = mark;
   marks[writer] = [write, now];
   return marks;
 }
@@ -91,8 +109,8 @@ export function readWriteMarks(value: unknown): WriteMarks {
   if (writes === null || typeof writes !== "object" || Array.isArray(writes)) return marks;
   for (const [writer, mark] of Object.entries(writes)) {
     if (
-      Array.isArray(mark) && mark.length === 2 && Number.isSafeInteger(mark[0]) &&
-      Number.isFinite(mark[1])
+      writer.length <= MAX_WRITER_LENGTH && Array.isArray(mark) && mark.length === 2 &&
+      Number.isSafeInteger(mark[0]) && Number.isFinite(mark[1])
     ) {
       marks[writer] = [mark[0], mark[1]];
     }
