@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import type { FaultWorkerConfig, FaultWorkerReport } from "./fixtures/shared_fault_worker.ts";
 import { clientKind } from "./redis_clients.ts";
 import { type RedisServer, withRedisServer } from "./redis_server.ts";
+import { testsNeeding } from "./service_tests.ts";
 import { describe, it } from "./timer_leaks.ts";
 
 const WORKER = fileURLToPath(new URL("./fixtures/shared_fault_worker.ts", import.meta.url));
@@ -155,6 +156,9 @@ function assertSnapshot(stored: unknown): Record<string, unknown> {
   return parsed;
 }
 
+/** The Redis tests follow the suite's one rule for a missing redis-server. */
+const redisIt = testsNeeding("redis-server").it;
+
 describe("shared circuits under load and faults, across processes", () => {
   for (
     const [rule, options, failureRatio] of [
@@ -162,74 +166,82 @@ describe("shared circuits under load and faults, across processes", () => {
       ["the consecutive rule, 50 % failures", { failureThreshold: NEVER }, 0.5],
     ] as const
   ) {
-    it(`redisStore: each process writes its counts at most once per syncInterval (${rule})`, async () => {
-      await withRedisServer(async (server) => {
-        const syncInterval = 200;
-        const durationMs = 2_000;
-        const reports = await runAll({
-          scenario: "calls",
-          store: "redis",
-          url: server.url,
-          name: "load",
-          durationMs,
-          options: { ...options, syncInterval },
-          failureRatio,
-          pauseMs: 1,
-        }, 4).reports;
-        for (const report of reports) {
-          assert.ok(report.made > 50, `process ${report.id} made ${report.made} failures`);
-          assert.equal(report.rejected, 0);
-          // One write per interval, plus the first (nothing stored yet) and the last (dispose);
-          // a write that found another version stored is tried again after a read.
-          const most = durationMs / syncInterval + 2;
-          const written = report.writes - report.conflicts;
-          assert.ok(
-            written <= most && report.conflicts <= most / 2,
-            `process ${report.id} wrote ${written} times (and ${report.conflicts} conflicts) in ${durationMs} ms (at most ${most})`,
-          );
-        }
-      });
-    });
+    redisIt(
+      `redisStore: each process writes its counts at most once per syncInterval (${rule})`,
+      async () => {
+        await withRedisServer(async (server) => {
+          const syncInterval = 200;
+          const durationMs = 2_000;
+          const reports = await runAll({
+            scenario: "calls",
+            store: "redis",
+            url: server.url,
+            name: "load",
+            durationMs,
+            options: { ...options, syncInterval },
+            failureRatio,
+            pauseMs: 1,
+          }, 4).reports;
+          for (const report of reports) {
+            assert.ok(report.made > 50, `process ${report.id} made ${report.made} failures`);
+            assert.equal(report.rejected, 0);
+            // One write per interval, plus the first (nothing stored yet) and the last (dispose);
+            // a write that found another version stored is tried again after a read.
+            const most = durationMs / syncInterval + 2;
+            const written = report.writes - report.conflicts;
+            assert.ok(
+              written <= most && report.conflicts <= most / 2,
+              `process ${report.id} wrote ${written} times (and ${report.conflicts} conflicts) in ${durationMs} ms (at most ${most})`,
+            );
+          }
+        });
+      },
+    );
   }
 
-  it("redisStore: a hash without a value, or a key of another type, is reported once and repaired", async () => {
-    await withRedisServer(async (server) => {
-      await withCommands(server, async (command) => {
-        await command("HSET", "test:no-value", "version", "7");
-        await command("SET", "test:a-string", "not a hash");
-      });
-      for (const name of ["no-value", "a-string"]) {
-        const reports = await runAll({
-          scenario: "calls",
-          store: "redis",
-          url: server.url,
-          name,
-          durationMs: 1_500,
-          options: { failureThreshold: NEVER, syncInterval: 100 },
-          failureRatio: 1,
-          pauseMs: 2,
-        }, 4).reports;
-        for (const report of reports) {
-          const reads = report.storeErrors.filter((e) => e.operation === "read");
+  redisIt(
+    "redisStore: a hash without a value, or a key of another type, is reported once and repaired",
+    async () => {
+      await withRedisServer(async (server) => {
+        await withCommands(server, async (command) => {
+          await command("HSET", "test:no-value", "version", "7");
+          await command("SET", "test:a-string", "not a hash");
+        });
+        for (const name of ["no-value", "a-string"]) {
+          const reports = await runAll({
+            scenario: "calls",
+            store: "redis",
+            url: server.url,
+            name,
+            durationMs: 1_500,
+            options: { failureThreshold: NEVER, syncInterval: 100 },
+            failureRatio: 1,
+            pauseMs: 2,
+          }, 4).reports;
+          for (const report of reports) {
+            const reads = report.storeErrors.filter((e) => e.operation === "read");
+            assert.ok(
+              reads.length <= 1,
+              `${name}: process ${report.id} reported ${reads.length} times`,
+            );
+            assert.ok(
+              report.reads + report.writes < 100,
+              `${name}: process ${report.id} made ${report.reads} reads and ${report.writes} writes`,
+            );
+          }
           assert.ok(
-            reads.length <= 1,
-            `${name}: process ${report.id} reported ${reads.length} times`,
+            reports.some((report) => report.storeErrors.some((e) => e.operation === "read")),
+            `${name}: some process reported the unreadable value`,
           );
-          assert.ok(
-            report.reads + report.writes < 100,
-            `${name}: process ${report.id} made ${report.reads} reads and ${report.writes} writes`,
+          const made = reports.reduce((sum, report) => sum + report.made, 0);
+          const stored = assertSnapshot(
+            await readStored({ store: "redis", url: server.url, name }),
           );
+          assert.equal(stored.failureCount, made, `${name}: every failure counted once`);
         }
-        assert.ok(
-          reports.some((report) => report.storeErrors.some((e) => e.operation === "read")),
-          `${name}: some process reported the unreadable value`,
-        );
-        const made = reports.reduce((sum, report) => sum + report.made, 0);
-        const stored = assertSnapshot(await readStored({ store: "redis", url: server.url, name }));
-        assert.equal(stored.failureCount, made, `${name}: every failure counted once`);
-      }
-    });
-  });
+      });
+    },
+  );
 
   it("denoKvStore: a value that is not a string is reported once and repaired", async () => {
     await withKvFile(async (kvPath) => {
@@ -261,123 +273,142 @@ describe("shared circuits under load and faults, across processes", () => {
     });
   });
 
-  it("redisStore: stored times beyond what the policy can set are bounded and reported", async () => {
-    await withRedisServer(async (server) => {
-      const forged = {
-        "far-open": snapshotJson({ state: "open", generation: 3, openUntil: 8.64e15, openings: 1 }),
-        "far-lease": snapshotJson({
-          state: "half-open",
-          generation: 4,
-          lease: { holder: "forged", until: 8.64e15 },
-        }),
-      };
-      await withCommands(server, async (command) => {
-        for (const [name, value] of Object.entries(forged)) {
-          await command("HSET", `test:${name}`, "version", "1", "value", value);
-        }
-      });
-      for (const name of Object.keys(forged)) {
-        // The longest this policy can set: 400 ms open (maxRetryAfter), 400 ms leases (timeout).
-        const reports = await runAll({
-          scenario: "calls",
-          store: "redis",
-          url: server.url,
-          name,
-          durationMs: 2_000,
-          options: { recoveryTimeout: 200, maxRetryAfter: 400, timeout: 400, failureThreshold: 1 },
-          pauseMs: 5,
-        }, 4).reports;
-        const last = Math.max(...reports.map((report) => report.lastAdmittedMs));
-        // Open (or leased) for 400 ms at most from the first read; then a trial closes it.
-        assert.ok(last > 1_500, `${name}: calls are admitted again (last at ${last} ms)`);
-        for (const report of reports) {
-          assert.ok(
-            report.storeErrors.some((e) => e.name === "RangeError" && e.operation === "read"),
-            `${name}: process ${report.id} reported the forged time: ${
-              JSON.stringify(report.storeErrors)
-            }`,
-          );
-        }
-      }
-    });
-  });
-
-  for (const fault of ["stalled", "killed"] as const) {
-    it(`redisStore: asyncDispose returns within max(syncInterval, 1000) ms on a ${fault} server, reporting what it did not write`, async () => {
+  redisIt(
+    "redisStore: stored times beyond what the policy can set are bounded and reported",
+    async () => {
       await withRedisServer(async (server) => {
-        const durationMs = 1_500;
-        const run = runAll({
-          scenario: "calls",
-          store: "redis",
-          url: server.url,
-          name: "dispose",
-          durationMs,
-          options: { failureThreshold: NEVER, syncInterval: 500 },
-          failureRatio: 1,
-          pauseMs: 2,
-        }, 4);
-        // The fault comes 0.3 s before the processes stop calling and dispose.
-        await sleepUntil(run.startAt + durationMs - 300);
-        if (fault === "stalled") server.pause();
-        else await server.stop();
-        try {
-          const reports = await run.reports;
+        const forged = {
+          "far-open": snapshotJson({
+            state: "open",
+            generation: 3,
+            openUntil: 8.64e15,
+            openings: 1,
+          }),
+          "far-lease": snapshotJson({
+            state: "half-open",
+            generation: 4,
+            lease: { holder: "forged", until: 8.64e15 },
+          }),
+        };
+        await withCommands(server, async (command) => {
+          for (const [name, value] of Object.entries(forged)) {
+            await command("HSET", `test:${name}`, "version", "1", "value", value);
+          }
+        });
+        for (const name of Object.keys(forged)) {
+          // The longest this policy can set: 400 ms open (maxRetryAfter), 400 ms leases (timeout).
+          const reports = await runAll({
+            scenario: "calls",
+            store: "redis",
+            url: server.url,
+            name,
+            durationMs: 2_000,
+            options: {
+              recoveryTimeout: 200,
+              maxRetryAfter: 400,
+              timeout: 400,
+              failureThreshold: 1,
+            },
+            pauseMs: 5,
+          }, 4).reports;
+          const last = Math.max(...reports.map((report) => report.lastAdmittedMs));
+          // Open (or leased) for 400 ms at most from the first read; then a trial closes it.
+          assert.ok(last > 1_500, `${name}: calls are admitted again (last at ${last} ms)`);
           for (const report of reports) {
             assert.ok(
-              // 1000 ms, and a little for a busy machine's late timers.
-              report.disposeMs <= 1_000 + 400,
-              `process ${report.id}: dispose took ${Math.round(report.disposeMs)} ms`,
-            );
-            assert.ok(
-              report.storeErrors.some((e) => e.message.includes("closed without writing")),
-              `process ${report.id} reported what it did not write: ${
+              report.storeErrors.some((e) => e.name === "RangeError" && e.operation === "read"),
+              `${name}: process ${report.id} reported the forged time: ${
                 JSON.stringify(report.storeErrors)
               }`,
             );
           }
-        } finally {
-          if (fault === "stalled") server.resume();
         }
       });
-    });
+    },
+  );
+
+  for (const fault of ["stalled", "killed"] as const) {
+    redisIt(
+      `redisStore: asyncDispose returns within max(syncInterval, 1000) ms on a ${fault} server, reporting what it did not write`,
+      async () => {
+        await withRedisServer(async (server) => {
+          const durationMs = 1_500;
+          const run = runAll({
+            scenario: "calls",
+            store: "redis",
+            url: server.url,
+            name: "dispose",
+            durationMs,
+            options: { failureThreshold: NEVER, syncInterval: 500 },
+            failureRatio: 1,
+            pauseMs: 2,
+          }, 4);
+          // The fault comes 0.3 s before the processes stop calling and dispose.
+          await sleepUntil(run.startAt + durationMs - 300);
+          if (fault === "stalled") server.pause();
+          else await server.stop();
+          try {
+            const reports = await run.reports;
+            for (const report of reports) {
+              assert.ok(
+                // 1000 ms, and a little for a busy machine's late timers.
+                report.disposeMs <= 1_000 + 400,
+                `process ${report.id}: dispose took ${Math.round(report.disposeMs)} ms`,
+              );
+              assert.ok(
+                report.storeErrors.some((e) => e.message.includes("closed without writing")),
+                `process ${report.id} reported what it did not write: ${
+                  JSON.stringify(report.storeErrors)
+                }`,
+              );
+            }
+          } finally {
+            if (fault === "stalled") server.resume();
+          }
+        });
+      },
+    );
   }
 
-  it("redisStore: a server stalled while the circuit is closed is reported by every process, naming the operation", async () => {
-    await withRedisServer(async (server) => {
-      const durationMs = 4_000;
-      const run = runAll({
-        scenario: "calls",
-        store: "redis",
-        url: server.url,
-        name: "stall",
-        durationMs,
-        options: { failureThreshold: NEVER, syncInterval: 100 },
-        failureRatio: 0.1,
-        pauseMs: 2,
-      }, 4);
-      await sleepUntil(run.startAt + 500);
-      server.pause();
-      await sleepUntil(run.startAt + 3_000);
-      server.resume();
-      const reports = await run.reports;
-      for (const report of reports) {
-        assert.equal(report.rejected, 0);
-        const stalls = report.storeErrors.filter((e) => e.name === "TimeoutError");
-        assert.ok(
-          stalls.length > 0,
-          `process ${report.id} reported the stall: ${JSON.stringify(report.storeErrors)}`,
-        );
-        for (const stall of stalls.filter((e) => !e.message.includes("closed without writing"))) {
+  redisIt(
+    "redisStore: a server stalled while the circuit is closed is reported by every process, naming the operation",
+    async () => {
+      await withRedisServer(async (server) => {
+        const durationMs = 4_000;
+        const run = runAll({
+          scenario: "calls",
+          store: "redis",
+          url: server.url,
+          name: "stall",
+          durationMs,
+          options: { failureThreshold: NEVER, syncInterval: 100 },
+          failureRatio: 0.1,
+          pauseMs: 2,
+        }, 4);
+        await sleepUntil(run.startAt + 500);
+        server.pause();
+        await sleepUntil(run.startAt + 3_000);
+        server.resume();
+        const reports = await run.reports;
+        for (const report of reports) {
+          assert.equal(report.rejected, 0);
+          const stalls = report.storeErrors.filter((e) => e.name === "TimeoutError");
           assert.ok(
-            stall.inFlight.includes(stall.operation),
-            `process ${report.id} reported ${stall.operation} while ${stall.inFlight} was in flight`,
+            stalls.length > 0,
+            `process ${report.id} reported the stall: ${JSON.stringify(report.storeErrors)}`,
           );
+          for (const stall of stalls.filter((e) => !e.message.includes("closed without writing"))) {
+            assert.ok(
+              stall.inFlight.includes(stall.operation),
+              `process ${report.id} reported ${stall.operation} while ${stall.inFlight} was in flight`,
+            );
+          }
         }
-      }
-    });
-  });
+      });
+    },
+  );
 
-  it("redisStore: a forged notification changes no circuit", async () => {
+  redisIt("redisStore: a forged notification changes no circuit", async () => {
     await withRedisServer(async (server) => {
       const durationMs = 2_500;
       const run = runAll({
@@ -410,7 +441,7 @@ describe("shared circuits under load and faults, across processes", () => {
     });
   });
 
-  it("redisStore: re-reads fetch the value only when its version moved", async () => {
+  redisIt("redisStore: re-reads fetch the value only when its version moved", async () => {
     await withRedisServer(async (server) => {
       const padding = "x".repeat(100_000);
       const value = snapshotJson({
