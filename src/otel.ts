@@ -54,6 +54,7 @@ import {
   ValueType,
 } from "@opentelemetry/api";
 import { Breaker, checkOptionNames } from "./breaker.ts";
+import { DURATION_BOUNDS } from "./breaker_metrics.ts";
 import { describeValue } from "./core/describe_value.ts";
 import type { BreakerState } from "./core/snapshot.ts";
 import type { BreakerListener } from "./events.ts";
@@ -112,26 +113,6 @@ const STATE_VALUES: Readonly<Record<BreakerState, string>> = {
   recovering: "recovering",
   isolated: "isolated",
 };
-
-/** Bucket boundaries in seconds: the HTTP conventions' (5 ms to 10 s), then 30 s and 60 s. */
-const DURATION_BOUNDARIES = [
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.075,
-  0.1,
-  0.25,
-  0.5,
-  0.75,
-  1,
-  2.5,
-  5,
-  7.5,
-  10,
-  30,
-  60,
-];
 
 /** Past this many error types, a breaker's failure attributes are made per call, not kept. */
 const MAX_CACHED_ERROR_TYPES = 64;
@@ -239,7 +220,7 @@ export function instrumentBreakers(
   const duration: Histogram = meter.createHistogram("circuit_breaker.call.duration", {
     description: "Duration of the calls circuit breakers let run.",
     unit: "s",
-    advice: { explicitBucketBoundaries: DURATION_BOUNDARIES },
+    advice: { explicitBucketBoundaries: [...DURATION_BOUNDS] },
   });
   const transitions: Counter = meter.createCounter("circuit_breaker.transitions", {
     description: "State transitions of circuit breakers.",

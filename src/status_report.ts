@@ -15,7 +15,12 @@ import type { BreakerMetrics, Transition } from "./breaker_metrics.ts";
 import { ruleText } from "./breaker_rule.ts";
 import { describeFailure } from "./failure_text.ts";
 import { isolatedByOperator } from "./operator_holds.ts";
-import { type BreakerRegistry, groupOf, type RegistrySummary } from "./registry.ts";
+import {
+  type BreakerRegistry,
+  groupOf,
+  type GroupSummary,
+  type RegistrySummary,
+} from "./registry.ts";
 
 /** The most members of one group listed one by one (those not closed, in registry order). */
 export const MAX_MEMBERS_LISTED = 50;
@@ -98,21 +103,9 @@ export interface BreakerStatus {
  * };
  * ```
  */
-export interface GroupStatus {
+export interface GroupStatus extends GroupSummary {
   /** The group's name. */
   readonly name: string;
-  /** Members listed in the registry. */
-  readonly total: number;
-  /** Closed members (never listed one by one). */
-  readonly closed: number;
-  /** Open members. */
-  readonly open: number;
-  /** Half-open members. */
-  readonly halfOpen: number;
-  /** Recovering members. */
-  readonly recovering: number;
-  /** Isolated members. */
-  readonly isolated: number;
   /** Members not closed that the report leaves out, past the listing bound. */
   readonly unlisted: number;
 }
