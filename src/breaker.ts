@@ -140,16 +140,21 @@ export interface ExecuteOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
-/** Options `configure()` cannot change: they make a breaker what it is. */
-const FIXED_OPTIONS = [
-  "name",
-  "coalesce",
-  "state",
-  "listeners",
-  "store",
-  "syncInterval",
-  "registry",
-] as const;
+/**
+ * Options `configure()` cannot change: exactly those `ConfigurableOptions` leaves out, or this
+ * fails to compile.
+ */
+const FIXED_OPTIONS = Object.keys(
+  {
+    name: true,
+    coalesce: true,
+    state: true,
+    listeners: true,
+    store: true,
+    syncInterval: true,
+    registry: true,
+  } satisfies Record<Exclude<keyof BreakerOptions, keyof ConfigurableOptions>, true>,
+);
 
 /**
  * The options `configure()` can change: all but `name`, `coalesce`, `state`, `listeners`,
@@ -165,16 +170,19 @@ export type ConfigurableOptions = Omit<
   BreakerOptions,
   "name" | "coalesce" | "state" | "listeners" | "store" | "syncInterval" | "registry"
 >;
-const SHELL_OPTIONS = [
-  "fallback",
-  "coalesce",
-  "listeners",
-  "clock",
-  "state",
-  "store",
-  "syncInterval",
-  "registry",
-] as const;
+/** The shell's options: an option missing here fails to compile, so none is refused. */
+const SHELL_OPTIONS = Object.keys(
+  {
+    fallback: true,
+    coalesce: true,
+    listeners: true,
+    clock: true,
+    state: true,
+    store: true,
+    syncInterval: true,
+    registry: true,
+  } satisfies Record<Exclude<keyof BreakerOptions, keyof PolicyOptions>, true>,
+);
 /** Every option a `Breaker` accepts. */
 export const BREAKER_OPTIONS: readonly string[] = [...POLICY_OPTIONS, ...SHELL_OPTIONS];
 
@@ -1951,14 +1959,17 @@ function checkFallback(fallback: unknown, context: string): AnyFunction | undefi
   );
 }
 
-const HOOKS: readonly ListenerHook[] = [
-  "stateChange",
-  "beforeCall",
-  "success",
-  "failure",
-  "rejected",
-  "storeError",
-];
+/** Every hook a listener may have: a key missing here fails to compile, so none escapes checks. */
+const HOOKS = Object.keys(
+  {
+    stateChange: true,
+    beforeCall: true,
+    success: true,
+    failure: true,
+    rejected: true,
+    storeError: true,
+  } satisfies Record<ListenerHook, true>,
+) as readonly ListenerHook[];
 
 /** Shared by every breaker without listeners. */
 const NO_LISTENERS: readonly BreakerListener[] = Object.freeze([]);

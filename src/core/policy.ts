@@ -172,33 +172,35 @@ export interface StreamRules {
   readonly isFailureItem: ((item: unknown) => boolean) | undefined;
 }
 
-/** The option names a policy reads. */
-export const POLICY_OPTIONS: readonly (keyof PolicyOptions)[] = [
-  "name",
-  "failureThreshold",
-  "recoveryTimeout",
-  "halfOpenMaxCalls",
-  "successThreshold",
-  "isFailure",
-  "exclude",
-  "ignore",
-  "isFailureResult",
-  "timeout",
-  "failureRate",
-  "slowCallRate",
-  "slowCallDuration",
-  "minimumCalls",
-  "window",
-  "shouldTrip",
-  "recoveryRamp",
-  "maxRetryAfter",
-  "firstItemTimeout",
-  "idleTimeout",
-  "isFailureItem",
-  "mode",
-  "maxConcurrent",
-  "maxQueued",
-];
+/** The option names a policy reads: a name missing here fails to compile. */
+export const POLICY_OPTIONS: readonly (keyof PolicyOptions)[] = Object.keys(
+  {
+    name: true,
+    failureThreshold: true,
+    recoveryTimeout: true,
+    halfOpenMaxCalls: true,
+    successThreshold: true,
+    isFailure: true,
+    exclude: true,
+    ignore: true,
+    isFailureResult: true,
+    timeout: true,
+    failureRate: true,
+    slowCallRate: true,
+    slowCallDuration: true,
+    minimumCalls: true,
+    window: true,
+    shouldTrip: true,
+    recoveryRamp: true,
+    maxRetryAfter: true,
+    firstItemTimeout: true,
+    idleTimeout: true,
+    isFailureItem: true,
+    mode: true,
+    maxConcurrent: true,
+    maxQueued: true,
+  } satisfies Record<keyof PolicyOptions, true>,
+) as (keyof PolicyOptions)[];
 
 /** The longest delay `setTimeout` honours (larger ones fire at once on some runtimes). */
 const MAX_TIMER_DELAY = 2_147_483_647;
