@@ -13,7 +13,7 @@ import { isFailedResult } from "./core/classify.ts";
 import { describeValue } from "./core/describe_value.ts";
 import { TimeoutError } from "./errors.ts";
 import { serviceUnavailable } from "./http_response.ts";
-import { GuardedAsyncStream, readerIterator } from "./stream.ts";
+import { guardReadable } from "./stream.ts";
 
 /**
  * Options of {@linkcode circuitHandler}: a breaker's options, or an existing `breaker` to use
@@ -178,52 +178,9 @@ function settleResponse(hooks: CallHooks, permit: Permit, response: Response): R
     hooks.succeed(permit);
     return response;
   }
-  return new Response(guardBody(hooks, permit, response.body), {
+  return new Response(guardReadable(hooks, response.body, undefined, permit), {
     status: response.status,
     statusText: response.statusText,
     headers: response.headers,
   });
-}
-
-/**
- * The body guarded as a stream already admitted by `permit`. Cancelled before its first read
- * (the client went away at once), the call is a success: the handler answered.
- */
-function guardBody(
-  hooks: CallHooks,
-  permit: Permit,
-  body: ReadableStream<Uint8Array>,
-): ReadableStream<Uint8Array> {
-  let begun = false;
-  const admitted: CallHooks = {
-    ...hooks,
-    begin: () => {
-      begun = true;
-      return permit;
-    },
-  };
-  const source = readerIterator(body);
-  const guarded = new GuardedAsyncStream<Uint8Array>(
-    admitted,
-    () => ({ [Symbol.asyncIterator]: () => source }),
-    false,
-    source,
-    undefined,
-    undefined,
-    [],
-  );
-  return new ReadableStream<Uint8Array>({
-    pull: (controller) =>
-      guarded.next().then((result) => {
-        if (result.done) controller.close();
-        else controller.enqueue(result.value);
-      }),
-    cancel: (reason) => {
-      if (!begun) {
-        begun = true;
-        hooks.succeed(permit);
-      }
-      return guarded.return(reason).then(() => {});
-    },
-  }, { highWaterMark: 0 });
 }

@@ -894,15 +894,26 @@ export function guardReadable<T>(
   hooks: CallHooks,
   source: ReadableStream<T>,
   options: StreamOptions<T> | undefined,
+  admitted?: Permit,
 ): ReadableStream<T> {
   if (!(source instanceof ReadableStream)) {
     throw new TypeError(
       `Cannot guard stream: "stream" must be a ReadableStream, received ${describeValue(source)}`,
     );
   }
+  // With a call already admitted (`admitted`), the first read takes it instead of asking for
+  // admission, and a stream cancelled before it is a success: the dependency answered.
+  let begun = admitted === undefined;
+  const guardHooks: CallHooks = begun ? hooks : {
+    ...hooks,
+    begin: () => {
+      begun = true;
+      return admitted as Permit;
+    },
+  };
   const handedOver = readerIterator(source);
   const guarded = new GuardedAsyncStream<T>(
-    hooks,
+    guardHooks,
     () => ({ [Symbol.asyncIterator]: () => handedOver }),
     false,
     handedOver,
@@ -916,7 +927,13 @@ export function guardReadable<T>(
         if (result.done) controller.close();
         else controller.enqueue(result.value);
       }),
-    cancel: (reason) => guarded.return(reason).then(() => {}),
+    cancel: (reason) => {
+      if (!begun) {
+        begun = true;
+        hooks.succeed(admitted as Permit);
+      }
+      return guarded.return(reason).then(() => {});
+    },
   }, { highWaterMark: 0 });
 }
 
