@@ -1789,6 +1789,20 @@ function checkFunction(fn: unknown, method: string): AnyFunction {
   throw new TypeError(`Cannot ${method}: "fn" must be a function, received ${describeValue(fn)}`);
 }
 
+/**
+ * Rejects options given beside an existing `breaker`: they would be silently lost, since that
+ * breaker already has its own.
+ */
+export function checkBreakerAlone(options: object, context: string): void {
+  const others = Object.keys(options).filter((key) => key !== "breaker");
+  if (others.length === 0) return;
+  throw new TypeError(
+    `${context}: "breaker" is an existing Breaker, so ${
+      others.map((key) => JSON.stringify(key)).join(", ")
+    } cannot be given; configure that breaker instead`,
+  );
+}
+
 /** Rejects option names the breaker does not know (a typo must not pass silently). */
 export function checkOptionNames(
   options: object,

@@ -9,6 +9,7 @@ import {
   Breaker,
   BREAKER_OPTIONS,
   type BreakerOptions,
+  checkBreakerAlone,
   checkOptionNames,
   guardOf,
   parseOptions,
@@ -246,14 +247,7 @@ function merge(defaults: CircuitOptions, options: unknown): CircuitOptions {
   checkOptionNames(options, CIRCUIT_OPTIONS, context);
   const given = options as CircuitOptions;
   if (given.breaker instanceof Breaker) {
-    const others = Object.keys(given).filter((key) => key !== "breaker");
-    if (others.length > 0) {
-      throw new TypeError(
-        `${context}: "breaker" is an existing Breaker, so ${
-          others.map((key) => JSON.stringify(key)).join(", ")
-        } cannot be given; configure that breaker instead`,
-      );
-    }
+    checkBreakerAlone(given, context);
     return given;
   }
   return { ...defaults, ...given };

@@ -8,7 +8,14 @@
  * @module
  */
 
-import { Breaker, type BreakerOptions, type CallHooks, callHooks, type Permit } from "./breaker.ts";
+import {
+  Breaker,
+  type BreakerOptions,
+  type CallHooks,
+  callHooks,
+  checkBreakerAlone,
+  type Permit,
+} from "./breaker.ts";
 import { isFailedResult } from "./core/classify.ts";
 import { describeValue } from "./core/describe_value.ts";
 import { TimeoutError } from "./errors.ts";
@@ -118,14 +125,7 @@ function breakerFor(
       `Cannot guard handler: "breaker" must be a Breaker, received ${describeValue(breaker)}`,
     );
   }
-  const others = Object.keys(breakerOptions);
-  if (others.length > 0) {
-    throw new TypeError(
-      `Cannot guard handler: "breaker" is an existing Breaker, so ${
-        others.map((key) => JSON.stringify(key)).join(", ")
-      } cannot be given; configure that breaker instead`,
-    );
-  }
+  checkBreakerAlone(breakerOptions, "Cannot guard handler");
   return breaker;
 }
 
