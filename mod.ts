@@ -30,13 +30,13 @@
  */
 
 export { exponentialBackoff, type ExponentialBackoffOptions } from "./src/backoff.ts";
+export { Breaker } from "./src/breaker.ts";
 export {
-  Breaker,
   BREAKER_OPTIONS,
   type BreakerOptions,
   type ConfigurableOptions,
   type ExecuteOptions,
-} from "./src/breaker.ts";
+} from "./src/breaker_options.ts";
 export {
   type AnyFunction,
   type BreakerClass,

@@ -5,6 +5,7 @@
  */
 
 import { describeValue } from "./core/describe_value.ts";
+import { optionsObject } from "./core/validate.ts";
 import type { RecoveryTimeout } from "./core/options.ts";
 
 /**
@@ -54,11 +55,7 @@ export interface ExponentialBackoffOptions {
  */
 export function exponentialBackoff(options: ExponentialBackoffOptions): RecoveryTimeout {
   const context = "Cannot create backoff";
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `${context}: options must be an object, received ${describeValue(options)}`,
-    );
-  }
+  optionsObject(context, options);
   const { initialDelay, maxDelay, factor = 2, jitter = "full", random = Math.random } = options;
   const check = (name: string, value: unknown, min: number, minText = String(min)) => {
     if (typeof value !== "number") {

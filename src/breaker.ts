@@ -3,19 +3,28 @@
  * snapshot, reads the clock, runs the call, feeds the outcome to the core's transitions,
  * stores the next snapshot and notifies listeners. It decides nothing itself.
  *
+ * Around it: its options (`breaker_options.ts`), listeners (`listeners.ts`), the mark on the
+ * functions it guards (`guarded_function.ts`) and the protocol that streams and permits are
+ * built on (`call_protocol.ts`).
+ *
  * @module
  */
 
-import { classifyError, isFailedResponse, isFailedResult } from "./core/classify.ts";
-import { describeValue } from "./core/describe_value.ts";
-import type { PolicyOptions } from "./core/options.ts";
+import { Bulkhead } from "./bulkhead.ts";
 import {
-  createPolicySharingRules,
-  type Policy,
-  POLICY_OPTIONS,
-  sharePolicy,
-  type WindowRules,
-} from "./core/policy.ts";
+  BREAKER_OPTIONS,
+  type BreakerOptions,
+  type ConfigurableOptions,
+  copyOptions,
+  type ExecuteOptions,
+  FIXED_OPTIONS,
+  parseOptions,
+  SYSTEM_CLOCK,
+} from "./breaker_options.ts";
+import { callHooks, type Permit, provideCallHooks, UNGUARDED } from "./call_protocol.ts";
+import { classifyError, isFailedResponse, isFailedResult, isThenable } from "./core/classify.ts";
+import { describeValue } from "./core/describe_value.ts";
+import { type Policy, sharePolicy } from "./core/policy.ts";
 import { snapshotFromJSON, type SnapshotJSON, snapshotToJSON } from "./core/serialize.ts";
 import {
   type BreakerState,
@@ -44,8 +53,8 @@ import {
   release,
   tripStats,
 } from "./core/transitions.ts";
+import { checkOptionNames, optionsObject } from "./core/validate.ts";
 import { type WindowStats, windowStats } from "./core/window.ts";
-import { Bulkhead } from "./bulkhead.ts";
 import {
   BreakerOpenError,
   type BreakerOpenErrorOptions,
@@ -53,10 +62,18 @@ import {
   TimeoutError,
 } from "./errors.ts";
 import type { BreakerListener, ListenerHook, StoreErrorEvent } from "./events.ts";
+import {
+  type AnyFunction,
+  checkFunction,
+  functionName,
+  GUARD,
+  type Marked,
+  markGuarded,
+} from "./guarded_function.ts";
+import { checkListeners, emit, NO_LISTENERS } from "./listeners.ts";
 import { type BreakerPermit, issuePermit } from "./permit.ts";
+import { checkRegistry, defaultRegistry } from "./registry.ts";
 import { SharedCircuit } from "./shared_circuit.ts";
-import { BreakerRegistry, defaultRegistry } from "./registry.ts";
-import type { StateStore } from "./store.ts";
 import {
   GuardedAsyncStream,
   type GuardedStream,
@@ -68,185 +85,13 @@ import {
   type StreamSource,
 } from "./stream.ts";
 
-/**
- * A breaker's options: the policy (see the core's `PolicyOptions`) plus what the shell needs.
- * All are optional and validated at construction.
- *
- * @example
- * ```ts
- * import type { BreakerOptions } from "@circuit/breaker";
- * const options: BreakerOptions = { name: "db", failureThreshold: 5, recoveryTimeout: 60_000 };
- * ```
- */
-export interface BreakerOptions extends PolicyOptions {
-  /**
-   * Called instead of rejecting while the circuit turns calls away, with the wrapper's
-   * arguments and `this` (none for `execute()`); its result is the call's result.
-   */
-  readonly fallback?: (...args: never[]) => unknown;
-  /**
-   * Concurrent calls to a wrapper (`wrap()`, `circuit()`) with the same key share one call:
-   * the function runs once, one outcome is counted, and every caller gets the same result or
-   * error; nothing is kept once it settles. `true` keys calls by `JSON.stringify` of their
-   * arguments; a function `(...args) => string` (called with the wrapper's `this`) chooses the
-   * key. Not for `execute()`, whose functions are all different. Cannot be changed by
-   * `configure()`.
-   */
-  readonly coalesce?: boolean | ((...args: never[]) => string);
-  /** Listeners from the start; more can be added with `addListener()`. */
-  readonly listeners?: readonly BreakerListener[];
-  /**
-   * The time, in epoch ms. Every duration is read from it; inject one in tests.
-   * @default {Date.now}
-   */
-  readonly clock?: () => number;
-  /** A snapshot from `toJSON()` to start from (no event fires for it). */
-  readonly state?: SnapshotJSON;
-  /**
-   * Shares the circuit with every breaker of the same `name` on this store, in any process:
-   * see `denoKvStore` (`@circuit/breaker/deno-kv`), `redisStore` (`@circuit/breaker/redis`)
-   * and `memoryStore`. Dispose the breaker (`await breaker[Symbol.asyncDispose]()`) to flush
-   * its counts and close its subscription.
-   */
-  readonly store?: StateStore;
-  /**
-   * With a `store`: the longest time, in ms, this breaker's counts wait before they are
-   * merged into the shared circuit. Transitions are written at once.
-   * @default {1000}
-   */
-  readonly syncInterval?: number;
-  /**
-   * The registry that lists this breaker (see {@linkcode BreakerRegistry}), or `false` for
-   * none. A breaker is listed weakly: the registry never keeps it alive.
-   * @default {defaultRegistry when the breaker has a `name`, else none}
-   */
-  readonly registry?: BreakerRegistry | false;
-}
-
-/**
- * Options of one `execute()` call.
- *
- * @example
- * ```ts
- * import type { ExecuteOptions } from "@circuit/breaker";
- * const options: ExecuteOptions = { signal: AbortSignal.timeout(1_000) };
- * ```
- */
-export interface ExecuteOptions {
-  /**
-   * The caller's signal. The signal given to the function follows it; when it aborts the
-   * call rejects at once with its reason and counts neither way.
-   */
-  readonly signal?: AbortSignal | undefined;
-}
-
-/**
- * Options `configure()` cannot change: exactly those `ConfigurableOptions` leaves out, or this
- * fails to compile.
- */
-const FIXED_OPTIONS = Object.keys(
-  {
-    name: true,
-    coalesce: true,
-    state: true,
-    listeners: true,
-    store: true,
-    syncInterval: true,
-    registry: true,
-  } satisfies Record<Exclude<keyof BreakerOptions, keyof ConfigurableOptions>, true>,
-);
-
-/**
- * The options `configure()` can change: all but `name`, `coalesce`, `state`, `listeners`,
- * `store`, `syncInterval` and `registry`.
- *
- * @example
- * ```ts
- * import type { ConfigurableOptions } from "@circuit/breaker";
- * const tighter: ConfigurableOptions = { failureThreshold: 2 };
- * ```
- */
-export type ConfigurableOptions = Omit<
-  BreakerOptions,
-  "name" | "coalesce" | "state" | "listeners" | "store" | "syncInterval" | "registry"
->;
-/** The shell's options: an option missing here fails to compile, so none is refused. */
-const SHELL_OPTIONS = Object.keys(
-  {
-    fallback: true,
-    coalesce: true,
-    listeners: true,
-    clock: true,
-    state: true,
-    store: true,
-    syncInterval: true,
-    registry: true,
-  } satisfies Record<Exclude<keyof BreakerOptions, keyof PolicyOptions>, true>,
-);
-/** Every option a `Breaker` accepts. */
-export const BREAKER_OPTIONS: readonly string[] = [...POLICY_OPTIONS, ...SHELL_OPTIONS];
-
-/** What a guarded function is marked with: the breaker and the function it guards. */
-interface Guard {
-  readonly breaker: Breaker;
-  readonly fn: AnyFunction;
-  readonly sync: boolean;
-}
-
-/**
- * The mark of a guarded function, a property rather than a `WeakMap` entry: every `execute()`
- * looks for it, and a property the function lacks is one inline-cached load, where a `WeakMap`
- * lookup is a hash probe.
- */
-const GUARD: unique symbol = Symbol("circuit.guard");
-type Marked = { [GUARD]?: Guard };
-
-// deno-lint-ignore no-explicit-any
-type AnyFunction = (this: any, ...args: any[]) => any;
+/** The handlers a call's promise settles through: one pair per generation (see `#settlers`). */
 type Settle = {
   readonly generation: number;
   readonly timed: boolean;
   readonly onValue: (value: unknown) => unknown;
   readonly onError: (error: unknown) => never;
 };
-
-/** A call admitted by the breaker: what its outcome is recorded against. */
-export interface Permit {
-  readonly generation: number;
-  readonly start: number;
-  readonly timed: boolean;
-  /** Whether it holds a place in the bulkhead, to give back with its outcome. */
-  readonly held?: boolean;
-}
-
-/**
- * What the stream guards need of a breaker: admission and outcomes, through the same paths
- * as calls. Internal: not part of the public API.
- */
-export interface CallHooks {
-  readonly breaker: Breaker;
-  readonly policy: Policy;
-  readonly fallback: AnyFunction | undefined;
-  /** Admits a call (announcing changes and `beforeCall`), or refuses it with its error. */
-  begin(): Permit | BreakerOpenError | BulkheadFullError;
-  /** Records a success; `durationMs` overrides the measured duration (for streams). */
-  succeed(permit: Permit, durationMs?: number): void;
-  /** Records a failure, whatever the matchers say (timeouts, failing items and results). */
-  fail(permit: Permit, failure: unknown, durationMs?: number): void;
-  /** Records an error by the matchers. */
-  settleError(permit: Permit, error: unknown, durationMs?: number): void;
-  /** Records an outcome that counts neither way. */
-  neutral(permit: Permit): void;
-  /** Reads the breaker's clock. */
-  now(): number;
-}
-
-let hooksOf: (breaker: Breaker) => CallHooks;
-
-/** The internal hooks of a breaker (for the stream guards). */
-export function callHooks(breaker: Breaker): CallHooks {
-  return hooksOf(breaker);
-}
 
 /** What `#settle` holds after a breaker's first call: no generation's handlers yet. */
 const FIRST_CALL_MADE: Settle = {
@@ -257,12 +102,6 @@ const FIRST_CALL_MADE: Settle = {
     throw error;
   },
 };
-
-/**
- * The permit of a call the breaker lets through without guarding it: every call while its
- * `mode` is `"off"`, and a call it would have turned away under `"observe"`.
- */
-const UNGUARDED: Permit = Object.freeze({ generation: -1, start: 0, timed: false });
 
 /** The signal given to functions that nothing can abort. */
 const NEVER_ABORTED: AbortSignal = new AbortController().signal;
@@ -299,7 +138,7 @@ export class Breaker {
   static defaults: BreakerOptions = {};
 
   static {
-    hooksOf = (breaker) => ({
+    provideCallHooks((breaker) => ({
       breaker,
       get policy() {
         return breaker.#policy;
@@ -331,7 +170,7 @@ export class Breaker {
         breaker.#settleNeutral(permit.generation);
       },
       now: () => breaker.#now(),
-    });
+    }));
   }
 
   #options: BreakerOptions;
@@ -366,12 +205,7 @@ export class Breaker {
   constructor(options: BreakerOptions = {}) {
     const context = "Cannot create breaker";
     const defaults = (new.target as typeof Breaker).defaults ?? {};
-    if (options === null || typeof options !== "object") {
-      throw new TypeError(
-        `${context}: options must be an object, received ${describeValue(options)}`,
-      );
-    }
-    const merged = copyOptions(defaults, options);
+    const merged = copyOptions(defaults, optionsObject(context, options));
     checkOptionNames(merged, BREAKER_OPTIONS, context);
     const parsed = parseOptions(merged, context);
     this.#options = merged;
@@ -387,7 +221,8 @@ export class Breaker {
     this.#snapshot = merged.state === undefined
       ? INITIAL_SNAPSHOT
       : snapshotFromJSON(this.#policy, merged.state, `${context} "${this.#policy.name}"`);
-    const { store, syncInterval, registry } = parsed;
+    const { store, syncInterval } = parsed;
+    const registry = checkRegistry(merged.registry, context);
     if (store !== undefined) {
       this.#policy = sharePolicy(this.#policy, `${this.#policy.name}:${crypto.randomUUID()}`);
       this.#shared = new SharedCircuit(store, this.#policy.name, {
@@ -642,7 +477,7 @@ export class Breaker {
   acquire(): BreakerPermit {
     const admitted = this.#begin();
     if (admitted instanceof Error) throw admitted;
-    return issuePermit(hooksOf(this), admitted);
+    return issuePermit(callHooks(this), admitted);
   }
 
   /**
@@ -670,7 +505,7 @@ export class Breaker {
     source: S,
     options?: StreamOptions<StreamItem<S>>,
   ): GuardedStream<S> {
-    const hooks = hooksOf(this);
+    const hooks = callHooks(this);
     if (streamGuardOf(source) === this) {
       // Already guarded by this breaker: its own guard admits and counts, once.
       if (options === undefined) return source as unknown as GuardedStream<S>;
@@ -725,7 +560,7 @@ export class Breaker {
    * ```
    */
   readable<T>(stream: ReadableStream<T>, options?: StreamOptions<T>): ReadableStream<T> {
-    return guardReadable(hooksOf(this), stream, options);
+    return guardReadable(callHooks(this), stream, options);
   }
 
   /**
@@ -825,12 +660,7 @@ export class Breaker {
    */
   configure(options: ConfigurableOptions): void {
     const context = `Cannot configure breaker ${JSON.stringify(this.#policy.name)}`;
-    if (options === null || typeof options !== "object") {
-      throw new TypeError(
-        `${context}: options must be an object, received ${describeValue(options)}`,
-      );
-    }
-    checkOptionNames(options, BREAKER_OPTIONS, context);
+    checkOptionNames(optionsObject(context, options), BREAKER_OPTIONS, context);
     for (const fixed of FIXED_OPTIONS) {
       if (fixed in options) {
         throw new TypeError(
@@ -1627,18 +1457,7 @@ export class Breaker {
     hook: H,
     event: Parameters<NonNullable<BreakerListener[H]>>[0],
   ): void {
-    for (const listener of this.#listeners) {
-      const method = listener[hook] as ((event: unknown) => unknown) | undefined;
-      if (method === undefined) continue;
-      try {
-        const result = method.call(listener, event);
-        if (isThenable(result)) {
-          Promise.resolve(result).catch((error) => this.#reportListener(hook, error));
-        }
-      } catch (error) {
-        this.#reportListener(hook, error);
-      }
-    }
+    emit(this.#listeners, hook, event, this.#policy.name);
   }
 
   #storeError(error: unknown, operation: StoreErrorEvent["operation"]): void {
@@ -1652,13 +1471,6 @@ export class Breaker {
         error,
       );
     }
-  }
-
-  #reportListener(hook: ListenerHook, error: unknown): void {
-    console.error(
-      `Circuit ${JSON.stringify(this.#policy.name)}: a "${hook}" listener threw; ignored`,
-      error,
-    );
   }
 
   /** Reads the clock for a time to fall back to, should it break before the breaker reads it. */
@@ -1747,269 +1559,4 @@ class TurnedAway {
   constructor(rejection: Rejection) {
     this.rejection = rejection;
   }
-}
-
-/** Whether a value is a promise-like object. */
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === "object" || typeof value === "function") &&
-    typeof (value as { then?: unknown }).then === "function";
-}
-
-/** Marks `wrapper` as guarding `fn` with `breaker`, named like `fn`. */
-export function markGuarded<W extends AnyFunction>(
-  wrapper: W,
-  fn: AnyFunction,
-  breaker: Breaker,
-  sync: boolean,
-): W {
-  // Only where they differ: each definition costs V8 a slow path.
-  if (wrapper.name !== fn.name) {
-    Object.defineProperty(wrapper, "name", { value: fn.name, configurable: true });
-  }
-  if (wrapper.length !== fn.length) {
-    Object.defineProperty(wrapper, "length", { value: fn.length, configurable: true });
-  }
-  (wrapper as Marked)[GUARD] = { breaker, fn, sync };
-  return wrapper;
-}
-
-/** A function's name as a string key (a `static name()` method makes it something else). */
-function functionName(fn: AnyFunction): string {
-  const name: unknown = fn.name;
-  return typeof name === "string" ? name : "";
-}
-
-/** The breaker a function is guarded by, if any. */
-export function guardOf(fn: unknown): Guard | undefined {
-  return typeof fn === "function" ? (fn as Marked)[GUARD] : undefined;
-}
-
-function checkFunction(fn: unknown, method: string): AnyFunction {
-  if (typeof fn === "function") return fn as AnyFunction;
-  throw new TypeError(`Cannot ${method}: "fn" must be a function, received ${describeValue(fn)}`);
-}
-
-/**
- * Rejects options given beside an existing `breaker`: they would be silently lost, since that
- * breaker already has its own.
- */
-export function checkBreakerAlone(options: object, context: string): void {
-  const others = Object.keys(options).filter((key) => key !== "breaker");
-  if (others.length === 0) return;
-  throw new TypeError(
-    `${context}: "breaker" is an existing Breaker, so ${
-      others.map((key) => JSON.stringify(key)).join(", ")
-    } cannot be given; configure that breaker instead`,
-  );
-}
-
-/** Rejects option names the breaker does not know (a typo must not pass silently). */
-export function checkOptionNames(
-  options: object,
-  known: readonly string[],
-  context: string,
-): void {
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw new TypeError(`${context}: unknown option ${JSON.stringify(key)}`);
-    }
-  }
-}
-
-/**
- * `options` over `base`, copied so that the caller can no longer change them: nested arrays
- * and the `window` and `recoveryRamp` objects are copied too.
- */
-export function copyOptions<T extends BreakerOptions>(base: BreakerOptions, options: T): T {
-  // Without defaults, a spread of the options alone: it sizes the copy to them, where `base`'s
-  // empty object would leave it room for more fields (24 B per breaker on Deno).
-  const copy = (
-    Object.keys(base).length === 0 ? { ...options } : { ...base, ...options }
-  ) as Record<string, unknown>;
-  for (const key of Object.keys(copy)) {
-    const value = copy[key];
-    if (Array.isArray(value)) copy[key] = [...value];
-    else if (key === "window" && value !== null && typeof value === "object") {
-      copy[key] = windowCopy(value);
-    } else if (key === "recoveryRamp" && value !== null && typeof value === "object") {
-      copy[key] = { ...value };
-    }
-  }
-  return copy as T;
-}
-
-/** The `window` option of the breaker made last, copied and frozen: shared when equal. */
-let recentWindow: Readonly<Record<string, unknown>> | undefined;
-
-/** A frozen copy of a `window` option; breakers given equal ones share it. */
-function windowCopy(window: object): Readonly<Record<string, unknown>> {
-  const copy: Record<string, unknown> = { ...window };
-  const recent = recentWindow;
-  if (recent !== undefined) {
-    const keys = Object.keys(copy);
-    if (
-      keys.length === Object.keys(recent).length &&
-      keys.every((key) => Object.is(copy[key], recent[key]))
-    ) {
-      return recent;
-    }
-  }
-  return recentWindow = Object.freeze(copy);
-}
-
-/**
- * The window rules of the breaker made last: the next one shares them when its options give
- * equal ones, so that breakers made per key with the same options hold one copy.
- */
-let recentRules: WindowRules | undefined;
-
-/**
- * Validates a breaker's options (all of them, listeners too) into what the breaker keeps.
- * Throws the first problem found, naming the option.
- */
-export function parseOptions(
-  options: BreakerOptions,
-  context: string,
-): {
-  policy: Policy;
-  listeners: readonly BreakerListener[];
-  clock: () => number;
-  fallback: AnyFunction | undefined;
-  coalesce: ((this: unknown, ...args: unknown[]) => string) | undefined;
-  store: StateStore | undefined;
-  syncInterval: number;
-  registry: BreakerRegistry | false | undefined;
-} {
-  const policy = createPolicySharingRules(options, context, undefined, recentRules);
-  if (policy.rules !== undefined) recentRules = policy.rules;
-  return {
-    policy,
-    listeners: checkListeners(options.listeners, context),
-    clock: checkClock(options.clock, context),
-    fallback: checkFallback(options.fallback, context),
-    coalesce: checkCoalesce(options.coalesce, context),
-    store: checkStore(options.store, context),
-    syncInterval: checkSyncInterval(options.syncInterval, context),
-    registry: checkRegistry(options.registry, context),
-  };
-}
-
-function checkStore(store: unknown, context: string): StateStore | undefined {
-  if (store === undefined) return undefined;
-  const candidate = store as Partial<StateStore> | null;
-  if (
-    candidate !== null && typeof candidate === "object" &&
-    typeof candidate.read === "function" && typeof candidate.compareAndSet === "function"
-  ) {
-    return store as StateStore;
-  }
-  throw new TypeError(
-    `${context}: "store" must be a StateStore (an object with read() and compareAndSet()), received ${
-      describeValue(store)
-    }`,
-  );
-}
-
-function checkRegistry(registry: unknown, context: string): BreakerRegistry | false | undefined {
-  if (registry === undefined || registry === false || registry instanceof BreakerRegistry) {
-    return registry;
-  }
-  throw new TypeError(
-    `${context}: "registry" must be a BreakerRegistry or false, received ${
-      describeValue(registry)
-    }`,
-  );
-}
-
-function checkSyncInterval(syncInterval: unknown, context: string): number {
-  if (syncInterval === undefined) return 1_000;
-  if (typeof syncInterval !== "number") {
-    throw new TypeError(
-      `${context}: "syncInterval" must be a number, received ${describeValue(syncInterval)}`,
-    );
-  }
-  if (Number.isFinite(syncInterval) && syncInterval >= 0) return syncInterval;
-  throw new RangeError(
-    `${context}: "syncInterval" must be a finite number >= 0, received ${
-      describeValue(syncInterval)
-    }`,
-  );
-}
-
-/** `Date.now` as the module found it: whatever replaces it later may break. */
-const SYSTEM_CLOCK = Date.now;
-
-function checkClock(clock: unknown, context: string): () => number {
-  if (clock === undefined) return Date.now;
-  if (typeof clock === "function") return clock as () => number;
-  throw new TypeError(`${context}: "clock" must be a function, received ${describeValue(clock)}`);
-}
-
-/** Keys a call by its arguments (the `coalesce: true` option). */
-function argumentsKey(this: unknown, ...args: unknown[]): string {
-  return JSON.stringify(args);
-}
-
-function checkCoalesce(
-  coalesce: unknown,
-  context: string,
-): ((this: unknown, ...args: unknown[]) => string) | undefined {
-  if (coalesce === undefined || coalesce === false) return undefined;
-  if (coalesce === true) return argumentsKey;
-  if (typeof coalesce === "function") return coalesce as (...args: unknown[]) => string;
-  throw new TypeError(
-    `${context}: "coalesce" must be a boolean or a function returning a key, received ${
-      describeValue(coalesce)
-    }`,
-  );
-}
-
-function checkFallback(fallback: unknown, context: string): AnyFunction | undefined {
-  if (fallback === undefined || typeof fallback === "function") {
-    return fallback as AnyFunction | undefined;
-  }
-  throw new TypeError(
-    `${context}: "fallback" must be a function, received ${describeValue(fallback)}`,
-  );
-}
-
-/** Every hook a listener may have: a key missing here fails to compile, so none escapes checks. */
-const HOOKS = Object.keys(
-  {
-    stateChange: true,
-    beforeCall: true,
-    success: true,
-    failure: true,
-    rejected: true,
-    storeError: true,
-  } satisfies Record<ListenerHook, true>,
-) as readonly ListenerHook[];
-
-/** Shared by every breaker without listeners. */
-const NO_LISTENERS: readonly BreakerListener[] = Object.freeze([]);
-
-function checkListeners(listeners: unknown, context: string): readonly BreakerListener[] {
-  if (listeners === undefined) return NO_LISTENERS;
-  if (!Array.isArray(listeners)) {
-    throw new TypeError(
-      `${context}: "listeners" must be an array of listeners, received ${describeValue(listeners)}`,
-    );
-  }
-  listeners.forEach((listener, i) => {
-    const path = context === "Cannot add listener" ? "listener" : `listeners[${i}]`;
-    if (listener === null || typeof listener !== "object") {
-      throw new TypeError(
-        `${context}: "${path}" must be an object with hooks, received ${describeValue(listener)}`,
-      );
-    }
-    for (const hook of HOOKS) {
-      const method = (listener as Record<string, unknown>)[hook];
-      if (method !== undefined && typeof method !== "function") {
-        throw new TypeError(
-          `${context}: "${path}.${hook}" must be a function, received ${describeValue(method)}`,
-        );
-      }
-    }
-  });
-  return listeners.length === 0 ? NO_LISTENERS : [...listeners];
 }

@@ -14,19 +14,24 @@
  * @module
  */
 
+import { Breaker } from "./breaker.ts";
 import {
-  Breaker,
   BREAKER_OPTIONS,
   type BreakerOptions,
-  checkOptionNames,
   copyOptions,
   parseOptions,
-} from "./breaker.ts";
+} from "./breaker_options.ts";
 import { describeValue } from "./core/describe_value.ts";
+import { checkOptionNames, optionsObject } from "./core/validate.ts";
 import type { Policy } from "./core/policy.ts";
 import type { BreakerState } from "./core/snapshot.ts";
 import { isForgettable } from "./core/transitions.ts";
-import { type BreakerRegistry, defaultRegistry, holdInRegistry } from "./registry.ts";
+import {
+  type BreakerRegistry,
+  checkRegistry,
+  defaultRegistry,
+  holdInRegistry,
+} from "./registry.ts";
 
 /**
  * A member left a {@linkcode BreakerGroup} to make room for a new key (see the `onEvict`
@@ -222,11 +227,7 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    */
   constructor(options: BreakerGroupOptions<K>) {
     const context = "Cannot create breaker group";
-    if (options === null || typeof options !== "object") {
-      throw new TypeError(
-        `${context}: options must be an object, received ${describeValue(options)}`,
-      );
-    }
+    optionsObject(context, options);
     const { name, maxKeys = DEFAULT_MAX_KEYS, onEvict, ...shared } = copyOptions({}, options);
     if (typeof name !== "string" || name === "") {
       throw new TypeError(
@@ -256,8 +257,8 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
       );
     }
     checkOptionNames(shared, BREAKER_OPTIONS, context);
-    const { clock, registry, policy } = parseOptions({ ...shared, name }, context);
-    this.#registry = registry ?? defaultRegistry;
+    const { clock, policy } = parseOptions({ ...shared, name }, context);
+    this.#registry = checkRegistry(shared.registry, context) ?? defaultRegistry;
     this.#name = name;
     this.#maxKeys = maxKeys;
     this.#options = shared;

@@ -20,8 +20,10 @@
  * @module
  */
 
-import { type Breaker, callHooks } from "./breaker.ts";
+import type { Breaker } from "./breaker.ts";
+import { callHooks } from "./call_protocol.ts";
 import { describeValue } from "./core/describe_value.ts";
+import { optionsObject } from "./core/validate.ts";
 import type { BreakerState } from "./core/snapshot.ts";
 import type { WindowStats } from "./core/window.ts";
 import type { BreakerListener, StateChangeEvent } from "./events.ts";
@@ -225,11 +227,7 @@ export class BreakerMetrics implements Disposable {
         `${context}: "registry" must be a BreakerRegistry, received ${describeValue(registry)}`,
       );
     }
-    if (options === null || typeof options !== "object") {
-      throw new TypeError(
-        `${context}: options must be an object, received ${describeValue(options)}`,
-      );
-    }
+    optionsObject(context, options);
     for (const key of Object.keys(options)) {
       if (key !== "history") {
         throw new TypeError(`${context}: unknown option ${JSON.stringify(key)}`);

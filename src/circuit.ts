@@ -5,16 +5,16 @@
  * @module
  */
 
+import { Breaker } from "./breaker.ts";
 import {
-  Breaker,
   BREAKER_OPTIONS,
   type BreakerOptions,
   checkBreakerAlone,
-  checkOptionNames,
-  guardOf,
   parseOptions,
-} from "./breaker.ts";
+} from "./breaker_options.ts";
+import { guardOf } from "./guarded_function.ts";
 import { describeValue } from "./core/describe_value.ts";
+import { checkOptionNames, optionsObject } from "./core/validate.ts";
 import { guardAsyncGeneratorFunction, guardGeneratorFunction } from "./stream.ts";
 
 /**
@@ -239,13 +239,8 @@ function createCircuit(defaults: CircuitOptions): Circuit {
 function merge(defaults: CircuitOptions, options: unknown): CircuitOptions {
   if (options === undefined) return defaults;
   const context = "Cannot create breaker";
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `${context}: options must be an object, received ${describeValue(options)}`,
-    );
-  }
-  checkOptionNames(options, CIRCUIT_OPTIONS, context);
-  const given = options as CircuitOptions;
+  const given = optionsObject(context, options) as CircuitOptions;
+  checkOptionNames(given, CIRCUIT_OPTIONS, context);
   if (given.breaker instanceof Breaker) {
     checkBreakerAlone(given, context);
     return given;

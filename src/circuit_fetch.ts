@@ -8,6 +8,7 @@
 
 import { BreakerGroup, type BreakerGroupOptions } from "./breaker_group.ts";
 import { describeValue } from "./core/describe_value.ts";
+import { optionsObject } from "./core/validate.ts";
 import { BreakerOpenError } from "./errors.ts";
 import { serviceUnavailable } from "./http_response.ts";
 
@@ -99,11 +100,7 @@ export interface CircuitFetch {
  */
 export function circuitFetch(options: CircuitFetchOptions = {}): CircuitFetch {
   const context = "Cannot create circuitFetch";
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `${context}: options must be an object, received ${describeValue(options)}`,
-    );
-  }
+  optionsObject(context, options);
   const {
     name = "fetch",
     timeout = 10_000,

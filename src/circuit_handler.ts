@@ -8,16 +8,12 @@
  * @module
  */
 
-import {
-  Breaker,
-  type BreakerOptions,
-  type CallHooks,
-  callHooks,
-  checkBreakerAlone,
-  type Permit,
-} from "./breaker.ts";
+import { Breaker } from "./breaker.ts";
+import { type BreakerOptions, checkBreakerAlone } from "./breaker_options.ts";
+import { type CallHooks, callHooks, type Permit } from "./call_protocol.ts";
 import { isFailedResult } from "./core/classify.ts";
 import { describeValue } from "./core/describe_value.ts";
+import { optionsObject } from "./core/validate.ts";
 import { TimeoutError } from "./errors.ts";
 import { serviceUnavailable } from "./http_response.ts";
 import { guardReadable } from "./stream.ts";
@@ -111,11 +107,7 @@ function breakerFor(
   options: CircuitHandlerOptions | undefined,
 ): Breaker {
   if (options === undefined) return new Breaker({ name: handler.name || "handler" });
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `Cannot guard handler: options must be an object, received ${describeValue(options)}`,
-    );
-  }
+  optionsObject("Cannot guard handler", options);
   const { breaker, ...breakerOptions } = options;
   if (breaker === undefined) {
     return new Breaker({ name: handler.name || "handler", ...breakerOptions });

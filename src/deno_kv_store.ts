@@ -20,6 +20,7 @@
  */
 
 import { describeValue } from "./core/describe_value.ts";
+import { optionsObject } from "./core/validate.ts";
 import type { StateStore, StoredState } from "./store.ts";
 
 export type { StateStore, StoredState } from "./store.ts";
@@ -310,13 +311,7 @@ function isDenoKv(kv: unknown): kv is DenoKv {
 
 function prefixOf(options: unknown): DenoKvKey {
   if (options === undefined) return ["circuit"];
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `Cannot create Deno KV store: "options" must be an object, received ${
-        describeValue(options)
-      }`,
-    );
-  }
+  optionsObject("Cannot create Deno KV store", options);
   const { prefix = ["circuit"] } = options as { prefix?: unknown };
   if (!Array.isArray(prefix) || !prefix.every(isKeyPart)) {
     throw new TypeError(

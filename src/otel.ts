@@ -53,9 +53,11 @@ import {
   type ObservableResult,
   ValueType,
 } from "@opentelemetry/api";
-import { Breaker, checkOptionNames } from "./breaker.ts";
+import { Breaker } from "./breaker.ts";
+
 import { DURATION_BOUNDS } from "./breaker_metrics.ts";
 import { describeValue } from "./core/describe_value.ts";
+import { checkOptionNames, optionsObject } from "./core/validate.ts";
 import type { BreakerState } from "./core/snapshot.ts";
 import type { BreakerListener } from "./events.ts";
 import { BreakerRegistry, defaultRegistry } from "./registry.ts";
@@ -293,11 +295,7 @@ export function instrumentBreakers(
 
 /** The meter the options give, or the global provider's. */
 function meterOf(options: InstrumentBreakersOptions): Meter {
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `${CONTEXT}: "options" must be an object, received ${describeValue(options)}`,
-    );
-  }
+  optionsObject(CONTEXT, options);
   checkOptionNames(options, OPTION_NAMES, CONTEXT);
   const { meter, meterProvider } = options;
   if (meter !== undefined && meterProvider !== undefined) {

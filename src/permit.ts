@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CallHooks, Permit } from "./breaker.ts";
+import type { CallHooks, Permit } from "./call_protocol.ts";
 
 let issuing = false;
 let issue: (hooks: CallHooks, permit: Permit) => BreakerPermit;

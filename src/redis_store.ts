@@ -27,6 +27,7 @@
  */
 
 import { describeValue } from "./core/describe_value.ts";
+import { optionsObject } from "./core/validate.ts";
 import type { StateStore, StoredState } from "./store.ts";
 
 export type { StateStore, StoredState } from "./store.ts";
@@ -658,11 +659,7 @@ function storedStateOf(message: unknown): StoredState {
 
 function prefixOf(options: unknown): string {
   if (options === undefined) return "circuit:";
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `Cannot create Redis store: "options" must be an object, received ${describeValue(options)}`,
-    );
-  }
+  optionsObject("Cannot create Redis store", options);
   const { prefix = "circuit:" } = options as { prefix?: unknown };
   if (typeof prefix !== "string") {
     throw new TypeError(

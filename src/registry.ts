@@ -5,9 +5,12 @@
  * @module
  */
 
-import { Breaker, type BreakerOptions } from "./breaker.ts";
+import { Breaker } from "./breaker.ts";
+import type { BreakerOptions } from "./breaker_options.ts";
 import type { BreakerState } from "./core/snapshot.ts";
 import { describeValue } from "./core/describe_value.ts";
+import { fail, optionsObject } from "./core/validate.ts";
+import { checkListeners } from "./listeners.ts";
 import type { BreakerListener } from "./events.ts";
 
 /**
@@ -167,11 +170,7 @@ export class BreakerRegistry implements Iterable<Breaker> {
     }
     const listed = this.get(name);
     if (listed !== undefined) return listed;
-    if (options === null || typeof options !== "object") {
-      throw new TypeError(
-        `Cannot create breaker: options must be an object, received ${describeValue(options)}`,
-      );
-    }
+    optionsObject("Cannot create breaker", options);
     for (const fixed of ["name", "registry"] as const) {
       if (fixed in options) {
         throw new TypeError(
@@ -383,11 +382,7 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * ```
    */
   addListener(listener: BreakerListener): Disposable {
-    if (listener === null || typeof listener !== "object") {
-      throw new TypeError(
-        `Cannot add listener: "listener" must be an object, received ${describeValue(listener)}`,
-      );
-    }
+    checkListeners([listener], "Cannot add listener");
     this.#listeners = [...this.#listeners, listener];
     for (const breaker of this) breaker.addListener(listener);
     let added = true;
@@ -500,3 +495,17 @@ export class BreakerRegistry implements Iterable<Breaker> {
  * ```
  */
 export const defaultRegistry: BreakerRegistry = new BreakerRegistry();
+
+/**
+ * The `registry` option of a breaker, checked.
+ *
+ * @throws {TypeError} When it is neither a `BreakerRegistry` nor `false`.
+ */
+export function checkRegistry(
+  registry: unknown,
+  context: string,
+): BreakerRegistry | false | undefined {
+  return registry === undefined || registry === false || registry instanceof BreakerRegistry
+    ? registry
+    : fail(context, "registry", "a BreakerRegistry or false", registry, true);
+}

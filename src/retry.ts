@@ -12,6 +12,7 @@
 import { exponentialBackoff } from "./backoff.ts";
 import { isFailedResponse } from "./core/classify.ts";
 import { describeValue } from "./core/describe_value.ts";
+import { optionsObject } from "./core/validate.ts";
 import type { ErrorMatcher } from "./core/options.ts";
 import { compileMatchers } from "./core/policy.ts";
 import { retryAfterHint } from "./core/retry_after.ts";
@@ -170,11 +171,7 @@ interface RetryPlan {
 }
 
 function parseRetryOptions(options: RetryOptions): RetryPlan {
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `${CONTEXT}: options must be an object, received ${describeValue(options)}`,
-    );
-  }
+  optionsObject(CONTEXT, options);
   const { attempts = 3, budget = Infinity, attemptTimeout, signal, onRetry } = options;
   if (!Number.isSafeInteger(attempts) || attempts < 1) {
     throw new RangeError(
@@ -209,11 +206,7 @@ function parseRetryOptions(options: RetryOptions): RetryPlan {
     }
   }
   const backoffOptions = options.backoff ?? {};
-  if (backoffOptions === null || typeof backoffOptions !== "object") {
-    throw new TypeError(
-      `${CONTEXT}: "backoff" must be an object, received ${describeValue(backoffOptions)}`,
-    );
-  }
+  optionsObject(CONTEXT, backoffOptions, "backoff");
   const delay = exponentialBackoff({
     initialDelay: backoffOptions.initialDelay ?? 100,
     maxDelay: backoffOptions.maxDelay ?? 10_000,

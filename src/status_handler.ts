@@ -23,6 +23,7 @@
 
 import { BreakerMetrics } from "./breaker_metrics.ts";
 import { describeValue } from "./core/describe_value.ts";
+import { checkOptionNames, optionsObject } from "./core/validate.ts";
 import { type Format, negotiate } from "./accept_header.ts";
 import { readHealth } from "./health_report.ts";
 import { isolatedByOperator, isolateForOperator, releaseForOperator } from "./operator_holds.ts";
@@ -234,16 +235,7 @@ function parseHandlerArguments(registry: unknown, options: unknown): Settings {
       `${context}: "registry" must be a BreakerRegistry, received ${describeValue(registry)}`,
     );
   }
-  if (options === null || typeof options !== "object" || Array.isArray(options)) {
-    throw new TypeError(
-      `${context}: options must be an object, received ${describeValue(options)}`,
-    );
-  }
-  for (const key of Object.keys(options)) {
-    if (!OPTION_NAMES.includes(key)) {
-      throw new TypeError(`${context}: unknown option ${JSON.stringify(key)}`);
-    }
-  }
+  checkOptionNames(optionsObject(context, options), OPTION_NAMES, context);
   const {
     authorize,
     authorizeRead,

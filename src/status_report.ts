@@ -8,7 +8,8 @@
  */
 
 import type { BreakerMode } from "./core/options.ts";
-import { type Breaker, callHooks } from "./breaker.ts";
+import type { Breaker } from "./breaker.ts";
+import { callHooks } from "./call_protocol.ts";
 import type { BreakerState } from "./core/snapshot.ts";
 import type { WindowStats } from "./core/window.ts";
 import type { BreakerMetrics, Transition } from "./breaker_metrics.ts";

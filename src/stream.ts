@@ -7,8 +7,11 @@
  * @module
  */
 
-import { type Breaker, type CallHooks, callHooks, markGuarded, type Permit } from "./breaker.ts";
+import type { Breaker } from "./breaker.ts";
+import { type CallHooks, callHooks, type Permit } from "./call_protocol.ts";
+import { markGuarded } from "./guarded_function.ts";
 import { describeValue } from "./core/describe_value.ts";
+import { delay, optionalFunction, optionsObject } from "./core/validate.ts";
 import { streamDurationMs } from "./core/stream_duration.ts";
 import { type BreakerOpenError, type BulkheadFullError, TimeoutError } from "./errors.ts";
 
@@ -84,7 +87,6 @@ const DONE_RESULT: IteratorReturnResult<never> = Object.freeze({
   done: true,
   value: undefined as never,
 });
-const MAX_TIMER_DELAY = 2_147_483_647;
 
 /** How the source is obtained when the stream is admitted. */
 export type Opener<T, TReturn = unknown, TNext = unknown> = (
@@ -101,11 +103,7 @@ interface Resolved<T> {
 /** Validates per-stream options over the breaker's. */
 function resolveOptions<T>(hooks: CallHooks, options: StreamOptions<T> | undefined): Resolved<T> {
   const context = "Cannot guard stream";
-  if (options !== undefined && (options === null || typeof options !== "object")) {
-    throw new TypeError(
-      `${context}: options must be an object, received ${describeValue(options)}`,
-    );
-  }
+  if (options !== undefined) optionsObject(context, options);
   const policy = hooks.policy;
   const signal = options?.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
@@ -113,34 +111,19 @@ function resolveOptions<T>(hooks: CallHooks, options: StreamOptions<T> | undefin
       `${context}: "signal" must be an AbortSignal, received ${describeValue(signal)}`,
     );
   }
-  const delay = (name: "firstItemTimeout" | "idleTimeout"): number | undefined => {
-    const value = options?.[name];
-    if (value === undefined) return policy.streams?.[name];
-    if (typeof value !== "number") {
-      throw new TypeError(
-        `${context}: "${name}" must be a number, received ${describeValue(value)}`,
-      );
-    }
-    if (!(value > 0 && value <= MAX_TIMER_DELAY)) {
-      throw new RangeError(
-        `${context}: "${name}" must be a number > 0 and <= ${MAX_TIMER_DELAY}, received ${
-          describeValue(value)
-        }`,
-      );
-    }
-    return value;
-  };
-  const isFailureItem = options?.isFailureItem ?? policy.streams?.isFailureItem;
-  if (isFailureItem !== undefined && typeof isFailureItem !== "function") {
-    throw new TypeError(
-      `${context}: "isFailureItem" must be a function, received ${describeValue(isFailureItem)}`,
-    );
-  }
+  // The breaker's own were checked when it was made; a stream's are checked the same way.
+  const streams = policy.streams;
   return {
     signal,
-    firstItemTimeout: delay("firstItemTimeout"),
-    idleTimeout: delay("idleTimeout"),
-    isFailureItem: isFailureItem as ((item: T) => boolean) | undefined,
+    firstItemTimeout: options?.firstItemTimeout === undefined
+      ? streams?.firstItemTimeout
+      : delay(context, "firstItemTimeout", options.firstItemTimeout),
+    idleTimeout: options?.idleTimeout === undefined
+      ? streams?.idleTimeout
+      : delay(context, "idleTimeout", options.idleTimeout),
+    isFailureItem: options?.isFailureItem === undefined
+      ? streams?.isFailureItem
+      : optionalFunction<(item: T) => boolean>(context, "isFailureItem", options.isFailureItem),
   };
 }
 

@@ -494,7 +494,7 @@ describe("BreakerGroup", () => {
 
   it("rejects bad input, naming the option and the value", () => {
     const cases: [unknown, string, string][] = [
-      [undefined, "TypeError", "options must be an object, received undefined"],
+      [undefined, "TypeError", '"options" must be an object, received undefined'],
       [{}, "TypeError", '"name" must be a non-empty string, received undefined'],
       [{ name: "" }, "TypeError", '"name" must be a non-empty string, received ""'],
       [{ name: "g", maxKeys: 0 }, "RangeError", '"maxKeys" must be an integer >= 1, received 0'],

@@ -226,7 +226,7 @@ describe("Breaker option validation", () => {
   it("Breaker rejects options that are not an object", () => {
     assert.throws(() => new Breaker(5 as never), {
       name: "TypeError",
-      message: "Cannot create breaker: options must be an object, received 5",
+      message: 'Cannot create breaker: "options" must be an object, received 5',
     });
   });
 

@@ -271,7 +271,7 @@ describe("BreakerRegistry", () => {
     });
     assert.throws(() => registry.breaker("x", null as unknown as object), {
       name: "TypeError",
-      message: "Cannot create breaker: options must be an object, received null",
+      message: 'Cannot create breaker: "options" must be an object, received null',
     });
     assert.throws(() => registry.add("db" as unknown as Breaker), {
       name: "TypeError",
@@ -279,7 +279,7 @@ describe("BreakerRegistry", () => {
     });
     assert.throws(() => registry.addListener(undefined as unknown as BreakerListener), {
       name: "TypeError",
-      message: 'Cannot add listener: "listener" must be an object, received undefined',
+      message: 'Cannot add listener: "listener" must be an object with hooks, received undefined',
     });
     assert.throws(() => registry.breaker("y", { registry: false } as object), {
       name: "TypeError",

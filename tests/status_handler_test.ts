@@ -125,7 +125,7 @@ describe("statusHandler arguments", () => {
     const create = (options: unknown) => statusHandler(registry, options as StatusHandlerOptions);
     assert.throws(() => create(null), {
       name: "TypeError",
-      message: "Cannot create status handler: options must be an object, received null",
+      message: 'Cannot create status handler: "options" must be an object, received null',
     });
     assert.throws(() => create({ authorise: () => true }), {
       name: "TypeError",

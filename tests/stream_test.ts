@@ -10,7 +10,7 @@ import {
   circuit,
   TimeoutError,
 } from "../mod.ts";
-import { callHooks } from "../src/breaker.ts";
+import { callHooks } from "../src/call_protocol.ts";
 import { guardSyncStream } from "../src/stream.ts";
 import { describe, it } from "./timer_leaks.ts";
 import { deferred, flush } from "./manual_clock.ts";

@@ -131,3 +131,20 @@ function matches(
     return whenBroken;
   }
 }
+
+/**
+ * Whether a value is a promise-like object (has a `then` method): a result that is no
+ * outcome yet.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isThenable } from "./classify.ts";
+ * assert.equal(isThenable(Promise.resolve(1)), true);
+ * assert.equal(isThenable({ then: 1 }), false);
+ * ```
+ */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function";
+}

@@ -5,7 +5,16 @@
  * @module
  */
 
-import { describeValue } from "./describe_value.ts";
+import {
+  delay,
+  duration,
+  fail,
+  integer,
+  number,
+  optionalFunction,
+  optionsObject,
+  rate,
+} from "./validate.ts";
 import type {
   BreakerMode,
   ErrorClass,
@@ -203,7 +212,6 @@ export const POLICY_OPTIONS: readonly (keyof PolicyOptions)[] = Object.keys(
 ) as (keyof PolicyOptions)[];
 
 /** The longest delay `setTimeout` honours (larger ones fire at once on some runtimes). */
-const MAX_TIMER_DELAY = 2_147_483_647;
 const DEFAULT_RECOVERY_TIMEOUT = 30_000;
 
 const reportToConsole: Reporter = (message, error) => {
@@ -255,11 +263,7 @@ export function createPolicySharingRules(
   report: Reporter = reportToConsole,
   shareable: WindowRules | undefined,
 ): Policy {
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `${context}: options must be an object, received ${describeValue(options)}`,
-    );
-  }
+  optionsObject(context, options);
   const name = options.name ?? "breaker";
   if (typeof name !== "string" || name === "") {
     fail(context, "name", "a non-empty string", name, true);
@@ -361,20 +365,6 @@ export function createPolicySharingRules(
   });
 }
 
-// The validators live at module level, not as closures in `createPolicy`: a breaker made per
-// key (a million of them) should not build eight functions each time.
-
-function fail(
-  context: string,
-  path: string,
-  expected: string,
-  received: unknown,
-  type = false,
-): never {
-  const message = `${context}: "${path}" must be ${expected}, received ${describeValue(received)}`;
-  throw type ? new TypeError(message) : new RangeError(message);
-}
-
 function queueLength(context: string, options: PolicyOptions): number {
   const value = options.maxQueued;
   if (value === undefined) return 0;
@@ -392,51 +382,6 @@ function mode(context: string, value: unknown): BreakerMode {
   if (value === undefined) return "enforce";
   if (MODES.includes(value as BreakerMode)) return value as BreakerMode;
   return fail(context, "mode", `one of ${MODES.map((m) => `"${m}"`).join(", ")}`, value, true);
-}
-
-function number(context: string, path: string, value: unknown): number {
-  return typeof value === "number" ? value : fail(context, path, "a number", value, true);
-}
-
-function integer(
-  context: string,
-  path: string,
-  value: unknown,
-  fallback: number,
-  allowInfinity = false,
-): number {
-  if (value === undefined) return fallback;
-  const n = number(context, path, value);
-  if (Number.isSafeInteger(n) && n >= 1) return n;
-  if (allowInfinity && n === Infinity) return n;
-  return fail(context, path, `an integer >= 1${allowInfinity ? " or Infinity" : ""}`, value);
-}
-
-function duration(context: string, path: string, value: unknown, min = 0): number {
-  const n = number(context, path, value);
-  return Number.isFinite(n) && n >= min
-    ? n
-    : fail(context, path, `a finite number >= ${min}`, value);
-}
-
-function rate(context: string, path: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const n = number(context, path, value);
-  return n > 0 && n <= 1 ? n : fail(context, path, "a number in (0, 1]", value);
-}
-
-function optionalFunction<F>(context: string, path: string, value: unknown): F | undefined {
-  return value === undefined || typeof value === "function"
-    ? value as F | undefined
-    : fail(context, path, "a function", value, true);
-}
-
-function delay(context: string, path: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const n = number(context, path, value);
-  return n > 0 && n <= MAX_TIMER_DELAY
-    ? n
-    : fail(context, path, `a number > 0 and <= ${MAX_TIMER_DELAY}`, value);
 }
 
 function errorMatchers(
