@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Fails when the published modules load each other in a cycle at run time.
 //
-//   node scripts/check_cycles.mjs
+//   node scripts/check_cycles.mjs [root]      (root: the project, by default this one)
 //
 // It follows every relative `import`/`export ... from` of mod.ts and the files it reaches,
 // leaving out those that load nothing at run time (`import type`, or braces holding only
@@ -16,13 +16,18 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const ROOT = path.resolve(
+  process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), ".."),
+);
 const ENTRIES = Object.values(
   JSON.parse(fs.readFileSync(path.join(ROOT, "deno.json"), "utf8")).exports,
 ).map((entry) => path.join(ROOT, entry));
 
-/** Cycles we accept, each as its files sorted and joined by " -> ". None at the moment. */
-const ALLOWED_CYCLES = new Set([]);
+/**
+ * Cycles we accept, each as its files sorted and joined by " -> ". One: a named breaker joins
+ * the default registry as it is made, and a registry makes breakers (`registry.breaker()`).
+ */
+const ALLOWED_CYCLES = new Set(["src/breaker.ts -> src/registry.ts"]);
 
 const STATEMENT = /^(?:import|export)\s+(type\s+)?(?:([\s\S]*?)\s+from\s+)?"(\.[^"]+)"/gm;
 
