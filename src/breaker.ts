@@ -51,6 +51,8 @@ import {
   recordSuccess,
   type Rejection,
   release,
+  skipsAdmission,
+  successNeedsClock,
   tripStats,
 } from "./core/transitions.ts";
 import { checkOptionNames, optionsObject } from "./core/validate.ts";
@@ -182,7 +184,7 @@ export class Breaker {
   #coalesce: ((this: unknown, ...args: unknown[]) => string) | undefined;
   #listeners: readonly BreakerListener[];
   /** Whether every call reads the clock: a timed rule, or listeners that want durations. */
-  #timed: boolean;
+  #timed = false;
   #settle: Settle | undefined;
   /** The snapshot in which a call needs no admission, clock or recording (see `isQuiet`). */
   #quiet: Snapshot | undefined;
@@ -217,7 +219,7 @@ export class Breaker {
     this.#fallback = parsed.fallback;
     this.#coalesce = parsed.coalesce;
     this.#listeners = parsed.listeners;
-    this.#timed = this.#policy.timed || this.#listeners.length !== 0;
+    this.#refreshFastPath();
     this.#snapshot = merged.state === undefined
       ? INITIAL_SNAPSHOT
       : snapshotFromJSON(this.#policy, merged.state, `${context} "${this.#policy.name}"`);
@@ -685,8 +687,7 @@ export class Breaker {
       this.#noteTime();
     }
     this.#fallback = fallback;
-    this.#timed = policy.timed || this.#listeners.length !== 0;
-    this.#quiet = undefined;
+    this.#refreshFastPath();
   }
 
   /**
@@ -702,8 +703,7 @@ export class Breaker {
   addListener(listener: BreakerListener): Disposable {
     checkListeners([listener], "Cannot add listener");
     this.#listeners = [...this.#listeners, listener];
-    this.#timed = true;
-    this.#quiet = undefined;
+    this.#refreshFastPath();
     return { [Symbol.dispose]: () => this.removeListener(listener) };
   }
 
@@ -724,8 +724,7 @@ export class Breaker {
     if (index === -1) return;
     const remaining = this.#listeners.filter((_, i) => i !== index);
     this.#listeners = remaining.length === 0 ? NO_LISTENERS : remaining;
-    this.#timed = this.#policy.timed || this.#listeners.length !== 0;
-    this.#quiet = undefined;
+    this.#refreshFastPath();
   }
 
   // The wrappers call `#call` themselves, with no closure between: one frame less under every
@@ -819,10 +818,7 @@ export class Breaker {
         return Promise.reject(error);
       }
       if (result instanceof Promise) {
-        let settle = this.#settle;
-        if (settle === undefined || settle.generation !== before.generation || settle.timed) {
-          settle = this.#settlers(before.generation, false);
-        }
+        const settle = this.#settlersOf(before.generation, false);
         return result.then(settle.onValue, settle.onError);
       }
       if (isThenable(result)) return this.#observe(result, before.generation, 0, false);
@@ -914,20 +910,14 @@ export class Breaker {
     before: Snapshot,
   ): Promise<unknown> | Rejection {
     const policy = this.#policy;
-    if (
-      before.state === "closed" && before.isolated === 0 && signal === undefined &&
-      this.#listeners.length === 0 && policy.timeout === undefined && !policy.durations &&
-      policy.lease === undefined
-    ) {
-      // Closed, and nothing watches the call begin or needs its start: admission would keep
-      // the snapshot and read no clock, so the call runs at once and only its outcome counts.
-      // (Not in `#call`: there it slowed the quiet path by about 5 % on Deno.)
+    if (signal === undefined && this.#listeners.length === 0 && skipsAdmission(policy, before)) {
+      // Nothing watches the call begin or needs its start: it runs at once and only its
+      // outcome counts. (Not in `#call`: there it slowed the quiet path by about 5 % on Deno.)
       if (isQuiet(policy, before)) this.#quiet = before;
       return this.#run(fn, thisArg, args, before.generation, 0, this.#timed, false);
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const startClock = this.#policy.durations || this.#listeners.length !== 0 ||
-      needsClock(policy, before);
+    const startClock = this.#listeners.length !== 0 || needsClock(policy, before);
     const timed = this.#timed || startClock;
     let start = 0;
     if (startClock) {
@@ -937,20 +927,9 @@ export class Breaker {
         return Promise.reject(error);
       }
     }
-    const verdict = this.#admit(policy, start);
-    let generation = before.generation;
-    if (verdict !== before) {
-      if (isRejection(verdict)) {
-        this.#keepRejected(verdict);
-        if (policy.mode !== "observe") return verdict;
-        this.#observeRejection(verdict);
-        return runUnguarded(fn, thisArg, args, signal);
-      }
-      this.#change(verdict);
-      generation = verdict.generation;
-    }
-    if (this.#listeners.length !== 0) this.#emit("beforeCall", { breaker: this });
-    else if (isQuiet(policy, this.#snapshot)) this.#quiet = this.#snapshot;
+    const generation = this.#enter(policy, before, start);
+    if (typeof generation !== "number") return generation;
+    if (generation === UNGUARDED.generation) return runUnguarded(fn, thisArg, args, signal);
     if (policy.timeout !== undefined || signal !== undefined) {
       return this.#callGuarded(fn, thisArg, args, signal, generation, start, timed);
     }
@@ -987,19 +966,9 @@ export class Breaker {
       // Failures are being counted: this call is likely to fail too.
       return this.#settleThrough(promise, generation, start, timed);
     }
-    if (!timed) {
-      // One handler pair per generation: the common path allocates nothing per call.
-      let settle = this.#settle;
-      if (settle === undefined || settle.generation !== generation || settle.timed) {
-        settle = this.#settlers(generation, false);
-      }
-      return promise.then(settle.onValue, settle.onError);
-    }
     if (!startClock) {
-      let settle = this.#settle;
-      if (settle === undefined || settle.generation !== generation || !settle.timed) {
-        settle = this.#settlers(generation, true);
-      }
+      // One handler pair per generation: the common path allocates nothing per call.
+      const settle = this.#settlersOf(generation, timed);
       return promise.then(settle.onValue, settle.onError);
     }
     return this.#observe(promise, generation, start, true);
@@ -1193,24 +1162,12 @@ export class Breaker {
     before: Snapshot,
   ): unknown {
     const policy = this.#policy;
-    const startClock = policy.durations || this.#listeners.length !== 0 ||
-      needsClock(policy, before);
+    const startClock = this.#listeners.length !== 0 || needsClock(policy, before);
     const timed = this.#timed || startClock;
     const start = startClock ? this.#now() : 0;
-    const verdict = this.#admit(policy, start);
-    let generation = before.generation;
-    if (verdict !== before) {
-      if (isRejection(verdict)) {
-        this.#keepRejected(verdict);
-        if (policy.mode !== "observe") return new TurnedAway(verdict);
-        this.#observeRejection(verdict);
-        return fn.apply(thisArg, args as unknown[]);
-      }
-      this.#change(verdict);
-      generation = verdict.generation;
-    }
-    if (this.#listeners.length !== 0) this.#emit("beforeCall", { breaker: this });
-    else if (isQuiet(policy, this.#snapshot)) this.#quiet = this.#snapshot;
+    const generation = this.#enter(policy, before, start);
+    if (typeof generation !== "number") return new TurnedAway(generation);
+    if (generation === UNGUARDED.generation) return fn.apply(thisArg, args as unknown[]);
     let result: unknown;
     try {
       result = fn.apply(thisArg, args as unknown[]);
@@ -1276,14 +1233,6 @@ export class Breaker {
     this.#emit("rejected", { breaker: this, error });
   }
 
-  /** Keeps the snapshot a rejection brings, tells listeners, and returns the caller's error. */
-  #refuse(rejection: Rejection): BreakerOpenError {
-    this.#keepRejected(rejection);
-    const error = new BreakerOpenError(openErrorOptions(this.#policy, rejection));
-    if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
-    return error;
-  }
-
   /** Admission for a stream: a permit, or the error of a refusal. */
   #begin(): Permit | BreakerOpenError | BulkheadFullError {
     const policy = this.#policy;
@@ -1308,19 +1257,45 @@ export class Breaker {
     const before = this.#snapshot;
     const timed = this.#timed || needsClock(policy, before);
     const start = timed ? this.#now() : 0;
+    const generation = this.#enter(policy, before, start);
+    if (typeof generation !== "number") {
+      const error = new BreakerOpenError(openErrorOptions(policy, generation));
+      if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
+      return error;
+    }
+    return generation === UNGUARDED.generation ? UNGUARDED : { generation, start, timed };
+  }
+
+  /**
+   * Admission of a call whose start time (if needed) is `start`: the generation it runs in,
+   * `UNGUARDED.generation` for a call let through unguarded under `"observe"`, or the
+   * rejection of a call turned away (snapshot kept; the caller makes the error). Announces
+   * changes and `beforeCall`.
+   */
+  #enter(policy: Policy, before: Snapshot, start: number): number | Rejection {
     const verdict = this.#admit(policy, start);
     let generation = before.generation;
     if (verdict !== before) {
       if (isRejection(verdict)) {
-        const refused = this.#refuse(verdict);
-        return policy.mode === "observe" ? UNGUARDED : refused;
+        this.#keepRejected(verdict);
+        if (policy.mode !== "observe") return verdict;
+        this.#observeRejection(verdict);
+        return UNGUARDED.generation;
       }
       this.#change(verdict);
       generation = verdict.generation;
     }
     if (this.#listeners.length !== 0) this.#emit("beforeCall", { breaker: this });
     else if (isQuiet(policy, this.#snapshot)) this.#quiet = this.#snapshot;
-    return { generation, start, timed };
+    return generation;
+  }
+
+  /** The handler pair for calls of `generation` (see `#settlers`). */
+  #settlersOf(generation: number, timed: boolean): Settle {
+    const settle = this.#settle;
+    return settle !== undefined && settle.generation === generation && settle.timed === timed
+      ? settle
+      : this.#settlers(generation, timed);
   }
 
   /**
@@ -1382,8 +1357,7 @@ export class Breaker {
 
   #settleSuccess(generation: number, start: number, timed: boolean, duration?: number): void {
     const before = this.#snapshot;
-    // The rules judge every success, and one that trips opens the circuit from now.
-    const end = timed || this.#policy.rules !== undefined ? this.#settledAt(start) : 0;
+    const end = timed || successNeedsClock(this.#policy, before) ? this.#settledAt(start) : 0;
     const durationMs = duration ?? (timed ? end - start : 0); // untimed: no start was read
     const next = recordSuccess(this.#policy, before, generation, durationMs, end);
     if (next !== before) this.#snapshot = next;
@@ -1417,6 +1391,15 @@ export class Breaker {
     const before = this.#snapshot;
     const next = recordNeutral(this.#policy, before, generation);
     if (next !== before) this.#change(next);
+  }
+
+  /**
+   * Recomputes what the fast paths rely on, after the policy or the listeners changed:
+   * whether every call reads the clock, and the quiet snapshot (found again at the next call).
+   */
+  #refreshFastPath(): void {
+    this.#timed = this.#policy.timed || this.#listeners.length !== 0;
+    this.#quiet = undefined;
   }
 
   /** Stores a snapshot and announces a change of state. */

@@ -215,6 +215,41 @@ const WINDOW_SIZES = [1, 14, 15, 16, 31, 100] as const;
 // ------------------------------------------------------------------------------ tests
 
 describe("Breaker failureRate over a count window", () => {
+  it("Breaker reads no clock for a success that cannot trip a count window's failure rate", async () => {
+    let reads = 0;
+    let now = 1_000;
+    const breaker = new Breaker({
+      clock: () => (reads++, now),
+      failureRate: 0.5,
+      minimumCalls: 4,
+      window: { calls: 4 },
+    });
+    const before = reads;
+    for (let i = 0; i < 10; i++) await breaker.execute(() => Promise.resolve(i));
+    assert.equal(reads, before, "ten successes in a count window, no clock read");
+    assert.deepEqual(breaker.stats, statsOf(4, 0, 0));
+  });
+
+  it("Breaker opens from the time of the success that brings the failure rate to its threshold", async () => {
+    let now = 1_000;
+    const breaker = new Breaker({
+      clock: () => now,
+      failureRate: 0.5,
+      minimumCalls: 4,
+      recoveryTimeout: 10_000,
+      window: { calls: 10 },
+    });
+    for (const fails of [true, true, false]) {
+      await breaker.execute(() => fails ? Promise.reject(new Error("down")) : Promise.resolve(1))
+        .catch(() => {});
+    }
+    assert.equal(breaker.state, "closed", "3 calls: below minimumCalls");
+    now = 5_000;
+    await breaker.execute(() => Promise.resolve(1)); // 2 of 4: the success trips the rule
+    assert.equal(breaker.state, "open");
+    assert.equal(breaker.openUntil, 15_000, "open from the success's time, not from 0");
+  });
+
   it("Breaker failureRate trips at exactly failures / calls >= rate once minimumCalls is reached", async () => {
     const clock = manualClock(0);
     const breaker = new Breaker({

@@ -29,6 +29,7 @@ import {
   snapshotToJSON,
   stateAt,
   streamDurationMs,
+  successNeedsClock,
   tallyOutcome,
   WRITE_MARK_TTL_MS,
 } from "../src/core/mod.ts";
@@ -453,5 +454,45 @@ describe("core write marks", () => {
     assert.deepEqual({ ...readWriteMarks(parsed) }, { a: [3, 0], ["__proto__"]: [1, 2] });
     assert.deepEqual({ ...readWriteMarks({ writes: [[1, 2]] }) }, {});
     assert.deepEqual({ ...readWriteMarks(null) }, {});
+  });
+});
+
+describe("core successNeedsClock()", () => {
+  it("successNeedsClock() is false only where recordSuccess() gives the same snapshot at any time", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.double({ min: 0.05, max: 1, noNaN: true }),
+        fc.array(fc.boolean(), { maxLength: 40 }),
+        (calls, minimumCalls, failureRate, outcomes) => {
+          const policy = createPolicy(
+            { failureRate, minimumCalls: Math.min(minimumCalls, calls), window: { calls } },
+            "test",
+            () => {},
+          );
+          let snapshot = INITIAL_SNAPSHOT;
+          for (const failed of outcomes) {
+            if (snapshot.state !== "closed") break;
+            if (!successNeedsClock(policy, snapshot)) {
+              const early = recordSuccess(policy, snapshot, snapshot.generation, 0, 0);
+              const late = recordSuccess(policy, snapshot, snapshot.generation, 0, 987_654);
+              assert.deepEqual(early, late);
+              assert.equal(early.state, "closed");
+            }
+            snapshot = failed
+              ? recordFailure(policy, snapshot, snapshot.generation, new Error("x"), 0, 1)
+              : recordSuccess(policy, snapshot, snapshot.generation, 0, 1);
+          }
+        },
+      ),
+    );
+  });
+
+  it("successNeedsClock() is true for a time window, a trial and a shared circuit", () => {
+    assert.equal(successNeedsClock(createPolicy({ failureRate: 0.5 }), INITIAL_SNAPSHOT), true);
+    const halfOpen = { ...INITIAL_SNAPSHOT, state: "half-open" as const };
+    assert.equal(successNeedsClock(createPolicy({}), halfOpen), true);
+    assert.equal(successNeedsClock(createPolicy({}), INITIAL_SNAPSHOT), false);
   });
 });

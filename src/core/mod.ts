@@ -82,6 +82,8 @@ export {
   recordTally,
   type Rejection,
   release,
+  skipsAdmission,
+  successNeedsClock,
   takeLease,
   tripStats,
   wantsLease,

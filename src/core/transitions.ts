@@ -51,8 +51,9 @@ export function isRejection(verdict: Snapshot | Rejection): verdict is Rejection
 }
 
 /**
- * Whether admitting a call needs the time: a closed, unisolated circuit admits without it
- * (a timed rule still needs the time to record the outcome: see `Policy.timed`).
+ * Whether a call's start needs the time: to decide its admission (a closed, unisolated
+ * circuit admits without it) or to measure its duration (slow calls are counted). Recording
+ * its outcome may need the time too: see `successNeedsClock` and `failureNeedsClock`.
  *
  * @example
  * ```ts
@@ -62,8 +63,58 @@ export function isRejection(verdict: Snapshot | Rejection): verdict is Rejection
  * needsClock(createPolicy({}), INITIAL_SNAPSHOT); // false
  * ```
  */
-export function needsClock(_policy: Policy, snapshot: Snapshot): boolean {
-  return snapshot.state !== "closed" || snapshot.isolated !== 0;
+export function needsClock(policy: Policy, snapshot: Snapshot): boolean {
+  return policy.durations || snapshot.state !== "closed" || snapshot.isolated !== 0;
+}
+
+/**
+ * Whether a call may run without an admission decision and without its start time: the
+ * circuit is closed and unisolated, and nothing is armed or measured at a call's start (no
+ * `timeout`, no durations, no shared lease). Admission would keep the snapshot unchanged, so
+ * a shell may run the call at once and record only its outcome.
+ *
+ * @example
+ * ```ts
+ * import { skipsAdmission } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * skipsAdmission(createPolicy({}), INITIAL_SNAPSHOT); // true
+ * skipsAdmission(createPolicy({ timeout: 1_000 }), INITIAL_SNAPSHOT); // false
+ * ```
+ */
+export function skipsAdmission(policy: Policy, snapshot: Snapshot): boolean {
+  return snapshot.state === "closed" && snapshot.isolated === 0 &&
+    policy.timeout === undefined && !policy.durations && policy.lease === undefined;
+}
+
+/**
+ * Whether recording a success in this snapshot needs the time: when it may change the state
+ * (a trial, a ramp), feeds a time window, is shared, or may trip a rule (which opens the
+ * circuit from now). A success in a count window that cannot bring the failure rate to its
+ * threshold needs none.
+ *
+ * @example
+ * ```ts
+ * import { successNeedsClock } from "./transitions.ts";
+ * import { createPolicy } from "./policy.ts";
+ * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * successNeedsClock(createPolicy({ failureRate: 0.5, window: { calls: 100 } }), INITIAL_SNAPSHOT); // false
+ * successNeedsClock(createPolicy({ failureRate: 0.5 }), INITIAL_SNAPSHOT); // true (a time window)
+ * ```
+ */
+export function successNeedsClock(policy: Policy, snapshot: Snapshot): boolean {
+  if (snapshot.state !== "closed" || policy.lease !== undefined) return true;
+  const rules = policy.rules;
+  if (rules === undefined) return false;
+  const limits = rules.window;
+  if (limits.kind === "time" || rules.shouldTrip !== undefined) return true;
+  if (rules.slowCallRate !== undefined || rules.failureRate === undefined) return true;
+  // A success adds a call and no failure (and may push an old failure out): the rate after it
+  // is at most `failures / calls` with the calls it will count.
+  const window = snapshot.window;
+  const failures = window?.failures ?? 0;
+  const calls = Math.min((window?.calls ?? 0) + 1, limits.calls);
+  return calls >= rules.minimumCalls && failures / calls >= rules.failureRate;
 }
 
 /**
