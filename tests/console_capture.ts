@@ -20,9 +20,14 @@ export interface ConsoleCapture extends Disposable {
  *
  * @example
  * ```ts
- * using reported = captureConsole("error");
- * console.error("boom");
- * assert.deepEqual(reported.calls, [["boom"]]);
+ * import assert from "node:assert/strict";
+ * import { captureConsole } from "./console_capture.ts";
+ *
+ * {
+ *   using reported = captureConsole("error");
+ *   console.error("boom", 42);
+ *   assert.deepEqual(reported.calls, [["boom", 42]]);
+ * }
  * ```
  */
 export function captureConsole(method: ConsoleMethod = "error"): ConsoleCapture {

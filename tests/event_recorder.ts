@@ -46,7 +46,13 @@ export interface EventRecorder {
  *
  * @example
  * ```ts
- * assert.equal(describeEvent({ hook: "stateChange", breaker, from: "closed", to: "open" }), "stateChange closed->open");
+ * import assert from "node:assert/strict";
+ * import { Breaker } from "../mod.ts";
+ * import { describeEvent } from "./event_recorder.ts";
+ *
+ * const breaker = new Breaker({ registry: false });
+ * const opened = describeEvent({ hook: "stateChange", breaker, from: "closed", to: "open" });
+ * assert.equal(opened, "stateChange closed->open");
  * ```
  */
 export function describeEvent(event: RecordedEvent): string {
@@ -69,8 +75,16 @@ export function describeEvent(event: RecordedEvent): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { Breaker } from "../mod.ts";
+ * import { recordEvents } from "./event_recorder.ts";
+ *
  * const recorded = recordEvents();
- * const breaker = new Breaker({ failureThreshold: 1, listeners: [recorded.listener] });
+ * const breaker = new Breaker({
+ *   failureThreshold: 1,
+ *   registry: false,
+ *   listeners: [recorded.listener],
+ * });
  * await breaker.execute(() => Promise.reject(new Error("down"))).catch(() => {});
  * assert.deepEqual(recorded.lines(), ["beforeCall", "failure", "stateChange closed->open"]);
  * ```
