@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   Breaker,
-  type BreakerListener,
   BreakerOpenError,
   type BreakerOptions,
   exponentialBackoff,
@@ -31,6 +30,8 @@ import {
 } from "../src/core/mod.ts";
 import { describe, it } from "./timer_leaks.ts";
 import { deferred, flush, type ManualClock, manualClock } from "./manual_clock.ts";
+import { captureConsole } from "./console_capture.ts";
+import { recordEvents } from "./event_recorder.ts";
 
 // ------------------------------------------------------------------------------- helpers
 
@@ -105,35 +106,6 @@ function callSync(breaker: Breaker, clock: ManualClock, failed: boolean, ms: num
   } catch (thrown) {
     return thrown instanceof BreakerOpenError ? "rejected" : "failed";
   }
-}
-
-/** Replaces console.error while `body` runs; returns what was reported. */
-async function capturingConsoleError(body: () => unknown): Promise<unknown[][]> {
-  const reports: unknown[][] = [];
-  const original = console.error;
-  console.error = (...args: unknown[]) => {
-    reports.push(args);
-  };
-  try {
-    await body();
-  } finally {
-    console.error = original;
-  }
-  return reports;
-}
-
-function recorder(): { events: string[]; listener: BreakerListener } {
-  const events: string[] = [];
-  return {
-    events,
-    listener: {
-      stateChange: ({ from, to }) => events.push(`stateChange ${from}->${to}`),
-      beforeCall: () => events.push("beforeCall"),
-      success: () => events.push("success"),
-      failure: () => events.push("failure"),
-      rejected: ({ error }) => events.push(`rejected ${error.state}`),
-    },
-  };
 }
 
 /** A Response, optionally with a Retry-After header. */
@@ -629,14 +601,14 @@ describe("Breaker stateChange of a trip", () => {
 
   it("Breaker stateChange of a slow success's trip counts that success", async () => {
     const clock = manualClock(0);
-    const seen: (WindowStats | undefined)[] = [];
+    const recorded = recordEvents(["stateChange"]);
     const breaker = new Breaker({
       clock,
       slowCallRate: 1,
       slowCallDuration: 100,
       minimumCalls: 2,
       window: { calls: 5 },
-      listeners: [{ stateChange: ({ stats }) => seen.push(stats) }],
+      listeners: [recorded.listener],
     });
     for (let i = 0; i < 2; i++) {
       await breaker.execute(() => {
@@ -645,7 +617,7 @@ describe("Breaker stateChange of a trip", () => {
       });
     }
     assert.equal(breaker.state, "open");
-    assert.deepEqual(seen, [{
+    assert.deepEqual(recorded.eventsOf("stateChange").map(({ stats }) => stats), [{
       calls: 2,
       failures: 0,
       slowCalls: 2,
@@ -655,15 +627,12 @@ describe("Breaker stateChange of a trip", () => {
   });
 
   it("Breaker stateChange carries no stats without a window, nor for other changes", async () => {
-    const events: object[] = [];
-    const breaker = new Breaker({
-      failureThreshold: 1,
-      listeners: [{ stateChange: (event) => events.push(event) }],
-    });
+    const recorded = recordEvents(["stateChange"]);
+    const breaker = new Breaker({ failureThreshold: 1, listeners: [recorded.listener] });
     await breaker.execute(() => Promise.reject(new Error("down"))).catch(() => {});
     breaker.close();
-    assert.equal(events.length, 2);
-    for (const event of events) assert.equal("stats" in event, false);
+    assert.equal(recorded.events.length, 2);
+    for (const event of recorded.events) assert.equal("stats" in event, false);
   });
 });
 
@@ -1094,11 +1063,10 @@ describe("Breaker shouldTrip", () => {
         throw broken;
       },
     });
-    const reports = await capturingConsoleError(async () => {
-      assert.deepEqual(await run(breaker, clock, "FFS"), ["closed", "closed", "closed"]);
-    });
-    assert.equal(reports.length, 3, "one report per judged call");
-    for (const report of reports) {
+    using reported = captureConsole("error");
+    assert.deepEqual(await run(breaker, clock, "FFS"), ["closed", "closed", "closed"]);
+    assert.equal(reported.calls.length, 3, "one report per judged call");
+    for (const report of reported.calls) {
       assert.match(String(report[0]), /shouldTrip/);
       assert.ok(report.includes(broken), "the thrown error is reported");
     }
@@ -1270,11 +1238,12 @@ describe("Breaker recoveryTimeout as a function", () => {
     it(`Breaker replaces a recoveryTimeout giving ${label} with 30_000 and reports it with console.error`, async () => {
       const clock = manualClock(5_000);
       const breaker = new Breaker({ clock, failureThreshold: 1, recoveryTimeout });
-      const reports = await capturingConsoleError(async () => {
+      {
+        using reported = captureConsole("error");
         assert.equal(await call(breaker, clock, "F"), "failed");
-      });
-      assert.equal(reports.length, 1);
-      assert.match(String(reports[0]?.[0]), /recoveryTimeout/);
+        assert.equal(reported.calls.length, 1);
+        assert.match(String(reported.calls[0]?.[0]), /recoveryTimeout/);
+      }
       assert.equal(breaker.state, "open");
       assert.equal(breaker.openUntil, 35_000);
       assert.equal(breaker.retryAfterMs, 30_000);
@@ -1286,8 +1255,9 @@ describe("Breaker recoveryTimeout as a function", () => {
       assert.equal(breaker.state, "half-open");
       assert.equal(await call(breaker, clock, "S"), "ok");
       assert.equal(breaker.state, "closed");
-      const again = await capturingConsoleError(() => breaker.open());
-      assert.equal(again.length, 1, "reported again at the next opening");
+      using again = captureConsole("error");
+      breaker.open();
+      assert.equal(again.calls.length, 1, "reported again at the next opening");
       assert.equal(breaker.openUntil, 65_000);
     });
   }
@@ -1371,17 +1341,12 @@ describe("Breaker recoveryRamp", () => {
   });
 
   it('Breaker rejects calls outside the share with BreakerOpenError "recovering", retryAfterMs 0, a rejected event', async () => {
-    const { events, listener } = recorder();
-    const { breaker } = await recovering({ name: "api", listeners: [listener] });
-    let rejected: unknown;
-    breaker.addListener({
-      rejected: ({ error }) => {
-        rejected = error;
-      },
-    });
-    events.length = 0;
+    const recorded = recordEvents();
+    const { breaker } = await recovering({ name: "api", listeners: [recorded.listener] });
+    recorded.clear();
     assert.deepEqual(await decisions(breaker, 2), [true, false]);
-    assert.deepEqual(events, ["beforeCall", "success", "rejected recovering"]);
+    assert.deepEqual(recorded.lines(), ["beforeCall", "success", "rejected recovering"]);
+    const rejected = recorded.eventsOf("rejected")[0]?.error;
     assert.ok(rejected instanceof BreakerOpenError);
     assert.equal(rejected.state, "recovering");
     assert.equal(rejected.retryAfterMs, 0);
@@ -1402,16 +1367,16 @@ describe("Breaker recoveryRamp", () => {
   });
 
   it('Breaker ends the ramp at rampUntil: state reads "closed", stateChange recovering->closed at the next call', async () => {
-    const { events, listener } = recorder();
-    const { breaker, clock } = await recovering({ listeners: [listener] });
+    const recorded = recordEvents();
+    const { breaker, clock } = await recovering({ listeners: [recorded.listener] });
     await decisions(breaker, 5);
     const generation = breaker.snapshot.generation;
-    events.length = 0;
+    recorded.clear();
     clock.now = 11_000;
     assert.equal(breaker.state, "closed");
-    assert.deepEqual(events, [], "reading state has no side effects");
+    assert.deepEqual(recorded.lines(), [], "reading state has no side effects");
     await call(breaker, clock, "S");
-    assert.deepEqual(events, ["stateChange recovering->closed", "beforeCall", "success"]);
+    assert.deepEqual(recorded.lines(), ["stateChange recovering->closed", "beforeCall", "success"]);
     assert.equal(
       breaker.snapshot.generation,
       generation,

@@ -1,8 +1,17 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import fc from "fast-check";
-import { Breaker, BreakerRegistry, defaultRegistry, memoryStore, type StateStore } from "../mod.ts";
+import {
+  Breaker,
+  type BreakerListener,
+  BreakerRegistry,
+  defaultRegistry,
+  memoryStore,
+  type StateStore,
+} from "../mod.ts";
 import { BreakerGroup, type EvictionEvent } from "../src/breaker_group.ts";
+import { captureConsole } from "./console_capture.ts";
+import { recordEvents } from "./event_recorder.ts";
 import { collectUntil } from "./gc.ts";
 import { manualClock } from "./manual_clock.ts";
 import { describe, it } from "./timer_leaks.ts";
@@ -37,24 +46,6 @@ function recordingGroup(maxKeys: number, options: { failureThreshold?: number } 
     ...options,
   });
   return { group, clock, registry, evictions };
-}
-
-/** Replaces a console method while `body` runs, returning what it was called with. */
-async function capture(
-  method: "warn" | "error",
-  body: () => unknown,
-): Promise<unknown[][]> {
-  const calls: unknown[][] = [];
-  const original = console[method];
-  console[method] = (...args: unknown[]) => {
-    calls.push(args);
-  };
-  try {
-    await body();
-  } finally {
-    console[method] = original;
-  }
-  return calls;
 }
 
 /** Lets the store's promises and notifications run (the memory store answers at once). */
@@ -237,7 +228,7 @@ describe("BreakerGroup", () => {
     ]);
   });
 
-  it("reports forced evictions of breakers that are not closed with console.warn, at most once a minute, without onEvict", async () => {
+  it("reports forced evictions of breakers that are not closed with console.warn, at most once a minute, without onEvict", () => {
     const clock = manualClock();
     const group = new BreakerGroup({
       name: "hosts",
@@ -246,30 +237,30 @@ describe("BreakerGroup", () => {
       registry: false,
       recoveryTimeout: 120_000,
     });
-    const warnings = await capture("warn", () => {
+    {
+      using warnings = captureConsole("warn");
       for (let i = 0; i < 5; i++) group.get(`k${i}`).open();
       clock.advance(60_000);
       group.get("k5").open();
-    });
-    assert.equal(warnings.length, 2);
-    assert.equal(
-      warnings[0]?.[0],
-      'Breaker group "hosts": evicted the open breaker of key "k0" to stay within maxKeys (2): no breaker was idle. Raise maxKeys, or pass onEvict to handle evictions.',
-    );
-    assert.match(
-      String(warnings[1]?.[0]),
-      /evicted the open breaker of key "k3" .* \(3 such evictions since the last warning\)/,
-    );
+      assert.equal(warnings.calls.length, 2);
+      assert.equal(
+        warnings.calls[0]?.[0],
+        'Breaker group "hosts": evicted the open breaker of key "k0" to stay within maxKeys (2): no breaker was idle. Raise maxKeys, or pass onEvict to handle evictions.',
+      );
+      assert.match(
+        String(warnings.calls[1]?.[0]),
+        /evicted the open breaker of key "k3" .* \(3 such evictions since the last warning\)/,
+      );
+    }
     // A forced eviction of a closed breaker (with a failure counted) is not warned about.
     const closed = new BreakerGroup({ name: "c", maxKeys: 1, registry: false });
-    const none = await capture("warn", () => {
-      failOnce(closed.get("a"));
-      closed.get("b");
-    });
-    assert.deepEqual(none, []);
+    using none = captureConsole("warn");
+    failOnce(closed.get("a"));
+    closed.get("b");
+    assert.deepEqual(none.calls, []);
   });
 
-  it("an onEvict that throws is reported with console.error and changes nothing", async () => {
+  it("an onEvict that throws is reported with console.error and changes nothing", () => {
     const group = new BreakerGroup({
       name: "g",
       maxKeys: 1,
@@ -279,14 +270,12 @@ describe("BreakerGroup", () => {
       },
     });
     group.get("a");
-    let b: Breaker | undefined;
-    const errors = await capture("error", () => {
-      b = group.get("b");
-    });
+    using errors = captureConsole("error");
+    const b = group.get("b");
     assert.equal(group.peek("b"), b);
     assert.equal(group.size, 1);
-    assert.equal(errors.length, 1);
-    assert.equal(errors[0]?.[0], 'Breaker group "g": "onEvict" threw; ignored');
+    assert.equal(errors.calls.length, 1);
+    assert.equal(errors.calls[0]?.[0], 'Breaker group "g": "onEvict" threw; ignored');
   });
 
   it("keeps the scan cost per new key bounded when every breaker is open", () => {
@@ -562,13 +551,13 @@ describe("BreakerGroup", () => {
   });
 
   it("the caller cannot change the shared options after creating the group", () => {
-    const listeners = [{ stateChange: () => {} }];
+    const listeners: BreakerListener[] = [{ stateChange: () => {} }];
     const options = { name: "g", registry: false as const, listeners, failureThreshold: 1 };
     const group = new BreakerGroup(options);
-    const seen: string[] = [];
-    listeners.push({ stateChange: () => seen.push("late") });
+    const late = recordEvents();
+    listeners.push(late.listener);
     failOnce(group.get("a"));
-    assert.deepEqual(seen, []);
+    assert.deepEqual(late.events, []);
   });
 
   it("keeps the heap flat while 200,000 distinct keys cycle through 1,000 places", async () => {

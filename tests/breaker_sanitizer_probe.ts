@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import { Breaker, BreakerOpenError, TimeoutError } from "../mod.ts";
+import { captureConsole } from "./console_capture.ts";
 
 class IgnoredError extends Error {}
 
@@ -63,32 +64,26 @@ Deno.test("a caller that aborts during the call, and before it", async () => {
 });
 
 Deno.test("a call turned away, with a fallback that throws, and listeners that throw", async () => {
-  const reported: unknown[] = [];
-  const consoleError = console.error;
-  console.error = (error: unknown) => reported.push(error);
-  try {
-    const guarded = new Breaker({
-      timeout: 20,
-      registry: false,
-      fallback: () => {
-        throw new Error("no fallback");
+  using reported = captureConsole("error");
+  const guarded = new Breaker({
+    timeout: 20,
+    registry: false,
+    fallback: () => {
+      throw new Error("no fallback");
+    },
+    listeners: [{
+      rejected: () => {
+        throw new Error("listener");
       },
-      listeners: [{
-        rejected: () => {
-          throw new Error("listener");
-        },
-        beforeCall: () => Promise.reject(new Error("async listener")),
-      }],
-    });
-    assert.equal(await guarded.execute(() => Promise.resolve(1)), 1);
-    guarded.open();
-    await assert.rejects(guarded.execute(() => Promise.resolve(1)), /no fallback/);
-    assert.throws(() => guarded.executeSync(() => 1), /no fallback/);
-    await new Promise((resolve) => setTimeout(resolve, 0)); // the async listener's report
-    assert.equal(reported.length, 3);
-  } finally {
-    console.error = consoleError;
-  }
+      beforeCall: () => Promise.reject(new Error("async listener")),
+    }],
+  });
+  assert.equal(await guarded.execute(() => Promise.resolve(1)), 1);
+  guarded.open();
+  await assert.rejects(guarded.execute(() => Promise.resolve(1)), /no fallback/);
+  assert.throws(() => guarded.executeSync(() => 1), /no fallback/);
+  await new Promise((resolve) => setTimeout(resolve, 0)); // the async listener's report
+  assert.equal(reported.calls.length, 3);
 });
 
 Deno.test("wrapped, synchronous, isolated and half-open calls", async () => {

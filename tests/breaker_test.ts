@@ -4,9 +4,11 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import FakeTimers from "@sinonjs/fake-timers";
-import { Breaker, type BreakerListener, BreakerOpenError, TimeoutError } from "../mod.ts";
+import { Breaker, BreakerOpenError, TimeoutError } from "../mod.ts";
 import { describe, it } from "./timer_leaks.ts";
 import { deferred, flush, manualClock } from "./manual_clock.ts";
+import { captureConsole } from "./console_capture.ts";
+import { recordEvents } from "./event_recorder.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const isBun = "Bun" in globalThis;
@@ -339,22 +341,16 @@ describe("Breaker failure classification", () => {
   });
 
   it("Breaker reports a throwing matcher and judges as if it were not set", async () => {
-    const reports: unknown[] = [];
-    const original = console.error;
-    console.error = (...args: unknown[]) => reports.push(args);
-    try {
-      const breaker = new Breaker({
-        failureThreshold: 1,
-        exclude: () => {
-          throw new Error("broken matcher");
-        },
-      });
-      await breaker.execute(fail()).catch(() => {});
-      assert.equal(breaker.state, "open");
-      assert.equal(reports.length, 1);
-    } finally {
-      console.error = original;
-    }
+    using reports = captureConsole("error");
+    const breaker = new Breaker({
+      failureThreshold: 1,
+      exclude: () => {
+        throw new Error("broken matcher");
+      },
+    });
+    await breaker.execute(fail()).catch(() => {});
+    assert.equal(breaker.state, "open");
+    assert.equal(reports.calls.length, 1);
   });
 });
 
@@ -621,40 +617,26 @@ describe("Breaker caller signal", () => {
 });
 
 describe("Breaker listeners", () => {
-  function recorder(): { events: string[]; listener: BreakerListener } {
-    const events: string[] = [];
-    return {
-      events,
-      listener: {
-        stateChange: ({ from, to }) => events.push(`stateChange ${from}->${to}`),
-        beforeCall: () => events.push("beforeCall"),
-        success: () => events.push("success"),
-        failure: () => events.push("failure"),
-        rejected: ({ error }) => events.push(`rejected ${error.state}`),
-      },
-    };
-  }
-
   it("Breaker fires beforeCall, failure, stateChange closed->open in that order", async () => {
     const clock = manualClock(0);
-    const { events, listener } = recorder();
+    const recorded = recordEvents();
     const breaker = new Breaker({
       failureThreshold: 1,
       recoveryTimeout: 10,
-      listeners: [listener],
+      listeners: [recorded.listener],
       clock,
     });
     await trip(breaker, 1);
-    assert.deepEqual(events, ["beforeCall", "failure", "stateChange closed->open"]);
-    events.length = 0;
+    assert.deepEqual(recorded.lines(), ["beforeCall", "failure", "stateChange closed->open"]);
+    recorded.clear();
     await breaker.execute(succeed(1)).catch(() => {});
-    assert.deepEqual(events, ["rejected open"]);
-    events.length = 0;
+    assert.deepEqual(recorded.lines(), ["rejected open"]);
+    recorded.clear();
     clock.now = 10;
     assert.equal(breaker.state, "half-open");
-    assert.deepEqual(events, [], "reading state has no side effects");
+    assert.deepEqual(recorded.lines(), [], "reading state has no side effects");
     await breaker.execute(succeed(1));
-    assert.deepEqual(events, [
+    assert.deepEqual(recorded.lines(), [
       "stateChange open->half-open",
       "beforeCall",
       "success",
@@ -677,19 +659,9 @@ describe("Breaker listeners", () => {
 
   it("Breaker events carry the breaker, durations and errors", async () => {
     const clock = manualClock(0);
-    const durations: number[] = [];
-    let failed: unknown;
+    const recorded = recordEvents(["success", "failure"]);
     const breaker = new Breaker({ clock });
-    breaker.addListener({
-      success: ({ durationMs, breaker: b }) => {
-        assert.equal(b, breaker);
-        durations.push(durationMs);
-      },
-      failure: ({ error, durationMs }) => {
-        failed = error;
-        durations.push(durationMs);
-      },
-    });
+    breaker.addListener(recorded.listener);
     const slow = deferred<number>();
     const call = breaker.execute(() => slow.promise);
     clock.advance(25);
@@ -700,65 +672,57 @@ describe("Breaker listeners", () => {
       clock.advance(5);
       return Promise.reject(error);
     }).catch(() => {});
-    assert.deepEqual(durations, [25, 5]);
-    assert.equal(failed, error);
+    assert.deepEqual(recorded.events, [
+      { hook: "success", breaker, durationMs: 25 },
+      { hook: "failure", breaker, error, durationMs: 5 },
+    ]);
   });
 
   it("Breaker reports a throwing listener and keeps the call's outcome and state", async () => {
-    const reports: unknown[][] = [];
-    const original = console.error;
-    console.error = (...args: unknown[]) => reports.push(args);
-    try {
-      const breaker = new Breaker({
-        failureThreshold: 1,
-        listeners: [{
-          beforeCall: () => {
-            throw new Error("listener bug");
-          },
-          stateChange: () => Promise.reject(new Error("async listener bug")),
-          failure: () => {
-            throw new Error("listener bug");
-          },
-        }],
-      });
-      assert.equal(await breaker.execute(succeed(5)), 5);
-      const error = new Error("real");
-      await assert.rejects(breaker.execute(fail(error)), (e) => e === error);
-      assert.equal(breaker.state, "open");
-      await flush();
-      assert.equal(reports.length, 4);
-      assert.match(String(reports[0]?.[0]), /"beforeCall" listener threw/);
-    } finally {
-      console.error = original;
-    }
+    using reports = captureConsole("error");
+    const breaker = new Breaker({
+      failureThreshold: 1,
+      listeners: [{
+        beforeCall: () => {
+          throw new Error("listener bug");
+        },
+        stateChange: () => Promise.reject(new Error("async listener bug")),
+        failure: () => {
+          throw new Error("listener bug");
+        },
+      }],
+    });
+    assert.equal(await breaker.execute(succeed(5)), 5);
+    const error = new Error("real");
+    await assert.rejects(breaker.execute(fail(error)), (e) => e === error);
+    assert.equal(breaker.state, "open");
+    await flush();
+    assert.equal(reports.calls.length, 4);
+    assert.match(String(reports.calls[0]?.[0]), /"beforeCall" listener threw/);
   });
 
   it("Breaker.addListener() returns a Disposable that removes the listener", async () => {
     const breaker = new Breaker();
-    let calls = 0;
+    const recorded = recordEvents(["beforeCall"]);
     {
-      using _subscription = breaker.addListener({ beforeCall: () => calls++ });
+      using _subscription = breaker.addListener(recorded.listener);
       await breaker.execute(succeed(1));
     }
     await breaker.execute(succeed(1));
-    assert.equal(calls, 1);
-    const listener = { beforeCall: () => calls++ };
-    breaker.addListener(listener);
-    breaker.removeListener(listener);
+    assert.equal(recorded.events.length, 1);
+    breaker.addListener(recorded.listener);
+    breaker.removeListener(recorded.listener);
     await breaker.execute(succeed(1));
-    assert.equal(calls, 1);
+    assert.equal(recorded.events.length, 1);
   });
 
   it("Breaker fires no event for the restored state", () => {
     const source = new Breaker();
     source.open();
-    const events: string[] = [];
-    const restored = new Breaker({
-      state: source.toJSON(),
-      listeners: [{ stateChange: ({ to }) => events.push(to) }],
-    });
+    const recorded = recordEvents(["stateChange"]);
+    const restored = new Breaker({ state: source.toJSON(), listeners: [recorded.listener] });
     assert.equal(restored.state, "open");
-    assert.deepEqual(events, []);
+    assert.deepEqual(recorded.events, []);
   });
 });
 
@@ -794,11 +758,8 @@ describe("Breaker manual control", () => {
   });
 
   it("Breaker.isolate() rejects every call until the last hold is disposed", async () => {
-    const events: string[] = [];
-    const breaker = new Breaker({
-      name: "db",
-      listeners: [{ stateChange: ({ from, to }) => events.push(`${from}->${to}`) }],
-    });
+    const recorded = recordEvents(["stateChange"]);
+    const breaker = new Breaker({ name: "db", listeners: [recorded.listener] });
     const first = breaker.isolate();
     const second = breaker.isolate();
     const error = await breaker.execute(succeed(1)).catch((e) => e);
@@ -815,7 +776,10 @@ describe("Breaker manual control", () => {
     assert.equal(breaker.state, "isolated");
     second[Symbol.dispose]();
     assert.equal(breaker.state, "closed");
-    assert.deepEqual(events, ["closed->isolated", "isolated->closed"]);
+    assert.deepEqual(recorded.lines(), [
+      "stateChange closed->isolated",
+      "stateChange isolated->closed",
+    ]);
     assert.equal(await breaker.execute(succeed(1)), 1);
   });
 
@@ -952,14 +916,11 @@ describe("Breaker fast path", () => {
     const breaker = new Breaker();
     await breaker.execute(succeed(1));
     breaker.executeSync(() => 1);
-    const events: string[] = [];
-    breaker.addListener({
-      beforeCall: () => events.push("beforeCall"),
-      success: () => events.push("success"),
-    });
+    const recorded = recordEvents(["beforeCall", "success"]);
+    breaker.addListener(recorded.listener);
     await breaker.execute(succeed(1));
     breaker.executeSync(() => 1);
-    assert.deepEqual(events, ["beforeCall", "success", "beforeCall", "success"]);
+    assert.deepEqual(recorded.lines(), ["beforeCall", "success", "beforeCall", "success"]);
   });
 
   it("Breaker applies a timeout configured after quiet successes", async () => {
@@ -1070,17 +1031,16 @@ describe("Breaker regressions found by the model-based and hostile-input tests",
     let now = 1_000_000;
     const breaker = new Breaker({ failureThreshold: 1, recoveryTimeout: 60_000, clock: () => now });
     assert.equal(breaker.state, "closed"); // the clock read well at 1_000_000
-    const reported: unknown[] = [];
-    const consoleError = console.error;
-    console.error = (error: unknown) => reported.push(error);
-    try {
+    {
+      using reported = captureConsole("error");
       now = NaN;
       const error = new Error("down");
       await assert.rejects(breaker.execute(fail(error)), (thrown) => thrown === error);
-    } finally {
-      console.error = consoleError;
+      assert.match(
+        String(reported.calls[0]?.[0]),
+        /"clock" must return epoch milliseconds, returned NaN/,
+      );
     }
-    assert.match(String(reported[0]), /"clock" must return epoch milliseconds, returned NaN/);
     now = 1_000_001;
     assert.equal(breaker.state, "open");
     assert.equal(breaker.openUntil, 1_060_000); // from the last time the clock read well
@@ -1200,14 +1160,9 @@ describe("Breaker regressions found by the model-based and hostile-input tests",
 
 /** One failing sync call whose broken clock is reported on console.error, kept quiet here. */
 function failWithClockReportSilenced(breaker: Breaker): void {
-  const consoleError = console.error;
-  console.error = () => {};
-  try {
-    assert.throws(() =>
-      breaker.executeSync(() => {
-        throw new Error("down");
-      }), /down/);
-  } finally {
-    console.error = consoleError;
-  }
+  using _silenced = captureConsole("error");
+  assert.throws(() =>
+    breaker.executeSync(() => {
+      throw new Error("down");
+    }), /down/);
 }

@@ -3,15 +3,16 @@ import FakeTimers from "@sinonjs/fake-timers";
 import { Breaker, BreakerOpenError, BulkheadFullError, circuit, TimeoutError } from "../mod.ts";
 import { describe, it } from "./timer_leaks.ts";
 import { deferred, flush } from "./manual_clock.ts";
+import { recordEvents } from "./event_recorder.ts";
 
 describe("Breaker maxConcurrent (bulkhead)", () => {
   it("Breaker.execute() beyond maxConcurrent rejects with BulkheadFullError at once, counting nothing", async () => {
-    const rejected: unknown[] = [];
+    const recorded = recordEvents(["rejected"]);
     const breaker = new Breaker({
       name: "db",
       maxConcurrent: 2,
       failureThreshold: 1,
-      listeners: [{ rejected: ({ error }) => rejected.push(error) }],
+      listeners: [recorded.listener],
     });
     const running = [deferred<string>(), deferred<string>()];
     const calls = running.map((call) => breaker.execute(() => call.promise));
@@ -26,7 +27,7 @@ describe("Breaker maxConcurrent (bulkhead)", () => {
       },
     );
     assert.equal(ran, false);
-    assert.equal(rejected.length, 1);
+    assert.equal(recorded.events.length, 1);
     assert.equal(breaker.state, "closed");
     running[0]!.reject(new Error("down"));
     await assert.rejects(calls[0]!);

@@ -24,6 +24,8 @@ import {
 } from "../mod.ts";
 import { replayable } from "./fast_check_runs.ts";
 import { deferred, flush, type ManualClock, manualClock } from "./manual_clock.ts";
+import { captureConsole } from "./console_capture.ts";
+import { recordEvents } from "./event_recorder.ts";
 import { describe, it } from "./timer_leaks.ts";
 
 // ------------------------------------------------------------------------------- policies
@@ -521,46 +523,41 @@ describe("Breaker with a broken clock", () => {
   it("Breaker reports a clock that breaks while a call runs and keeps the call's own outcome and the state's times", async () => {
     for (const [bad] of BAD_TIMES) {
       let now: unknown = 1_000_000;
-      const reported: unknown[] = [];
-      const consoleError = console.error;
-      console.error = (error: unknown) => reported.push(error);
-      try {
-        const breaker = new Breaker({
-          failureThreshold: 2,
-          halfOpenMaxCalls: 2,
-          recoveryTimeout: 500,
-          slowCallRate: 1,
-          slowCallDuration: 1_000,
-          window: { calls: 10 },
-          minimumCalls: 10,
-          clock: () => now as number,
-        });
-        const first = deferred<string>();
-        const second = deferred<string>();
-        const running = [
-          breaker.execute(() => first.promise),
-          breaker.execute(() => second.promise),
-        ];
-        now = bad;
-        first.resolve("kept");
-        assert.equal(await running[0], "kept");
-        const error = new Error("down");
-        second.reject(error);
-        await assert.rejects(running[1] as Promise<unknown>, (thrown) => thrown === error);
-        assert.ok(reported.length >= 2 && reported.every((e) => e instanceof TypeError));
-        now = 1_000_000;
-        assert.equal(breaker.failureCount, 1);
-        assert.equal(breaker.stats.calls, 2);
-        assert.equal(breaker.stats.slowCalls, 0);
-        assert.throws(() =>
-          breaker.executeSync(() => {
-            throw error;
-          })
-        );
-        assert.equal(breaker.openUntil, 1_000_500);
-      } finally {
-        console.error = consoleError;
-      }
+      using reported = captureConsole("error");
+      const breaker = new Breaker({
+        failureThreshold: 2,
+        halfOpenMaxCalls: 2,
+        recoveryTimeout: 500,
+        slowCallRate: 1,
+        slowCallDuration: 1_000,
+        window: { calls: 10 },
+        minimumCalls: 10,
+        clock: () => now as number,
+      });
+      const first = deferred<string>();
+      const second = deferred<string>();
+      const running = [
+        breaker.execute(() => first.promise),
+        breaker.execute(() => second.promise),
+      ];
+      now = bad;
+      first.resolve("kept");
+      assert.equal(await running[0], "kept");
+      const error = new Error("down");
+      second.reject(error);
+      await assert.rejects(running[1] as Promise<unknown>, (thrown) => thrown === error);
+      const errors = reported.calls.map(([error]) => error);
+      assert.ok(errors.length >= 2 && errors.every((e) => e instanceof TypeError));
+      now = 1_000_000;
+      assert.equal(breaker.failureCount, 1);
+      assert.equal(breaker.stats.calls, 2);
+      assert.equal(breaker.stats.slowCalls, 0);
+      assert.throws(() =>
+        breaker.executeSync(() => {
+          throw error;
+        })
+      );
+      assert.equal(breaker.openUntil, 1_000_500);
     }
   });
 
@@ -617,13 +614,9 @@ describe("Breaker with a clock that goes backwards or jumps ahead", () => {
         fc.array(clockStepArb, { maxLength: 40 }),
         async (policyIndex, steps) => {
           const clock = manualClock(10 * 86_400_000);
-          const durations: number[] = [];
-          const listener: BreakerListener = {
-            success: ({ durationMs }) => durations.push(durationMs),
-            failure: ({ durationMs }) => durations.push(durationMs),
-          };
+          const recorded = recordEvents(["success", "failure"]);
           const options = { ...POLICIES[policyIndex], clock };
-          const breaker = new Breaker({ ...options, listeners: [listener] });
+          const breaker = new Breaker({ ...options, listeners: [recorded.listener] });
           const running: ReturnType<typeof deferred<string>>[] = [];
           for (const step of steps) {
             try {
@@ -662,6 +655,9 @@ describe("Breaker with a clock that goes backwards or jumps ahead", () => {
           for (const call of running) call.resolve("late");
           await flush();
           // A clock that went back may report a negative duration; it is never NaN.
+          const durations = recorded.events.map((event) =>
+            "durationMs" in event ? event.durationMs : NaN
+          );
           assert.ok(durations.every((ms) => Number.isFinite(ms)), `durations ${durations}`);
           // It round-trips and, once the clock passes its times again, recovers.
           await assertLegal(breaker, clock, options, steps, false);
@@ -673,12 +669,12 @@ describe("Breaker with a clock that goes backwards or jumps ahead", () => {
 
   it("Breaker ends an open period when the clock is set back an hour: the next call is a trial", () => {
     const clock = manualClock(10_000_000);
-    const events: string[] = [];
+    const recorded = recordEvents(["stateChange"]);
     const breaker = new Breaker({
       failureThreshold: 1,
       recoveryTimeout: 30_000,
       clock,
-      listeners: [{ stateChange: ({ from, to }) => events.push(`${from}->${to}`) }],
+      listeners: [recorded.listener],
     });
     assert.throws(() =>
       breaker.executeSync(() => {
@@ -692,7 +688,11 @@ describe("Breaker with a clock that goes backwards or jumps ahead", () => {
     assert.equal(breaker.retryAfterMs, 0);
     assert.equal(breaker.executeSync(() => "trial"), "trial");
     assert.equal(breaker.state, "closed");
-    assert.deepEqual(events, ["closed->open", "open->half-open", "half-open->closed"]);
+    assert.deepEqual(recorded.lines(), [
+      "stateChange closed->open",
+      "stateChange open->half-open",
+      "stateChange half-open->closed",
+    ]);
   });
 
   it("Breaker ends an open period when the clock goes back less than the time spent open", () => {
@@ -791,9 +791,7 @@ describe("Breaker with a clock that fails now and then", () => {
           let bad: unknown;
           let broken = false;
           const clock = () => (broken ? bad : time.now) as number;
-          const reported: unknown[] = [];
-          const consoleError = console.error;
-          console.error = (error: unknown) => reported.push(error);
+          using reported = captureConsole("error");
           const options = { ...POLICIES[policyIndex], clock };
           const breaker = new Breaker(options);
           const holds: Disposable[] = [];
@@ -803,86 +801,83 @@ describe("Breaker with a clock that fails now and then", () => {
             error instanceof TypeError &&
             /"clock" must return epoch milliseconds/.test(error.message);
           const down = new Error("down");
-          try {
-            for (const step of steps) {
-              try {
-                switch (step.kind) {
-                  case "move":
-                    time.advance(step.ms);
-                    break;
-                  case "break":
-                    broken = true;
-                    bad = step.bad;
-                    break;
-                  case "fix":
-                    broken = false;
-                    break;
-                  case "success":
-                    assert.equal(breaker.executeSync(() => "ok"), "ok");
-                    break;
-                  case "failure":
-                    breaker.executeSync(() => {
-                      throw down;
-                    });
-                    break;
-                  case "start": {
-                    const call = deferred<string>();
-                    call.promise.catch(() => {}); // fn never runs (and awaits it) when turned away
-                    const done = breaker.execute(() => call.promise).then(
-                      (value) => assert.equal(value, "late"),
-                      (error) =>
-                        assert.ok(
-                          error === down || error instanceof BreakerOpenError ||
-                            isClockError(error),
-                          String(error),
-                        ),
-                    );
-                    running.push({ call, done });
-                    break;
-                  }
-                  case "settleSuccess":
-                  case "settleFailure": {
-                    const first = running.shift();
-                    if (step.kind === "settleSuccess") first?.call.resolve("late");
-                    else first?.call.reject(down);
-                    await first?.done; // the call's own outcome, whatever the clock said
-                    break;
-                  }
-                  case "isolate":
-                    holds.push(breaker.isolate());
-                    break;
-                  case "release":
-                    holds[step.pick % Math.max(1, holds.length)]?.[Symbol.dispose]();
-                    break;
-                  default:
-                    breaker[step.kind]();
+          for (const step of steps) {
+            try {
+              switch (step.kind) {
+                case "move":
+                  time.advance(step.ms);
+                  break;
+                case "break":
+                  broken = true;
+                  bad = step.bad;
+                  break;
+                case "fix":
+                  broken = false;
+                  break;
+                case "success":
+                  assert.equal(breaker.executeSync(() => "ok"), "ok");
+                  break;
+                case "failure":
+                  breaker.executeSync(() => {
+                    throw down;
+                  });
+                  break;
+                case "start": {
+                  const call = deferred<string>();
+                  call.promise.catch(() => {}); // fn never runs (and awaits it) when turned away
+                  const done = breaker.execute(() => call.promise).then(
+                    (value) => assert.equal(value, "late"),
+                    (error) =>
+                      assert.ok(
+                        error === down || error instanceof BreakerOpenError ||
+                          isClockError(error),
+                        String(error),
+                      ),
+                  );
+                  running.push({ call, done });
+                  break;
                 }
-              } catch (error) {
-                const expected: boolean = error === down || error instanceof BreakerOpenError ||
-                  (broken && isClockError(error));
-                assert.ok(expected, `${step.kind}: unexpected ${String(error)}`);
+                case "settleSuccess":
+                case "settleFailure": {
+                  const first = running.shift();
+                  if (step.kind === "settleSuccess") first?.call.resolve("late");
+                  else first?.call.reject(down);
+                  await first?.done; // the call's own outcome, whatever the clock said
+                  break;
+                }
+                case "isolate":
+                  holds.push(breaker.isolate());
+                  break;
+                case "release":
+                  holds[step.pick % Math.max(1, holds.length)]?.[Symbol.dispose]();
+                  break;
+                default:
+                  breaker[step.kind]();
               }
-              // An opening always lasts its period from a time the clock really gave.
-              const openUntil: number | undefined = breaker.snapshot.openUntil;
-              if (openUntil !== undefined) assert.ok(openUntil >= start, `openUntil ${openUntil}`);
+            } catch (error) {
+              const expected: boolean = error === down || error instanceof BreakerOpenError ||
+                (broken && isClockError(error));
+              assert.ok(expected, `${step.kind}: unexpected ${String(error)}`);
             }
-            broken = false;
-            for (const { call } of running) call.resolve("late");
-            await Promise.all(running.map(({ done }) => done));
-            // Every hold, even one whose release failed on the broken clock, can be released.
-            for (const hold of holds) hold[Symbol.dispose]();
-            assert.equal(breaker.snapshot.isolated, 0, "still isolated after every release");
-            assert.ok(reported.every(isClockError), `reported ${reported.map(String)}`);
-            await assertLegal(
-              breaker,
-              time,
-              options,
-              steps,
-              false,
-            );
-          } finally {
-            console.error = consoleError;
+            // An opening always lasts its period from a time the clock really gave.
+            const openUntil: number | undefined = breaker.snapshot.openUntil;
+            if (openUntil !== undefined) assert.ok(openUntil >= start, `openUntil ${openUntil}`);
           }
+          broken = false;
+          for (const { call } of running) call.resolve("late");
+          await Promise.all(running.map(({ done }) => done));
+          // Every hold, even one whose release failed on the broken clock, can be released.
+          for (const hold of holds) hold[Symbol.dispose]();
+          assert.equal(breaker.snapshot.isolated, 0, "still isolated after every release");
+          const errors = reported.calls.map(([error]) => error);
+          assert.ok(errors.every(isClockError), `reported ${errors.map(String)}`);
+          await assertLegal(
+            breaker,
+            time,
+            options,
+            steps,
+            false,
+          );
         },
       ),
       replayable(1_000),
@@ -895,8 +890,8 @@ describe("Breaker with a clock that fails now and then", () => {
 describe("Breaker options changed by the caller after construction", () => {
   it("Breaker keeps its options when the caller mutates the objects and arrays it passed", () => {
     class Matched extends Error {}
-    const heard: string[] = [];
-    const listeners: BreakerListener[] = [{ stateChange: ({ to }) => heard.push(to) }];
+    const heard = recordEvents(["stateChange"]);
+    const listeners: BreakerListener[] = [heard.listener];
     const ignore: ErrorMatcher[] = [Matched];
     const window = { calls: 4 };
     const ramp = { duration: 1_000, initialRate: 0.5 };
@@ -920,9 +915,11 @@ describe("Breaker options changed by the caller after construction", () => {
     ramp.duration = 1;
     ignore.length = 0;
     ignore.push(RangeError);
-    listeners.push({ stateChange: () => heard.push("added later") });
+    const addedLater = recordEvents();
+    listeners.push(addedLater.listener);
     listeners.length = 1;
-    listeners[0] = { stateChange: () => heard.push("replaced") };
+    const replaced = recordEvents();
+    listeners[0] = replaced.listener;
     (state as { failureCount: number }).failureCount = 1;
     // configure() merges into the options the breaker kept, not into the caller's objects.
     breaker.configure({ recoveryTimeout: 100 });
@@ -950,7 +947,13 @@ describe("Breaker options changed by the caller after construction", () => {
     assert.equal(breaker.state, "recovering", "the ramp still lasts 1000 ms");
     clock.advance(999);
     assert.equal(breaker.state, "recovering");
-    assert.deepEqual(heard, ["open", "half-open", "recovering"]);
+    assert.deepEqual(heard.eventsOf("stateChange").map(({ to }) => to), [
+      "open",
+      "half-open",
+      "recovering",
+    ]);
+    assert.deepEqual(addedLater.events, [], "a listener added later is not called");
+    assert.deepEqual(replaced.events, [], "a listener put in place later is not called");
   });
 
   it("Breaker.configure() keeps its options when the caller mutates the object it passed", () => {

@@ -1,27 +1,18 @@
 import assert from "node:assert/strict";
 import { Breaker, BreakerOpenError, BreakerRegistry, circuit, statusHandler } from "../mod.ts";
 import { describe, it } from "./timer_leaks.ts";
+import { recordEvents } from "./event_recorder.ts";
 
 const down = new Error("down");
 
-function recorder(): { events: string[]; listener: Parameters<Breaker["addListener"]>[0] } {
-  const events: string[] = [];
-  return {
-    events,
-    listener: {
-      stateChange: ({ from, to }) => events.push(`${from}->${to}`),
-      beforeCall: () => events.push("beforeCall"),
-      success: () => events.push("success"),
-      failure: () => events.push("failure"),
-      rejected: ({ error }) => events.push(`rejected ${error.state}`),
-    },
-  };
-}
-
 describe("Breaker mode", () => {
   it('Breaker in mode "off" lets every call through and records or announces nothing', async () => {
-    const { events, listener } = recorder();
-    const breaker = new Breaker({ mode: "off", failureThreshold: 1, listeners: [listener] });
+    const recorded = recordEvents();
+    const breaker = new Breaker({
+      mode: "off",
+      failureThreshold: 1,
+      listeners: [recorded.listener],
+    });
     for (let i = 0; i < 3; i++) {
       await assert.rejects(breaker.execute(() => Promise.reject(down)), (e) => e === down);
       assert.throws(() =>
@@ -40,7 +31,7 @@ describe("Breaker mode", () => {
     }, (e) => e === down);
     assert.equal(breaker.state, "closed");
     assert.equal(breaker.failureCount, 0);
-    assert.deepEqual(events, []);
+    assert.deepEqual(recorded.events, []);
   });
 
   it('Breaker in mode "off" runs calls even while the recorded state is open', async () => {
@@ -54,8 +45,12 @@ describe("Breaker mode", () => {
   });
 
   it('Breaker in mode "observe" trips and announces as if enforcing, but never turns a call away', async () => {
-    const { events, listener } = recorder();
-    const breaker = new Breaker({ mode: "observe", failureThreshold: 2, listeners: [listener] });
+    const recorded = recordEvents();
+    const breaker = new Breaker({
+      mode: "observe",
+      failureThreshold: 2,
+      listeners: [recorded.listener],
+    });
     const guarded = circuit(() => Promise.reject(down), { breaker });
     await guarded().catch(() => {});
     await guarded().catch(() => {});
@@ -67,12 +62,12 @@ describe("Breaker mode", () => {
     const permit = breaker.acquire();
     permit.success();
     assert.equal(breaker.state, "open", "calls it would have turned away count for nothing");
-    assert.deepEqual(events, [
+    assert.deepEqual(recorded.lines(), [
       "beforeCall",
       "failure",
       "beforeCall",
       "failure",
-      "closed->open",
+      "stateChange closed->open",
       "rejected open",
       "rejected open",
       "rejected open",

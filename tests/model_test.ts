@@ -32,6 +32,7 @@ import {
   type BreakerState,
   TimeoutError,
 } from "../mod.ts";
+import { captureConsole } from "./console_capture.ts";
 import { replayable } from "./fast_check_runs.ts";
 import { deferred } from "./manual_clock.ts";
 import {
@@ -1010,9 +1011,7 @@ function describeValue(value: unknown): string {
 
 /** Runs the steps against a breaker and the model; console.error must only hear listeners. */
 async function runSteps(config: RunConfig, steps: readonly Step[]): Promise<void> {
-  const reported: unknown[][] = [];
-  const consoleError = console.error;
-  console.error = (...args: unknown[]) => reported.push(args);
+  using reported = captureConsole("error");
   const timers = FakeTimers.withGlobal(globalThis).install({
     toFake: ["setTimeout", "clearTimeout"],
     now: 1_000_000,
@@ -1021,14 +1020,13 @@ async function runSteps(config: RunConfig, steps: readonly Step[]): Promise<void
     const run = new ModelRun(config, timers);
     for (const [index, step] of steps.entries()) await run.run(step, index);
     await run.drain();
-    for (const args of reported) {
+    for (const args of reported.calls) {
       if (!/a "\w+" listener threw; ignored/.test(String(args[0]))) {
         run.fail(`unexpected console.error: ${args.map(String).join(" ")}`);
       }
     }
   } finally {
     timers.uninstall();
-    console.error = consoleError;
   }
 }
 

@@ -10,6 +10,7 @@ import {
 } from "@opentelemetry/sdk-metrics";
 import { Breaker, BreakerOpenError, BreakerRegistry } from "../mod.ts";
 import { instrumentBreakers } from "../src/otel.ts";
+import { captureConsole } from "./console_capture.ts";
 import { deferred, flush, type ManualClock, manualClock } from "./manual_clock.ts";
 import { describe, it } from "./timer_leaks.ts";
 
@@ -641,10 +642,8 @@ describe("instrumentBreakers: options", () => {
     await using recorded = telemetry();
     const registry = new BreakerRegistry();
     const db = registry.breaker("db", { failureThreshold: 10 });
-    const reported: unknown[][] = [];
-    const consoleError = console.error;
-    console.error = (...args: unknown[]) => reported.push(args);
-    try {
+    using reported = captureConsole("error");
+    {
       using _metrics = instrumentBreakers(registry, {
         meterProvider: recorded.meterProvider,
         errorType: (error) => {
@@ -660,11 +659,9 @@ describe("instrumentBreakers: options", () => {
       await failing("throw");
       await failing(42);
       await failing("");
-    } finally {
-      console.error = consoleError;
     }
-    assert.equal(reported.length, 1);
-    assert.match(String(reported[0]![0]), /"errorType" threw; error\.type is _OTHER/);
+    assert.equal(reported.calls.length, 1);
+    assert.match(String(reported.calls[0]![0]), /"errorType" threw; error\.type is _OTHER/);
     assert.deepEqual(
       sumPoints(await recorded.collect(), "circuit_breaker.calls"),
       sorted([

@@ -2,23 +2,9 @@ import assert from "node:assert/strict";
 import { Breaker, BreakerOpenError, BreakerPermit } from "../mod.ts";
 import { describe, it } from "./timer_leaks.ts";
 import { manualClock } from "./manual_clock.ts";
+import { recordEvents } from "./event_recorder.ts";
 
 const down = new Error("down");
-
-function recorder(): { events: string[]; listener: Parameters<Breaker["addListener"]>[0] } {
-  const events: string[] = [];
-  return {
-    events,
-    listener: {
-      stateChange: ({ from, to }) => events.push(`${from}->${to}`),
-      beforeCall: () => events.push("beforeCall"),
-      success: ({ durationMs }) => events.push(`success ${durationMs}`),
-      failure: ({ error, durationMs }) =>
-        events.push(`failure ${(error as Error).message} ${durationMs}`),
-      rejected: ({ error }) => events.push(`rejected ${error.state}`),
-    },
-  };
-}
 
 describe("Breaker.acquire()", () => {
   it("Breaker.acquire() returns a permit whose failure() counts like a failed call", () => {
@@ -32,13 +18,13 @@ describe("Breaker.acquire()", () => {
   });
 
   it("Breaker.acquire() throws BreakerOpenError while open, and listeners hear of it", () => {
-    const { events, listener } = recorder();
+    const recorded = recordEvents();
     const clock = manualClock(0);
     const breaker = new Breaker({
       failureThreshold: 1,
       clock,
       recoveryTimeout: 1_000,
-      listeners: [listener],
+      listeners: [recorded.listener],
     });
     const permit = breaker.acquire();
     clock.advance(5);
@@ -47,7 +33,15 @@ describe("Breaker.acquire()", () => {
       () => breaker.acquire(),
       (error) => error instanceof BreakerOpenError && error.retryAfterMs === 1_000,
     );
-    assert.deepEqual(events, ["beforeCall", "failure down 5", "closed->open", "rejected open"]);
+    assert.deepEqual(recorded.lines(), [
+      "beforeCall",
+      "failure",
+      "stateChange closed->open",
+      "rejected open",
+    ]);
+    const [failure] = recorded.eventsOf("failure");
+    assert.equal(failure?.error, down);
+    assert.equal(failure?.durationMs, 5);
   });
 
   it("BreakerPermit reports one outcome: later ones are ignored", () => {

@@ -6,11 +6,11 @@ import {
   BreakerRegistry,
   circuit,
   defaultRegistry,
-  type StateChangeEvent,
 } from "../mod.ts";
 import { collectUntil } from "./gc.ts";
 import { manualClock } from "./manual_clock.ts";
 import { describe, it } from "./timer_leaks.ts";
+import { recordEvents } from "./event_recorder.ts";
 
 let counter = 0;
 /** A name no other test uses, since the default registry is shared by the whole suite. */
@@ -134,8 +134,8 @@ describe("BreakerRegistry", () => {
 
   it("add() of an older breaker of a name makes it the newest, with the registry's listeners once", () => {
     const registry = new BreakerRegistry();
-    const seen: string[] = [];
-    using _subscription = registry.addListener({ stateChange: ({ to }) => seen.push(to) });
+    const recorded = recordEvents(["stateChange"]);
+    using _subscription = registry.addListener(recorded.listener);
     const first = new Breaker({ name: "db", registry });
     const second = new Breaker({ name: "db", registry });
     registry.add(first);
@@ -143,7 +143,7 @@ describe("BreakerRegistry", () => {
     assert.deepEqual([...registry], [second, first]);
     first.open();
     second.open();
-    assert.deepEqual(seen, ["open", "open"]);
+    assert.deepEqual(recorded.lines(), ["stateChange closed->open", "stateChange closed->open"]);
   });
 
   it("lets the breakers made per request under one name be collected, keeping the newest listed", async () => {
@@ -226,33 +226,30 @@ describe("BreakerRegistry", () => {
 
   it("addListener() reaches listed breakers and later ones, and dispose removes it from all", () => {
     const registry = new BreakerRegistry();
-    const seen: string[] = [];
-    const listener: BreakerListener = {
-      stateChange: ({ breaker, to }: StateChangeEvent) => seen.push(`${breaker.name}:${to}`),
-    };
+    const recorded = recordEvents(["stateChange"]);
+    const seen = () =>
+      recorded.eventsOf("stateChange").map(({ breaker, to }) => `${breaker.name}:${to}`);
     const early = registry.breaker("early");
-    const subscription = registry.addListener(listener);
+    const subscription = registry.addListener(recorded.listener);
     const late = registry.breaker("late");
     early.open();
     late.open();
-    assert.deepEqual(seen, ["early:open", "late:open"]);
+    assert.deepEqual(seen(), ["early:open", "late:open"]);
     subscription[Symbol.dispose]();
     subscription[Symbol.dispose]();
     early.close();
     late.close();
-    assert.deepEqual(seen, ["early:open", "late:open"]);
+    assert.deepEqual(seen(), ["early:open", "late:open"]);
   });
 
   it("a breaker leaving the registry loses the registry's listeners", () => {
     const registry = new BreakerRegistry();
-    const seen: string[] = [];
-    using _subscription = registry.addListener({
-      stateChange: ({ breaker, to }) => seen.push(`${breaker.name}:${to}`),
-    });
+    const recorded = recordEvents();
+    using _subscription = registry.addListener(recorded.listener);
     const deleted = registry.breaker("deleted");
     registry.delete(deleted);
     deleted.open();
-    assert.deepEqual(seen, []);
+    assert.deepEqual(recorded.events, []);
   });
 
   it("rejects bad input, naming the argument and the value", () => {

@@ -6,10 +6,11 @@ import {
   memoryStore,
   type StateStore,
   type StoredState,
-  type StoreErrorEvent,
 } from "../mod.ts";
 import { describe, it } from "./timer_leaks.ts";
 import { manualClock } from "./manual_clock.ts";
+import { captureConsole } from "./console_capture.ts";
+import { recordEvents } from "./event_recorder.ts";
 
 /** Lets the store's promises and notifications run (the memory store answers at once). */
 async function settle(): Promise<void> {
@@ -254,13 +255,13 @@ describe("shared circuits", () => {
 
   it("Breaker with a store goes on under local state while the store is down, and merges after", async () => {
     const { store, state } = faultyStore();
-    const errors: StoreErrorEvent[] = [];
+    const recorded = recordEvents(["storeError"]);
     const options = {
       name: "db",
       store,
       failureThreshold: 10,
       syncInterval: 0,
-      listeners: [{ storeError: (event: StoreErrorEvent) => errors.push(event) }],
+      listeners: [recorded.listener],
     };
     const a = new Breaker(options);
     const b = new Breaker({ ...options, listeners: [] });
@@ -268,6 +269,7 @@ describe("shared circuits", () => {
     state.down = true;
     for (let i = 0; i < 3; i++) assert.equal(await attempt(a, fail), "failed");
     await settle();
+    const errors = recorded.eventsOf("storeError");
     assert.equal(errors.length, 1, "one report per outage");
     // With syncInterval 0 each round reads first: the read is what failed.
     assert.equal(errors[0]!.operation, "read");
@@ -437,18 +439,12 @@ describe("shared circuits", () => {
   it("Breaker with a store reports errors with console.error when no listener takes them", async () => {
     const { store, state } = faultyStore();
     state.down = true;
-    const logged: unknown[][] = [];
-    const original = console.error;
-    console.error = (...args: unknown[]) => logged.push(args);
-    try {
-      const breaker = new Breaker({ name: "db", store });
-      await settle();
-      await breaker[Symbol.asyncDispose]();
-    } finally {
-      console.error = original;
-    }
-    assert.equal(logged.length, 1);
-    assert.match(String(logged[0]![0]), /Circuit "db": the store failed \(read\)/);
+    using logged = captureConsole("error");
+    const breaker = new Breaker({ name: "db", store });
+    await settle();
+    await breaker[Symbol.asyncDispose]();
+    assert.equal(logged.calls.length, 1);
+    assert.match(String(logged.calls[0]![0]), /Circuit "db": the store failed \(read\)/);
   });
 
   it("Breaker with a store: compare-and-set conflicts under contention lose no count", async () => {
@@ -488,12 +484,12 @@ describe("shared circuits", () => {
   });
 
   it("Breaker[Symbol.asyncDispose]() of a breaker isolated before its change of state was written returns at once", async () => {
-    const errors: StoreErrorEvent[] = [];
+    const recorded = recordEvents(["storeError"]);
     const breaker = new Breaker({
       name: "db",
       store: memoryStore(),
       syncInterval: 0,
-      listeners: [{ storeError: (event) => errors.push(event) }],
+      listeners: [recorded.listener],
     });
     await settle();
     // open() starts a write, which first reads the store; isolate() comes before the write.
@@ -504,7 +500,7 @@ describe("shared circuits", () => {
     await breaker[Symbol.asyncDispose]();
     const took = performance.now() - started;
     assert.ok(took < 500, `dispose took ${Math.round(took)} ms`);
-    assert.deepEqual(errors.map((event) => (event.error as Error).message), [
+    assert.deepEqual(recorded.eventsOf("storeError").map(({ error }) => (error as Error).message), [
       'Circuit "db": closed without writing a change of state to the store (the breaker is isolated)',
     ]);
   });
@@ -533,15 +529,10 @@ describe("shared circuits", () => {
   it("Breaker with a store overwrites an unreadable stored value and reports it", async () => {
     const store = memoryStore();
     await store.compareAndSet("db", undefined, "not json");
-    const errors: StoreErrorEvent[] = [];
-    const breaker = new Breaker({
-      name: "db",
-      store,
-      listeners: [{ storeError: (event) => errors.push(event) }],
-    });
+    const recorded = recordEvents(["storeError"]);
+    const breaker = new Breaker({ name: "db", store, listeners: [recorded.listener] });
     await settle();
-    assert.equal(errors.length, 1);
-    assert.equal(errors[0]!.operation, "read");
+    assert.deepEqual(recorded.lines(), ["storeError read"]);
     assert.equal(storedSnapshot(await store.read("db")).state, "closed");
     await breaker[Symbol.asyncDispose]();
   });

@@ -12,6 +12,7 @@ import {
   type StatusHandlerOptions,
   type StatusReport,
 } from "../src/status_handler.ts";
+import { captureConsole } from "./console_capture.ts";
 import { serveLocally } from "./local_server.ts";
 import { testsNeeding } from "./service_tests.ts";
 import { type ManualClock, manualClock } from "./manual_clock.ts";
@@ -628,22 +629,16 @@ describe("statusHandler actions", () => {
   it("answers 500 when authorize throws, and reports the error", async () => {
     const { registry, breaker } = fixture();
     breaker("db");
-    const reported: unknown[][] = [];
-    const original = console.error;
-    console.error = (...args: unknown[]) => void reported.push(args);
-    try {
-      const response = await statusHandler(registry, {
-        authorize: () => {
-          throw new Error("session store down");
-        },
-      })(post({ action: "isolate", name: "db" }));
-      assert.equal(response.status, 500);
-      assert.ok(!(await response.text()).includes("session store down"));
-    } finally {
-      console.error = original;
-    }
-    assert.equal(reported.length, 1);
-    assert.equal((reported[0]?.[1] as Error).message, "session store down");
+    using reported = captureConsole("error");
+    const response = await statusHandler(registry, {
+      authorize: () => {
+        throw new Error("session store down");
+      },
+    })(post({ action: "isolate", name: "db" }));
+    assert.equal(response.status, 500);
+    assert.ok(!(await response.text()).includes("session store down"));
+    assert.equal(reported.calls.length, 1);
+    assert.equal((reported.calls[0]?.[1] as Error).message, "session store down");
   });
 
   it("holds isolation until release, once however often isolate is sent", async () => {
@@ -900,21 +895,15 @@ describe("statusHandler protected reads", () => {
   });
 
   it("answers 500 when authorizeRead throws, and reports the error", async () => {
-    const reported: unknown[][] = [];
-    const original = console.error;
-    console.error = (...args: unknown[]) => void reported.push(args);
-    try {
-      const response = await statusHandler(new BreakerRegistry(), {
-        authorizeRead: () => {
-          throw new Error("session store down");
-        },
-      })(get("?format=json"));
-      assert.equal(response.status, 500);
-      await response.body?.cancel();
-    } finally {
-      console.error = original;
-    }
-    assert.equal(reported.length, 1);
+    using reported = captureConsole("error");
+    const response = await statusHandler(new BreakerRegistry(), {
+      authorizeRead: () => {
+        throw new Error("session store down");
+      },
+    })(get("?format=json"));
+    assert.equal(response.status, 500);
+    await response.body?.cancel();
+    assert.equal(reported.calls.length, 1);
   });
 
   it("shows action buttons only to a viewer authorize allows", async () => {

@@ -14,6 +14,7 @@ import { callHooks } from "../src/call_protocol.ts";
 import { guardSyncStream } from "../src/stream.ts";
 import { describe, it } from "./timer_leaks.ts";
 import { deferred, flush } from "./manual_clock.ts";
+import { recordEvents } from "./event_recorder.ts";
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true
   : false;
@@ -476,15 +477,15 @@ describe("Breaker.stream() admission", () => {
   });
 
   it("Breaker.stream() admits at the first read, and returns a handed-over source it refuses", async () => {
-    const admitted: string[] = [];
-    const breaker = new Breaker({ listeners: [{ beforeCall: () => admitted.push("call") }] });
+    const recorded = recordEvents(["beforeCall"]);
+    const breaker = new Breaker({ listeners: [recorded.listener] });
     const src = controlled<number>();
     const guarded = breaker.stream(src.source);
     await flush();
-    assert.deepEqual(admitted, []);
+    assert.deepEqual(recorded.lines(), []);
     assert.equal(src.pulls, 0);
     const read = handled(guarded.next());
-    assert.deepEqual(admitted, ["call"]);
+    assert.deepEqual(recorded.lines(), ["beforeCall"]);
     await src.push(1);
     assert.deepEqual(await read, { done: false, value: 1 });
 
@@ -864,12 +865,13 @@ describe("Breaker.stream() outcomes", () => {
 
   it("Breaker.stream() counts the time to the first item as the stream's duration for slow calls", async () => {
     await withFakeTime(async (timers) => {
-      const durations: number[] = [];
+      const recorded = recordEvents(["success"]);
+      const durations = () => recorded.eventsOf("success").map(({ durationMs }) => durationMs);
       const breaker = new Breaker({
         slowCallRate: 0.5,
         slowCallDuration: 100,
         minimumCalls: 1,
-        listeners: [{ success: ({ durationMs }) => durations.push(durationMs) }],
+        listeners: [recorded.listener],
       });
       const delayed = (firstAfter: number) =>
         async function* () {
@@ -883,7 +885,7 @@ describe("Breaker.stream() outcomes", () => {
       const fast = handled(collect(breaker.stream(delayed(10))));
       await timers.tickAsync(5_000);
       assert.equal((await fast).length, 5);
-      assert.deepEqual(durations, [10]);
+      assert.deepEqual(durations(), [10]);
       assert.equal(breaker.stats.slowCalls, 0);
       assert.equal(breaker.state, "closed");
 
@@ -891,14 +893,14 @@ describe("Breaker.stream() outcomes", () => {
       const slow = handled(collect(breaker.stream(delayed(150))));
       await timers.tickAsync(5_000);
       await slow;
-      assert.deepEqual(durations, [10, 150]);
+      assert.deepEqual(durations(), [10, 150]);
       assert.equal(breaker.state, "open");
     });
   });
 
   it("Breaker.stream() counts a sync stream's time to its first item as its duration too", async () => {
     await withFakeTime((timers) => {
-      const durations: number[] = [];
+      const recorded = recordEvents(["success"]);
       const rows = circuit(function* () {
         timers.tick(10);
         yield 1;
@@ -908,10 +910,10 @@ describe("Breaker.stream() outcomes", () => {
         slowCallRate: 1,
         slowCallDuration: 100,
         minimumCalls: 1,
-        listeners: [{ success: ({ durationMs }) => durations.push(durationMs) }],
+        listeners: [recorded.listener],
       });
       assert.deepEqual([...rows()], [1, 2]);
-      assert.deepEqual(durations, [10]);
+      assert.deepEqual(recorded.eventsOf("success").map(({ durationMs }) => durationMs), [10]);
       assert.equal(breakerOf(rows)?.state, "closed");
     });
   });
@@ -1724,15 +1726,12 @@ describe("guarded generators are transparent: throw(error)", () => {
   });
 
   it("circuit(async function*) rejects throw() before the first next() with the error at once: not admitted, nothing runs or counts", async () => {
+    const recorded = recordEvents(["beforeCall", "rejected"]);
     const log: string[] = [];
-    const listener: BreakerListener = {
-      beforeCall: () => log.push("admitted"),
-      rejected: () => log.push("rejected"),
-    };
     const rows = circuit(async function* () {
       log.push("body");
       yield 1;
-    }, { listeners: [listener] });
+    }, { listeners: [recorded.listener] });
     const breaker = breakerOf(rows) as Breaker;
     const before = breaker.snapshot;
     const error = new Error("never started");
@@ -1743,6 +1742,7 @@ describe("guarded generators are transparent: throw(error)", () => {
     const opened = breaker.snapshot;
     await assert.rejects(rows().throw(error), (e) => e === error); // not a BreakerOpenError
     assert.deepEqual(log, []);
+    assert.deepEqual(recorded.events, [], "neither admitted nor rejected");
     assert.equal(breaker.snapshot, opened);
     assert.notEqual(opened, before);
 
@@ -1908,11 +1908,12 @@ describe("guarded generators are transparent: throw(error)", () => {
   });
 
   it("circuit(function*) throws throw() before the first next() at once: not admitted, nothing runs or counts; after the end too", () => {
+    const recorded = recordEvents(["beforeCall"]);
     const log: string[] = [];
     const rows = circuit(function* () {
       log.push("body");
       yield 1;
-    }, { listeners: [{ beforeCall: () => log.push("admitted") }] });
+    }, { listeners: [recorded.listener] });
     const breaker = breakerOf(rows) as Breaker;
     const before = breaker.snapshot;
     const error = new Error("never started");
@@ -1920,6 +1921,7 @@ describe("guarded generators are transparent: throw(error)", () => {
     assert.throws(() => stream.throw(error), (e) => e === error);
     assert.deepEqual(stream.next(), DONE);
     assert.deepEqual(log, []);
+    assert.deepEqual(recorded.events, [], "not admitted");
     assert.equal(breaker.snapshot, before);
 
     const ended = rows();

@@ -23,7 +23,6 @@ import {
   type BreakerListener,
   BreakerOpenError,
   type BreakerOptions,
-  type BreakerState,
   TimeoutError,
 } from "../mod.ts";
 import { replayable } from "./fast_check_runs.ts";
@@ -35,6 +34,8 @@ import {
   type Verdict,
 } from "./reference_model.ts";
 import { describe, it } from "./timer_leaks.ts";
+import { captureConsole } from "./console_capture.ts";
+import { recordEvents } from "./event_recorder.ts";
 import { countingSignal } from "./counting_signal.ts";
 
 class ExcludedError extends Error {}
@@ -208,13 +209,8 @@ class StressRun {
     halfOpenRejections: 0,
     trialsAdmitted: 0,
   };
-  readonly heard = {
-    stateChanges: [] as [BreakerState, BreakerState][],
-    beforeCall: 0,
-    success: 0,
-    failure: 0,
-    rejected: 0,
-  };
+  /** What the listener heard. */
+  readonly heard = recordEvents();
   /** Trials in flight per (epoch), by the harness's own count. */
   readonly trialsInFlight = new Map<number, number>();
   nextId = 0;
@@ -225,13 +221,6 @@ class StressRun {
     this.random = randomFrom(seed);
     this.timers = timers;
     this.total = total;
-    const counting: BreakerListener = {
-      stateChange: ({ from, to }) => this.heard.stateChanges.push([from, to]),
-      beforeCall: () => this.heard.beforeCall++,
-      success: () => this.heard.success++,
-      failure: () => this.heard.failure++,
-      rejected: () => this.heard.rejected++,
-    };
     const throwing: BreakerListener = {
       stateChange: () => {
         throw new Error("a stateChange listener that throws");
@@ -255,7 +244,7 @@ class StressRun {
         if (args.length === 0 || (args[0] as number) % 2 === 1) throw new FallbackError("no");
         return FALLBACK_VALUE;
       },
-      listeners: [throwing, counting],
+      listeners: [throwing, this.heard.listener],
     };
     this.breaker = new Breaker(options);
   }
@@ -606,9 +595,7 @@ class StressRun {
 }
 
 async function stressOnce(seed: number, total: number): Promise<StressRun> {
-  const reported: string[] = [];
-  const consoleError = console.error;
-  console.error = (message: unknown) => reported.push(String(message));
+  using reported = captureConsole("error");
   const timers = FakeTimers.withGlobal(globalThis).install({
     toFake: ["setTimeout", "clearTimeout"],
     now: 0,
@@ -632,11 +619,14 @@ async function stressOnce(seed: number, total: number): Promise<StressRun> {
     assert.equal(tallies.fallbacks + tallies.fallbackErrors, tallies.rejected);
     assert.equal(tallies.preAbortedSettled, tallies.preAborted, "rejected with their reason");
     // The breaker's events recount the outcomes (a late outcome is announced too).
-    assert.equal(heard.beforeCall, tallies.admitted);
-    assert.equal(heard.rejected, tallies.rejected);
-    assert.equal(heard.success, tallies.successes);
-    assert.equal(heard.failure, tallies.failures + tallies.timeouts);
-    assert.deepEqual(heard.stateChanges, model.stateChanges);
+    assert.equal(heard.eventsOf("beforeCall").length, tallies.admitted);
+    assert.equal(heard.eventsOf("rejected").length, tallies.rejected);
+    assert.equal(heard.eventsOf("success").length, tallies.successes);
+    assert.equal(heard.eventsOf("failure").length, tallies.failures + tallies.timeouts);
+    assert.deepEqual(
+      heard.eventsOf("stateChange").map(({ from, to }) => [from, to]),
+      model.stateChanges,
+    );
     // Final counts and window as the model recounts them.
     const counts = model.windowCounts(timers.now);
     assert.deepEqual(
@@ -667,11 +657,12 @@ async function stressOnce(seed: number, total: number): Promise<StressRun> {
     assert.equal(breaker.state, "closed");
     // console.error heard only the throwing listeners.
     await settleMicrotasks();
-    for (const message of reported) assert.match(message, /listener threw; ignored/);
+    for (const [message] of reported.calls) {
+      assert.match(String(message), /listener threw; ignored/);
+    }
     return run;
   } finally {
     timers.uninstall();
-    console.error = consoleError;
   }
 }
 
@@ -826,9 +817,7 @@ describe("Breaker returns the half-open permit on every exit path", () => {
         toFake: ["setTimeout", "clearTimeout"],
         now: 0,
       });
-      const consoleError = console.error;
-      const reported: string[] = [];
-      console.error = (message: unknown) => reported.push(String(message));
+      using reported = captureConsole("error");
       try {
         const breaker = new Breaker({
           halfOpenMaxCalls: 1,
@@ -854,10 +843,11 @@ describe("Breaker returns the half-open permit on every exit path", () => {
         // And the next trial is admitted (after the new open period, when the trial failed).
         timers.tick(breaker.retryAfterMs);
         assert.equal(breaker.executeSync(() => "next"), "next");
-        for (const message of reported) assert.match(message, /listener threw; ignored/);
+        for (const [message] of reported.calls) {
+          assert.match(String(message), /listener threw; ignored/);
+        }
       } finally {
         timers.uninstall();
-        console.error = consoleError;
       }
     });
   }
