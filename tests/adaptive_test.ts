@@ -189,7 +189,7 @@ const WINDOW_SIZES = [1, 14, 15, 16, 31, 100] as const;
 describe("Breaker failureRate over a count window", () => {
   it("Breaker reads no clock for a success that cannot trip a count window's failure rate", async () => {
     let reads = 0;
-    let now = 1_000;
+    const now = 1_000;
     const breaker = new Breaker({
       clock: () => (reads++, now),
       failureRate: 0.5,

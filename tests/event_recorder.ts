@@ -7,6 +7,7 @@
  */
 
 import type { BreakerListener } from "../mod.ts";
+import { HOOKS } from "../src/listeners.ts";
 
 /** A listener hook's name. */
 export type Hook = keyof BreakerListener;
@@ -15,16 +16,6 @@ export type Hook = keyof BreakerListener;
 export type RecordedEvent = {
   [H in Hook]: { readonly hook: H } & Parameters<NonNullable<BreakerListener[H]>>[0];
 }[Hook];
-
-// A record, not a list, so that a hook added to BreakerListener fails to compile until added.
-const EVERY_HOOK: Record<Hook, true> = {
-  stateChange: true,
-  beforeCall: true,
-  success: true,
-  failure: true,
-  rejected: true,
-  storeError: true,
-};
 
 /** The events a listener heard, and the listener. */
 export interface EventRecorder {
@@ -90,7 +81,7 @@ export function describeEvent(event: RecordedEvent): string {
  * ```
  */
 export function recordEvents(
-  hooks: readonly Hook[] = Object.keys(EVERY_HOOK) as Hook[],
+  hooks: readonly Hook[] = HOOKS,
 ): EventRecorder {
   const events: RecordedEvent[] = [];
   const listener: Partial<Record<Hook, (event: object) => void>> = {};
