@@ -18,9 +18,10 @@ export type Verdict = "failure" | "success" | "neutral";
  * ```ts
  * import { classifyError } from "./classify.ts";
  * import { createPolicy } from "./policy.ts";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({ exclude: TypeError });
- * classifyError(policy, new TypeError("bad input")); // "success"
- * classifyError(policy, new Error("down")); // "failure"
+ * assert.equal(classifyError(policy, new TypeError("bad input")), "success");
+ * assert.equal(classifyError(policy, new Error("down")), "failure");
  * ```
  */
 export function classifyError(policy: Policy, error: unknown): Verdict {
@@ -42,9 +43,10 @@ export function classifyError(policy: Policy, error: unknown): Verdict {
  * ```ts
  * import { isFailedResult } from "./classify.ts";
  * import { createPolicy } from "./policy.ts";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({ isFailureResult: (r) => r === "error" });
- * isFailedResult(policy, "error"); // true
- * isFailedResult(createPolicy({}), new Response(null, { status: 503 })); // true
+ * assert.equal(isFailedResult(policy, "error"), true);
+ * assert.equal(isFailedResult(createPolicy({}), new Response(null, { status: 503 })), true);
  * ```
  */
 export function isFailedResult(policy: Policy, result: unknown): boolean {
@@ -66,8 +68,9 @@ const ResponseClass: typeof Response | undefined = typeof Response === "function
  * @example
  * ```ts
  * import { isFailedResponse } from "./classify.ts";
- * isFailedResponse(new Response(null, { status: 502 })); // true
- * isFailedResponse(new Response(null, { status: 404 })); // false
+ * import assert from "node:assert/strict";
+ * assert.equal(isFailedResponse(new Response(null, { status: 502 })), true);
+ * assert.equal(isFailedResponse(new Response(null, { status: 404 })), false);
  * ```
  */
 export function isFailedResponse(value: unknown): boolean {
@@ -86,8 +89,9 @@ export function isFailedResponse(value: unknown): boolean {
  * ```ts
  * import { isFailedItem } from "./classify.ts";
  * import { createPolicy } from "./policy.ts";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({ isFailureItem: (item) => (item as { error?: unknown }).error !== undefined });
- * isFailedItem(policy, { error: "overloaded" }); // true
+ * assert.equal(isFailedItem(policy, { error: "overloaded" }), true);
  * ```
  */
 export function isFailedItem(policy: Policy, item: unknown): boolean {

@@ -28,8 +28,9 @@ export type Reporter = (message: string, error?: unknown) => void;
  * @example
  * ```ts
  * import { createPolicy } from "./policy.ts";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({ name: "db", failureThreshold: 3 });
- * policy.failureThreshold; // 3
+ * assert.equal(policy.failureThreshold, 3);
  * ```
  */
 export interface Policy {
@@ -82,7 +83,8 @@ export interface Policy {
  * @example
  * ```ts
  * import { createPolicy, sharePolicy } from "./policy.ts";
- * sharePolicy(createPolicy({ timeout: 5_000 }), "worker-1").lease?.duration; // 5000
+ * import assert from "node:assert/strict";
+ * assert.equal(sharePolicy(createPolicy({ timeout: 5_000 }), "worker-1").lease?.duration, 5000);
  * ```
  */
 export interface LeaseRules {
@@ -100,7 +102,8 @@ export interface LeaseRules {
  * @example
  * ```ts
  * import { createPolicy, sharePolicy } from "./policy.ts";
- * sharePolicy(createPolicy({}), "worker-1").lease?.holder; // "worker-1"
+ * import assert from "node:assert/strict";
+ * assert.equal(sharePolicy(createPolicy({}), "worker-1").lease?.holder, "worker-1");
  * ```
  */
 export function sharePolicy(policy: Policy, holder: string): Policy {
@@ -118,7 +121,8 @@ const DEFAULT_LEASE = 30_000;
  * @example
  * ```ts
  * import { createPolicy } from "./policy.ts";
- * createPolicy({ exclude: TypeError }).errors?.exclude?.(new TypeError()); // true
+ * import assert from "node:assert/strict";
+ * assert.equal(createPolicy({ exclude: TypeError }).errors?.exclude?.(new TypeError()), true);
  * ```
  */
 export interface ErrorMatchers {
@@ -136,7 +140,8 @@ export interface ErrorMatchers {
  * @example
  * ```ts
  * import { createPolicy } from "./policy.ts";
- * createPolicy({ failureRate: 0.5 }).rules?.minimumCalls; // 20
+ * import assert from "node:assert/strict";
+ * assert.equal(createPolicy({ failureRate: 0.5 }).rules?.minimumCalls, 20);
  * ```
  */
 export interface WindowRules {
@@ -160,7 +165,8 @@ export interface WindowRules {
  * @example
  * ```ts
  * import { createPolicy } from "./policy.ts";
- * createPolicy({ idleTimeout: 1_000 }).streams?.idleTimeout; // 1000
+ * import assert from "node:assert/strict";
+ * assert.equal(createPolicy({ idleTimeout: 1_000 }).streams?.idleTimeout, 1000);
  * ```
  */
 export interface StreamRules {
@@ -221,11 +227,11 @@ const reportToConsole: Reporter = (message, error) => {
  * @example
  * ```ts
  * import { createPolicy } from "./policy.ts";
- * try {
- *   createPolicy({ failureThreshold: 0 });
- * } catch (error) {
- *   // RangeError: Cannot create breaker: "failureThreshold" must be an integer >= 1 or Infinity, received 0
- * }
+ * import assert from "node:assert/strict";
+ * assert.throws(() => createPolicy({ failureThreshold: 0 }), {
+ *   name: "RangeError",
+ *   message: 'Cannot create breaker: "failureThreshold" must be an integer >= 1 or Infinity, received 0',
+ * });
  * ```
  */
 export function createPolicy(
@@ -244,9 +250,10 @@ export function createPolicy(
  * @example
  * ```ts
  * import { createPolicy, createPolicySharingRules } from "./policy.ts";
+ * import assert from "node:assert/strict";
  * const first = createPolicy({ failureRate: 0.5 });
  * const next = createPolicySharingRules({ failureRate: 0.5 }, "", undefined, first.rules);
- * next.rules === first.rules; // true
+ * assert.equal(next.rules === first.rules, true);
  * ```
  */
 export function createPolicySharingRules(
@@ -584,7 +591,8 @@ function isErrorClass(value: ErrorMatcher): value is ErrorClass {
  * @example
  * ```ts
  * import { compileMatchers } from "./policy.ts";
- * compileMatchers("Cannot retry", "noRetry", [TypeError])?.(new TypeError()); // true
+ * import assert from "node:assert/strict";
+ * assert.equal(compileMatchers("Cannot retry", "noRetry", [TypeError])?.(new TypeError()), true);
  * ```
  */
 export function compileMatchers(

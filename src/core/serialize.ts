@@ -66,7 +66,11 @@ const MAX_COUNT = 2 ** 48;
  * ```ts
  * import { snapshotToJSON } from "./serialize.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * JSON.stringify(snapshotToJSON(INITIAL_SNAPSHOT));
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(snapshotToJSON(INITIAL_SNAPSHOT), {
+ *   version: 1, state: "closed", generation: 0, failureCount: 0, openUntil: null, openings: 0,
+ *   trialSuccesses: 0, rampStart: null, rampUntil: null, rampCalls: 0, window: null, lease: null,
+ * });
  * ```
  */
 export function snapshotToJSON(snapshot: Snapshot): SnapshotJSON {
@@ -98,8 +102,9 @@ export function snapshotToJSON(snapshot: Snapshot): SnapshotJSON {
  * import { snapshotFromJSON, snapshotToJSON } from "./serialize.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({});
- * snapshotFromJSON(policy, JSON.parse(JSON.stringify(snapshotToJSON(INITIAL_SNAPSHOT)))).state; // "closed"
+ * assert.equal(snapshotFromJSON(policy, JSON.parse(JSON.stringify(snapshotToJSON(INITIAL_SNAPSHOT)))).state, "closed");
  * ```
  */
 export function snapshotFromJSON(

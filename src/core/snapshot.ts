@@ -28,8 +28,9 @@ export type BreakerState = RecordedState | "isolated";
  * @example
  * ```ts
  * import { INITIAL_SNAPSHOT, type Snapshot } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const snapshot: Snapshot = INITIAL_SNAPSHOT;
- * snapshot.state; // "closed"
+ * assert.equal(snapshot.state, "closed");
  * ```
  */
 export interface Snapshot {
@@ -111,9 +112,10 @@ export const INITIAL_SNAPSHOT: Snapshot = Object.freeze({
  * @example
  * ```ts
  * import { INITIAL_SNAPSHOT, stateAt } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
- * stateAt(open, 999); // "open"
- * stateAt(open, 1000); // "half-open"
+ * assert.equal(stateAt(open, 999), "open");
+ * assert.equal(stateAt(open, 1000), "half-open");
  * ```
  */
 export function stateAt(snapshot: Snapshot, now: number): BreakerState {
@@ -135,7 +137,8 @@ export function stateAt(snapshot: Snapshot, now: number): BreakerState {
  * @example
  * ```ts
  * import { INITIAL_SNAPSHOT, recordedState } from "./snapshot.ts";
- * recordedState({ ...INITIAL_SNAPSHOT, isolated: 1 }); // "isolated"
+ * import assert from "node:assert/strict";
+ * assert.equal(recordedState({ ...INITIAL_SNAPSHOT, isolated: 1 }), "isolated");
  * ```
  */
 export function recordedState(snapshot: Snapshot): BreakerState {
@@ -149,7 +152,8 @@ export function recordedState(snapshot: Snapshot): BreakerState {
  * @example
  * ```ts
  * import { INITIAL_SNAPSHOT, retryAfterAt } from "./snapshot.ts";
- * retryAfterAt({ ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 }, 400); // 600
+ * import assert from "node:assert/strict";
+ * assert.equal(retryAfterAt({ ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 }, 400), 600);
  * ```
  */
 export function retryAfterAt(snapshot: Snapshot, now: number): number {

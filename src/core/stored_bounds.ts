@@ -46,7 +46,8 @@ export interface BoundedSnapshot {
  * ```ts
  * import { longestOpenPeriod } from "./stored_bounds.ts";
  * import { createPolicy } from "./policy.ts";
- * longestOpenPeriod(createPolicy({ recoveryTimeout: 5_000 })); // 3600000 (maxRetryAfter)
+ * import assert from "node:assert/strict";
+ * assert.equal(longestOpenPeriod(createPolicy({ recoveryTimeout: 5_000 })), 3600000); // maxRetryAfter
  * ```
  */
 export function longestOpenPeriod(policy: Policy): number {
@@ -65,9 +66,10 @@ export function longestOpenPeriod(policy: Policy): number {
  * import { boundStoredTimes } from "./stored_bounds.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const forged = { ...INITIAL_SNAPSHOT, state: "open", generation: 1, openUntil: 8.64e15 } as const;
  * const policy = createPolicy({ recoveryTimeout: 1_000, maxRetryAfter: 2_000 });
- * boundStoredTimes(policy, forged, 0).snapshot.openUntil; // 2000
+ * assert.equal(boundStoredTimes(policy, forged, 0).snapshot.openUntil, 2000);
  * ```
  */
 export function boundStoredTimes(policy: Policy, snapshot: Snapshot, now: number): BoundedSnapshot {

@@ -16,7 +16,8 @@ import { mergeWindows, recordCall, type WindowState } from "./window.ts";
  * @example
  * ```ts
  * import { emptyTally } from "./tally.ts";
- * emptyTally(3).outcomes; // 0
+ * import assert from "node:assert/strict";
+ * assert.equal(emptyTally(3).outcomes, 0);
  * ```
  */
 export interface Tally {
@@ -41,7 +42,8 @@ export interface Tally {
  * @example
  * ```ts
  * import { emptyTally } from "./tally.ts";
- * emptyTally(0).reset; // false
+ * import assert from "node:assert/strict";
+ * assert.equal(emptyTally(0).reset, false);
  * ```
  */
 export function emptyTally(generation: number): Tally {
@@ -58,8 +60,9 @@ export function emptyTally(generation: number): Tally {
  * import { emptyTally, tallyOutcome } from "./tally.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({});
- * tallyOutcome(policy, emptyTally(0), INITIAL_SNAPSHOT, 0, true, 0, 0).failures; // 1
+ * assert.equal(tallyOutcome(policy, emptyTally(0), INITIAL_SNAPSHOT, 0, true, 0, 0).failures, 1);
  * ```
  */
 export function tallyOutcome(
@@ -103,8 +106,9 @@ export function tallyOutcome(
  * ```ts
  * import { emptyTally, joinTallies } from "./tally.ts";
  * import { createPolicy } from "./policy.ts";
+ * import assert from "node:assert/strict";
  * const failed = { ...emptyTally(0), outcomes: 2, failures: 2 };
- * joinTallies(createPolicy({}), failed, failed, 0).failures; // 4
+ * assert.equal(joinTallies(createPolicy({}), failed, failed, 0).failures, 4);
  * ```
  */
 export function joinTallies(policy: Policy, earlier: Tally, later: Tally, now: number): Tally {
@@ -132,8 +136,9 @@ export function joinTallies(policy: Policy, earlier: Tally, later: Tally, now: n
  * import { changesNothing, emptyTally } from "./tally.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const successes = { ...emptyTally(0), outcomes: 10, reset: true };
- * changesNothing(createPolicy({}), INITIAL_SNAPSHOT, successes); // true
+ * assert.equal(changesNothing(createPolicy({}), INITIAL_SNAPSHOT, successes), true);
  * ```
  */
 export function changesNothing(policy: Policy, snapshot: Snapshot, tally: Tally): boolean {

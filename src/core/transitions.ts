@@ -29,9 +29,11 @@ import {
  * import { admit, isRejection } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
  * const verdict = admit(createPolicy({}), open, 400);
- * if (isRejection(verdict)) verdict.retryAfterMs; // 600
+ * assert.ok(isRejection(verdict));
+ * assert.equal(verdict.retryAfterMs, 600);
  * ```
  */
 export interface Rejection {
@@ -59,7 +61,8 @@ export function isRejection(verdict: Snapshot | Rejection): verdict is Rejection
  * import { needsClock } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * needsClock(createPolicy({}), INITIAL_SNAPSHOT); // false
+ * import assert from "node:assert/strict";
+ * assert.equal(needsClock(createPolicy({}), INITIAL_SNAPSHOT), false);
  * ```
  */
 export function needsClock(_policy: Policy, snapshot: Snapshot): boolean {
@@ -77,8 +80,9 @@ export function needsClock(_policy: Policy, snapshot: Snapshot): boolean {
  * import { isQuiet } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * isQuiet(createPolicy({}), INITIAL_SNAPSHOT); // true
- * isQuiet(createPolicy({ failureRate: 0.5 }), INITIAL_SNAPSHOT); // false
+ * import assert from "node:assert/strict";
+ * assert.equal(isQuiet(createPolicy({}), INITIAL_SNAPSHOT), true);
+ * assert.equal(isQuiet(createPolicy({ failureRate: 0.5 }), INITIAL_SNAPSHOT), false);
  * ```
  */
 export function isQuiet(policy: Policy, snapshot: Snapshot): boolean {
@@ -98,8 +102,9 @@ export function isQuiet(policy: Policy, snapshot: Snapshot): boolean {
  * import { failureNeedsClock } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * failureNeedsClock(createPolicy({ failureThreshold: 3 }), INITIAL_SNAPSHOT); // false
- * failureNeedsClock(createPolicy({ failureThreshold: 1 }), INITIAL_SNAPSHOT); // true
+ * import assert from "node:assert/strict";
+ * assert.equal(failureNeedsClock(createPolicy({ failureThreshold: 3 }), INITIAL_SNAPSHOT), false);
+ * assert.equal(failureNeedsClock(createPolicy({ failureThreshold: 1 }), INITIAL_SNAPSHOT), true);
  * ```
  */
 export function failureNeedsClock(policy: Policy, snapshot: Snapshot): boolean {
@@ -117,7 +122,8 @@ export function failureNeedsClock(policy: Policy, snapshot: Snapshot): boolean {
  * import { admit } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * admit(createPolicy({}), INITIAL_SNAPSHOT, 0) === INITIAL_SNAPSHOT; // true
+ * import assert from "node:assert/strict";
+ * assert.equal(admit(createPolicy({}), INITIAL_SNAPSHOT, 0) === INITIAL_SNAPSHOT, true);
  * ```
  */
 export function admit(policy: Policy, snapshot: Snapshot, now: number): Snapshot | Rejection {
@@ -164,8 +170,9 @@ export function admit(policy: Policy, snapshot: Snapshot, now: number): Snapshot
  * ```ts
  * import { rampShare } from "./transitions.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const ramp = { ...INITIAL_SNAPSHOT, state: "recovering", rampStart: 0, rampUntil: 1000 } as const;
- * rampShare(0.1, ramp, 500); // 0.55
+ * assert.equal(rampShare(0.1, ramp, 500), 0.55);
  * ```
  */
 export function rampShare(initialRate: number, snapshot: Snapshot, now: number): number {
@@ -185,7 +192,8 @@ export function rampShare(initialRate: number, snapshot: Snapshot, now: number):
  * import { recordSuccess } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * recordSuccess(createPolicy({}), INITIAL_SNAPSHOT, 0, 0, 0) === INITIAL_SNAPSHOT; // true
+ * import assert from "node:assert/strict";
+ * assert.equal(recordSuccess(createPolicy({}), INITIAL_SNAPSHOT, 0, 0, 0) === INITIAL_SNAPSHOT, true);
  * ```
  */
 export function recordSuccess(
@@ -228,9 +236,10 @@ export function recordSuccess(
  * import { recordFailure } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const next = recordFailure(createPolicy({ failureThreshold: 1 }), INITIAL_SNAPSHOT, 0, new Error("down"), 0, 5);
- * next.state; // "open"
- * next.openUntil; // 30005
+ * assert.equal(next.state, "open");
+ * assert.equal(next.openUntil, 30005);
  * ```
  */
 export function recordFailure(
@@ -280,8 +289,9 @@ export function recordFailure(
  * import { clockSetBack, open } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT, stateAt } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const opened = open(createPolicy({ recoveryTimeout: 30_000 }), INITIAL_SNAPSHOT, 3_600_000);
- * stateAt(clockSetBack(opened, 1_000), 1_000); // "half-open"
+ * assert.equal(stateAt(clockSetBack(opened, 1_000), 1_000), "half-open");
  * ```
  */
 export function clockSetBack(snapshot: Snapshot, now: number): Snapshot {
@@ -301,9 +311,10 @@ export function clockSetBack(snapshot: Snapshot, now: number): Snapshot {
  * import { recordFailure, tripStats } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({ failureRate: 0.5, minimumCalls: 1, window: { calls: 10 } });
  * const after = recordFailure(policy, INITIAL_SNAPSHOT, 0, new Error("down"), 0, 5);
- * tripStats(policy, INITIAL_SNAPSHOT, after, true, 0, 5)?.failures; // 1
+ * assert.equal(tripStats(policy, INITIAL_SNAPSHOT, after, true, 0, 5)?.failures, 1);
  * ```
  */
 export function tripStats(
@@ -340,8 +351,9 @@ export function tripStats(
  * import { recordNeutral } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const trial = { ...INITIAL_SNAPSHOT, state: "half-open", trials: 1 } as const;
- * recordNeutral(createPolicy({}), trial, 0).trials; // 0
+ * assert.equal(recordNeutral(createPolicy({}), trial, 0).trials, 0);
  * ```
  */
 export function recordNeutral(_policy: Policy, snapshot: Snapshot, generation: number): Snapshot {
@@ -361,9 +373,10 @@ export function recordNeutral(_policy: Policy, snapshot: Snapshot, generation: n
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
  * import { emptyTally } from "./tally.ts";
+ * import assert from "node:assert/strict";
  * const tally = { ...emptyTally(0), outcomes: 3, failures: 3 };
  * const stored = { ...INITIAL_SNAPSHOT, failureCount: 2 };
- * recordTally(createPolicy({ failureThreshold: 5 }), stored, tally, 0).state; // "open"
+ * assert.equal(recordTally(createPolicy({ failureThreshold: 5 }), stored, tally, 0).state, "open");
  * ```
  */
 export function recordTally(
@@ -401,8 +414,9 @@ export function recordTally(
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
  * import { emptyTally } from "./tally.ts";
+ * import assert from "node:assert/strict";
  * const stored = { ...INITIAL_SNAPSHOT, state: "open", generation: 1, openUntil: 5000 } as const;
- * follow(createPolicy({}), INITIAL_SNAPSHOT, stored, emptyTally(0), 0).state; // "open"
+ * assert.equal(follow(createPolicy({}), INITIAL_SNAPSHOT, stored, emptyTally(0), 0).state, "open");
  * ```
  */
 export function follow(
@@ -434,10 +448,11 @@ export function follow(
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
  * import { emptyTally } from "./tally.ts";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({});
  * const opened = open(policy, INITIAL_SNAPSHOT, 0);
  * const counted = { ...INITIAL_SNAPSHOT, failureCount: 1 };
- * reconcile(policy, opened, INITIAL_SNAPSHOT, counted, emptyTally(0), true, 0) === opened; // true
+ * assert.equal(reconcile(policy, opened, INITIAL_SNAPSHOT, counted, emptyTally(0), true, 0) === opened, true);
  * ```
  */
 export function reconcile(
@@ -463,7 +478,8 @@ export function reconcile(
  * import { open } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * open(createPolicy({ recoveryTimeout: 100 }), INITIAL_SNAPSHOT, 0).openUntil; // 100
+ * import assert from "node:assert/strict";
+ * assert.equal(open(createPolicy({ recoveryTimeout: 100 }), INITIAL_SNAPSHOT, 0).openUntil, 100);
  * ```
  */
 export function open(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -478,7 +494,8 @@ export function open(policy: Policy, snapshot: Snapshot, now: number): Snapshot 
  * import { halfOpen } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * halfOpen(createPolicy({}), INITIAL_SNAPSHOT, 0).state; // "half-open"
+ * import assert from "node:assert/strict";
+ * assert.equal(halfOpen(createPolicy({}), INITIAL_SNAPSHOT, 0).state, "half-open");
  * ```
  */
 export function halfOpen(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -502,8 +519,9 @@ export function halfOpen(policy: Policy, snapshot: Snapshot, now: number): Snaps
  * import { wantsLease } from "./transitions.ts";
  * import { createPolicy, sharePolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
- * wantsLease(sharePolicy(createPolicy({}), "a"), open, 1000); // true
+ * assert.equal(wantsLease(sharePolicy(createPolicy({}), "a"), open, 1000), true);
  * ```
  */
 export function wantsLease(policy: Policy, snapshot: Snapshot, now: number): boolean {
@@ -523,8 +541,9 @@ export function wantsLease(policy: Policy, snapshot: Snapshot, now: number): boo
  * import { takeLease } from "./transitions.ts";
  * import { createPolicy, sharePolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
- * takeLease(sharePolicy(createPolicy({}), "a"), open, 1000).lease; // { holder: "a", until: 31000 }
+ * assert.deepEqual(takeLease(sharePolicy(createPolicy({}), "a"), open, 1000).lease, { holder: "a", until: 31000 });
  * ```
  */
 export function takeLease(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -545,8 +564,9 @@ function holdsLease(holder: string, snapshot: Snapshot, now: number): boolean {
  * import { close, open } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({});
- * close(policy, open(policy, INITIAL_SNAPSHOT, 0), 1).state; // "closed"
+ * assert.equal(close(policy, open(policy, INITIAL_SNAPSHOT, 0), 1).state, "closed");
  * ```
  */
 export function close(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -568,7 +588,8 @@ export function close(policy: Policy, snapshot: Snapshot, now: number): Snapshot
  * import { isolate } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * isolate(createPolicy({}), INITIAL_SNAPSHOT, 0).isolated; // 1
+ * import assert from "node:assert/strict";
+ * assert.equal(isolate(createPolicy({}), INITIAL_SNAPSHOT, 0).isolated, 1);
  * ```
  */
 export function isolate(_policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -585,8 +606,9 @@ export function isolate(_policy: Policy, snapshot: Snapshot, now: number): Snaps
  * import { isolate, release } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({});
- * release(policy, isolate(policy, INITIAL_SNAPSHOT, 0), 0).isolated; // 0
+ * assert.equal(release(policy, isolate(policy, INITIAL_SNAPSHOT, 0), 0).isolated, 0);
  * ```
  */
 export function release(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -604,7 +626,8 @@ export function release(policy: Policy, snapshot: Snapshot, now: number): Snapsh
  * import { reconfigure } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * reconfigure(createPolicy({}), createPolicy({ failureThreshold: 2 }), INITIAL_SNAPSHOT) === INITIAL_SNAPSHOT; // true
+ * import assert from "node:assert/strict";
+ * assert.equal(reconfigure(createPolicy({}), createPolicy({ failureThreshold: 2 }), INITIAL_SNAPSHOT) === INITIAL_SNAPSHOT, true);
  * ```
  */
 export function reconfigure(before: Policy, after: Policy, snapshot: Snapshot): Snapshot {
@@ -778,8 +801,9 @@ function endRamp(snapshot: Snapshot): Snapshot {
  * import { isForgettable } from "./transitions.ts";
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * isForgettable(createPolicy({}), INITIAL_SNAPSHOT, 0); // true
- * isForgettable(createPolicy({}), { ...INITIAL_SNAPSHOT, failureCount: 2 }, 0); // false
+ * import assert from "node:assert/strict";
+ * assert.equal(isForgettable(createPolicy({}), INITIAL_SNAPSHOT, 0), true);
+ * assert.equal(isForgettable(createPolicy({}), { ...INITIAL_SNAPSHOT, failureCount: 2 }, 0), false);
  * ```
  */
 export function isForgettable(policy: Policy, snapshot: Snapshot, now: number): boolean {

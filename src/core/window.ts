@@ -133,11 +133,12 @@ const SLOW = 2;
  * @example Recording into a count window
  * ```ts
  * import { recordCall } from "./window.ts";
+ * import assert from "node:assert/strict";
  * const policy = { kind: "calls", calls: 2 } as const;
  * let window = recordCall(policy, undefined, 0, true, false);
  * window = recordCall(policy, window, 0, false, false);
  * window = recordCall(policy, window, 0, false, false); // the failure falls out
- * window.failures; // 0
+ * assert.equal(window.failures, 0);
  * ```
  */
 export function recordCall(
@@ -261,10 +262,11 @@ function headOf(window: TimeWindow): Bucket {
  * @example Reading a window's stats
  * ```ts
  * import { recordCall, windowStats } from "./window.ts";
+ * import assert from "node:assert/strict";
  * const policy = { kind: "time", duration: 1000, buckets: 10, bucketMs: 100 } as const;
  * const window = recordCall(policy, undefined, 0, true, false);
- * windowStats(policy, window, 50).failureRate; // 1
- * windowStats(policy, window, 5000).calls; // 0
+ * assert.equal(windowStats(policy, window, 50).failureRate, 1);
+ * assert.equal(windowStats(policy, window, 5000).calls, 0);
  * ```
  */
 export function windowStats(
@@ -311,10 +313,11 @@ export function statsOf(calls: number, failures: number, slowCalls: number): Win
  * @example
  * ```ts
  * import { mergeWindows, recordCall, type WindowPolicy } from "./window.ts";
+ * import assert from "node:assert/strict";
  * const policy: WindowPolicy = { kind: "calls", calls: 3 };
  * const a = recordCall(policy, undefined, 0, true, false);
  * const b = recordCall(policy, recordCall(policy, undefined, 0, false, false), 0, true, false);
- * mergeWindows(policy, a, b, 0)?.failures; // 2
+ * assert.equal(mergeWindows(policy, a, b, 0)?.failures, 2);
  * ```
  */
 export function mergeWindows(
