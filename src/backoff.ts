@@ -46,10 +46,13 @@ export interface ExponentialBackoffOptions {
  * @example Doubling from 1 s up to a minute
  * ```ts
  * import { Breaker, exponentialBackoff } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
- * const breaker = new Breaker({
- *   recoveryTimeout: exponentialBackoff({ initialDelay: 1_000, maxDelay: 60_000 }),
- * });
+ * const recoveryTimeout = exponentialBackoff({ initialDelay: 1_000, maxDelay: 60_000, jitter: "none" });
+ * const lastFailure = new Error("down");
+ * assert.equal(recoveryTimeout({ openings: 3, lastFailure }), 4_000);
+ * assert.equal(recoveryTimeout({ openings: 10, lastFailure }), 60_000);
+ * const breaker = new Breaker({ recoveryTimeout });
  * ```
  */
 export function exponentialBackoff(options: ExponentialBackoffOptions): RecoveryTimeout {

@@ -151,8 +151,15 @@ export type SyncMethodDecorator = <This, Args extends unknown[], R>(
  *
  * @example
  * ```ts
- * import { circuit, type Circuit } from "@circuit/breaker";
+ * import { breakerOf, circuit, type Circuit } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const strict: Circuit = circuit.with({ failureThreshold: 2 });
+ * const load = strict(async function load() {
+ *   throw new Error("down");
+ * });
+ * await assert.rejects(load());
+ * await assert.rejects(load());
+ * assert.equal(breakerOf(load)?.state, "open");
  * ```
  */
 export interface Circuit {
@@ -197,13 +204,17 @@ const CIRCUIT_OPTIONS: readonly string[] = [...BREAKER_OPTIONS, "breaker"];
  * ```ts
  * import { circuit } from "@circuit/breaker";
  *
+ * import assert from "node:assert/strict";
+ *
  * const getUser = circuit(async (id: string) => ({ id }), { failureThreshold: 10 });
- * await getUser("42");
+ * assert.deepEqual(await getUser("42"), { id: "42" });
  * ```
  *
  * @example Decorating a method
  * ```ts
  * import { circuit } from "@circuit/breaker";
+ *
+ * import assert from "node:assert/strict";
  *
  * class Api {
  *   @circuit({ failureThreshold: 3 })
@@ -211,7 +222,7 @@ const CIRCUIT_OPTIONS: readonly string[] = [...BREAKER_OPTIONS, "breaker"];
  *     return { id };
  *   }
  * }
- * await new Api().load("1");
+ * assert.deepEqual(await new Api().load("1"), { id: "1" });
  * ```
  */
 export const circuit: Circuit = createCircuit({});
@@ -373,9 +384,10 @@ function breakerFor(options: CircuitOptions, functionName: string): Breaker {
  * @example Reading a decorated method's breaker
  * ```ts
  * import { breakerOf, circuit } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const load = circuit(async () => "ok");
- * breakerOf(load)?.state; // "closed"
+ * assert.equal(breakerOf(load)?.state, "closed");
  * ```
  */
 export function breakerOf(fn: unknown): Breaker | undefined {

@@ -60,8 +60,9 @@ export interface CircuitFetchOptions extends Omit<BreakerGroupOptions, "name"> {
  * @example
  * ```ts
  * import { circuitFetch } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const guardedFetch = circuitFetch();
- * guardedFetch.breakers.name; // "fetch"
+ * assert.equal(guardedFetch.breakers.name, "fetch");
  * ```
  */
 export interface CircuitFetch {
@@ -87,14 +88,15 @@ export interface CircuitFetch {
  * @example
  * ```ts
  * import { BreakerOpenError, circuitFetch } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
- * const guardedFetch = circuitFetch({ timeout: 5_000 });
- * try {
- *   const response = await guardedFetch("https://api.example.com/users/42");
- * } catch (error) {
- *   if (!(error instanceof BreakerOpenError)) throw error;
- *   // the API is down: fail fast, retry after error.retryAfterMs
- * }
+ * // A stand-in for an API that is down (by default, the global fetch sends the requests).
+ * const fetch = () => Promise.resolve(new Response("down", { status: 503 }));
+ * const guardedFetch = circuitFetch({ timeout: 5_000, failureThreshold: 2, fetch });
+ * const url = "https://api.example.com/users/42";
+ * assert.equal((await guardedFetch(url)).status, 503); // a failure, still returned
+ * assert.equal((await guardedFetch(url)).status, 503);
+ * await assert.rejects(guardedFetch(url), BreakerOpenError); // fails fast, not sent
  * ```
  */
 export function circuitFetch(options: CircuitFetchOptions = {}): CircuitFetch {

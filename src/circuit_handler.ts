@@ -56,12 +56,20 @@ export interface CircuitHandlerOptions extends BreakerOptions {
  * @example A streaming proxy that answers 503 while its upstream is down
  * ```ts
  * import { circuitHandler } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
- * const proxy = circuitHandler(
- *   (request: Request) => fetch("http://127.0.0.1:8000/tokens", { signal: request.signal }),
- *   { name: "llm", firstItemTimeout: 10_000, idleTimeout: 5_000 },
- * );
- * // Deno.serve(proxy);  Bun.serve({ fetch: proxy });
+ * // A stand-in for `(request) => fetch(upstream, { signal: request.signal })`, upstream down.
+ * const upstream = (_request: Request) => Promise.reject(new TypeError("connection refused"));
+ * const proxy = circuitHandler(upstream, {
+ *   name: "llm",
+ *   failureThreshold: 1,
+ *   firstItemTimeout: 10_000,
+ *   idleTimeout: 5_000,
+ * }); // serve it with Deno.serve(proxy) or Bun.serve({ fetch: proxy })
+ * await assert.rejects(proxy(new Request("http://localhost/tokens")), TypeError);
+ * const response = await proxy(new Request("http://localhost/tokens"));
+ * assert.equal(response.status, 503);
+ * assert.ok(response.headers.has("retry-after"));
  * ```
  */
 export function circuitHandler<A extends unknown[]>(

@@ -91,12 +91,13 @@ function openMessage(breaker: string, state: BreakerState, retryAfterMs: number)
  * @example
  * ```ts
  * import { Breaker, TimeoutError } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const breaker = new Breaker({ timeout: 10 });
  * try {
  *   await breaker.execute((signal) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))));
  * } catch (error) {
- *   console.log(error instanceof TimeoutError); // true
+ *   assert.ok(error instanceof TimeoutError);
  * }
  * ```
  */

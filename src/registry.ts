@@ -114,11 +114,12 @@ const MIN_SWEEP = 64;
  * @example
  * ```ts
  * import { BreakerRegistry } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const registry = new BreakerRegistry();
  * const db = registry.breaker("db", { failureThreshold: 3 });
- * registry.breaker("db") === db; // true: get-or-create
- * registry.summary().allClosed; // true
+ * assert.equal(registry.breaker("db"), db); // get-or-create
+ * assert.equal(registry.summary().allClosed, true);
  * ```
  */
 export class BreakerRegistry implements Iterable<Breaker> {
@@ -194,10 +195,11 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * @example
    * ```ts
    * import { Breaker, BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const registry = new BreakerRegistry();
    * const cache = new Breaker({ name: "cache", registry: false });
    * registry.add(cache);
-   * registry.get("cache") === cache; // true
+   * assert.equal(registry.get("cache"), cache);
    * ```
    */
   add(breaker: Breaker): void {
@@ -216,10 +218,11 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * @example
    * ```ts
    * import { BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const registry = new BreakerRegistry();
    * registry.breaker("db");
-   * registry.delete("db"); // true
-   * registry.get("db"); // undefined
+   * assert.equal(registry.delete("db"), true);
+   * assert.equal(registry.get("db"), undefined);
    * ```
    */
   delete(breakerOrName: Breaker | string): boolean {
@@ -244,8 +247,9 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * @example
    * ```ts
    * import { Breaker, defaultRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const search = new Breaker({ name: "search" });
-   * defaultRegistry.get("search") === search; // true
+   * assert.equal(defaultRegistry.get("search"), search);
    * ```
    */
   get(name: string): Breaker | undefined {
@@ -259,7 +263,8 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * @example
    * ```ts
    * import { BreakerRegistry } from "@circuit/breaker";
-   * new BreakerRegistry().size; // 0
+   * import assert from "node:assert/strict";
+   * assert.equal(new BreakerRegistry().size, 0);
    * ```
    */
   get size(): number {
@@ -493,10 +498,11 @@ export class BreakerRegistry implements Iterable<Breaker> {
  * @example
  * ```ts
  * import { circuit, defaultRegistry } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const loadUser = circuit(async function loadUser(id: string) {
  *   return { id };
  * });
- * defaultRegistry.get("loadUser")?.state; // "closed"
+ * assert.equal(defaultRegistry.get("loadUser")?.state, "closed");
  * ```
  */
 export const defaultRegistry: BreakerRegistry = new BreakerRegistry();

@@ -253,7 +253,7 @@ export function createPolicy(
  * import assert from "node:assert/strict";
  * const first = createPolicy({ failureRate: 0.5 });
  * const next = createPolicySharingRules({ failureRate: 0.5 }, "", undefined, first.rules);
- * assert.equal(next.rules === first.rules, true);
+ * assert.equal(next.rules, first.rules);
  * ```
  */
 export function createPolicySharingRules(

@@ -123,7 +123,7 @@ export function failureNeedsClock(policy: Policy, snapshot: Snapshot): boolean {
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
  * import assert from "node:assert/strict";
- * assert.equal(admit(createPolicy({}), INITIAL_SNAPSHOT, 0) === INITIAL_SNAPSHOT, true);
+ * assert.equal(admit(createPolicy({}), INITIAL_SNAPSHOT, 0), INITIAL_SNAPSHOT);
  * ```
  */
 export function admit(policy: Policy, snapshot: Snapshot, now: number): Snapshot | Rejection {
@@ -193,7 +193,7 @@ export function rampShare(initialRate: number, snapshot: Snapshot, now: number):
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
  * import assert from "node:assert/strict";
- * assert.equal(recordSuccess(createPolicy({}), INITIAL_SNAPSHOT, 0, 0, 0) === INITIAL_SNAPSHOT, true);
+ * assert.equal(recordSuccess(createPolicy({}), INITIAL_SNAPSHOT, 0, 0, 0), INITIAL_SNAPSHOT);
  * ```
  */
 export function recordSuccess(
@@ -452,7 +452,7 @@ export function follow(
  * const policy = createPolicy({});
  * const opened = open(policy, INITIAL_SNAPSHOT, 0);
  * const counted = { ...INITIAL_SNAPSHOT, failureCount: 1 };
- * assert.equal(reconcile(policy, opened, INITIAL_SNAPSHOT, counted, emptyTally(0), true, 0) === opened, true);
+ * assert.equal(reconcile(policy, opened, INITIAL_SNAPSHOT, counted, emptyTally(0), true, 0), opened);
  * ```
  */
 export function reconcile(
@@ -627,7 +627,7 @@ export function release(policy: Policy, snapshot: Snapshot, now: number): Snapsh
  * import { createPolicy } from "./policy.ts";
  * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
  * import assert from "node:assert/strict";
- * assert.equal(reconfigure(createPolicy({}), createPolicy({ failureThreshold: 2 }), INITIAL_SNAPSHOT) === INITIAL_SNAPSHOT, true);
+ * assert.equal(reconfigure(createPolicy({}), createPolicy({ failureThreshold: 2 }), INITIAL_SNAPSHOT), INITIAL_SNAPSHOT);
  * ```
  */
 export function reconfigure(before: Policy, after: Policy, snapshot: Snapshot): Snapshot {
