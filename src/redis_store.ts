@@ -40,10 +40,13 @@ export type { StateStore, StoredState } from "./store.ts";
  * @example Adapting a client with another command method
  * ```ts
  * import { type RedisCommands, redisStore } from "@circuit/breaker/redis";
+ * import assert from "node:assert/strict";
  *
- * declare const client: { command(args: string[]): Promise<unknown> };
+ * // A stand-in for a client whose method is `command(args)`.
+ * const client = { command: (_args: string[]): Promise<unknown> => Promise.resolve(null) };
  * const commands: RedisCommands = { send: (command, args) => client.command([command, ...args]) };
- * const store = redisStore(commands); // no subscribe(): breakers sync on their interval
+ * const store = redisStore(commands);
+ * assert.equal(store.subscribe, undefined); // breakers sync on their interval
  * ```
  */
 export interface RedisCommands {

@@ -15,9 +15,13 @@ import type { BreakerListener } from "./events.ts";
  *
  * @example
  * ```ts
- * import { defaultRegistry, type RegistrySummary } from "@circuit/breaker";
- * const summary: RegistrySummary = defaultRegistry.summary();
- * if (!summary.allClosed) console.warn("open circuits:", summary.open);
+ * import { BreakerRegistry, type RegistrySummary } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const registry = new BreakerRegistry();
+ * registry.breaker("db").open();
+ * const summary: RegistrySummary = registry.summary();
+ * assert.equal(summary.allClosed, false);
+ * assert.deepEqual(summary.open, ["db"]);
  * ```
  */
 export interface RegistrySummary {
@@ -155,9 +159,11 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * @example
    * ```ts
    * import { BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const registry = new BreakerRegistry();
    * const payments = registry.breaker("payments", { failureThreshold: 3 });
-   * await payments.execute(async () => "charged");
+   * assert.equal(await payments.execute(async () => "charged"), "charged");
+   * assert.equal(registry.breaker("payments"), payments); // listed: the same breaker
    * ```
    */
   breaker(name: string, options: RegistryBreakerOptions = {}): Breaker {
@@ -278,8 +284,13 @@ export class BreakerRegistry implements Iterable<Breaker> {
    *
    * @example
    * ```ts
-   * import { defaultRegistry } from "@circuit/breaker";
-   * for (const breaker of defaultRegistry) console.log(breaker.name, breaker.state);
+   * import { BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
+   * const registry = new BreakerRegistry();
+   * registry.breaker("db").open();
+   * registry.breaker("cache");
+   * const states = [...registry].map((breaker) => `${breaker.name}: ${breaker.state}`);
+   * assert.deepEqual(states, ["db: open", "cache: closed"]);
    * ```
    */
   *[Symbol.iterator](): IterableIterator<Breaker> {
@@ -311,9 +322,11 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * @example
    * ```ts
    * import { BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const registry = new BreakerRegistry();
    * registry.breaker("db").open();
-   * registry.summary(); // { total: 1, allClosed: false, open: ["db"], ... }
+   * const { total, allClosed, open } = registry.summary();
+   * assert.deepEqual({ total, allClosed, open }, { total: 1, allClosed: false, open: ["db"] });
    * ```
    */
   summary(): RegistrySummary {
@@ -381,10 +394,14 @@ export class BreakerRegistry implements Iterable<Breaker> {
    *
    * @example Logging every state change
    * ```ts
-   * import { defaultRegistry } from "@circuit/breaker";
+   * import { Breaker, defaultRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
+   * const changes: string[] = [];
    * using _subscription = defaultRegistry.addListener({
-   *   stateChange: ({ breaker, from, to }) => console.log(`${breaker.name}: ${from} -> ${to}`),
+   *   stateChange: ({ breaker, from, to }) => changes.push(`${breaker.name}: ${from} -> ${to}`),
    * });
+   * new Breaker({ name: "db" }).open(); // a named breaker joins the default registry
+   * assert.deepEqual(changes, ["db: closed -> open"]);
    * ```
    */
   addListener(listener: BreakerListener): Disposable {

@@ -72,8 +72,15 @@ export interface RetryOptions {
  *
  * @example
  * ```ts
- * import type { RetryEvent } from "@circuit/breaker";
- * const log = ({ attempt, delayMs }: RetryEvent) => console.warn(`attempt ${attempt} failed; retrying in ${delayMs} ms`);
+ * import { retry, type RetryEvent } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const lines: string[] = [];
+ * const onRetry = ({ attempt, delayMs }: RetryEvent) =>
+ *   lines.push(`attempt ${attempt} failed; retrying in ${delayMs} ms`);
+ * let calls = 0;
+ * const flaky = () => ++calls < 2 ? Promise.reject(new Error("flaky")) : Promise.resolve("ok");
+ * await retry(flaky, { backoff: { initialDelay: 1, jitter: "none" }, onRetry });
+ * assert.deepEqual(lines, ["attempt 1 failed; retrying in 1 ms"]);
  * ```
  */
 export interface RetryEvent {

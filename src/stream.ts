@@ -17,8 +17,19 @@ import { type BreakerOpenError, type BulkheadFullError, TimeoutError } from "./e
  *
  * @example
  * ```ts
- * import type { StreamOptions } from "@circuit/breaker";
- * const options: StreamOptions<string> = { firstItemTimeout: 5_000, idleTimeout: 1_000 };
+ * import { Breaker, type StreamOptions } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const options: StreamOptions<string> = {
+ *   firstItemTimeout: 5_000,
+ *   idleTimeout: 1_000,
+ *   isFailureItem: (item) => item.startsWith("error:"),
+ * };
+ * const llm = new Breaker({ failureThreshold: 1 });
+ * async function* replies() {
+ *   yield "error: overloaded";
+ * }
+ * await Array.fromAsync(llm.stream(replies, options));
+ * assert.equal(llm.state, "open");
  * ```
  */
 export interface StreamOptions<T = unknown> {
@@ -39,8 +50,13 @@ export interface StreamOptions<T = unknown> {
  *
  * @example
  * ```ts
- * import type { StreamSource } from "@circuit/breaker";
- * const source: StreamSource<Uint8Array> = (signal) => fetch("https://example.com", { signal }).then((r) => r.body!) as never;
+ * import { Breaker, type StreamSource } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * async function* tokens(signal: AbortSignal) {
+ *   for (const token of ["Hello", "world"]) if (!signal.aborted) yield token;
+ * }
+ * const source: StreamSource<string> = (signal) => tokens(signal);
+ * assert.deepEqual(await Array.fromAsync(new Breaker().stream(source)), ["Hello", "world"]);
  * ```
  */
 export type StreamSource<T, TReturn = unknown, TNext = unknown> =
