@@ -43,6 +43,9 @@ export interface ExponentialBackoffOptions {
  * A `recoveryTimeout` that grows with each opening since the circuit last recovered:
  * `min(maxDelay, initialDelay * factor ** (openings - 1))`, with full jitter by default.
  *
+ * @throws {TypeError} When `options` is not an object, or an option has the wrong type.
+ * @throws {RangeError} When `initialDelay` is negative, `maxDelay` is below it or `factor` below 1.
+ *
  * @example Doubling from 1 s up to a minute
  * ```ts
  * import { Breaker, exponentialBackoff } from "@circuit/breaker";

@@ -222,6 +222,11 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    * Creates a group. Every option is validated here, so a bad breaker option fails at once
    * rather than at the first `get()`: a `TypeError` or `RangeError` naming it.
    *
+   * @throws {TypeError} When an option has the wrong type, or is unknown; the message names it and
+   * the value received.
+   * @throws {RangeError} When an option is out of range; the message names it and the value
+   * received.
+   *
    * @example
    * ```ts
    * import { BreakerGroup } from "@circuit/breaker";
@@ -311,6 +316,8 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    * The breaker for `key`, created with the group's options if the group holds none, and now
    * the most recently used. At the `maxKeys` bound, creating one evicts another (see
    * {@linkcode BreakerGroup}). Throws a `TypeError` when `key` is not a non-empty string.
+   *
+   * @throws {TypeError} When `key` is not a non-empty string.
    *
    * @example
    * ```ts

@@ -222,6 +222,10 @@ export class BreakerMetrics implements Disposable {
    * Starts recording the breakers of `registry`. Throws a `TypeError` or `RangeError` naming
    * a bad argument.
    *
+   * @throws {TypeError} When `registry` is not a `BreakerRegistry`, or an option is unknown or has
+   * the wrong type.
+   * @throws {RangeError} When `history` is out of range.
+   *
    * @example
    * ```ts
    * import { BreakerMetrics, BreakerRegistry } from "@circuit/breaker";

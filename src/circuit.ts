@@ -200,6 +200,10 @@ const CIRCUIT_OPTIONS: readonly string[] = [...BREAKER_OPTIONS, "breaker"];
  * first instance or the method's first call). An anonymous function's breaker is named
  * `"breaker"` and joins no registry: give it a `name` for it to be listed.
  *
+ * @throws {TypeError} When an option has the wrong type, or is unknown, or when decorating anything
+ * but a method.
+ * @throws {RangeError} When an option is out of range; the message names it and the value received.
+ *
  * @example Guarding a function
  * ```ts
  * import { circuit } from "@circuit/breaker";

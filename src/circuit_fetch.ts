@@ -66,6 +66,13 @@ export interface CircuitFetchOptions extends Omit<BreakerGroupOptions, "name"> {
  * ```
  */
 export interface CircuitFetch {
+  /**
+   * Sends a request through its key's breaker, as `fetch` does.
+   *
+   * @throws {BreakerOpenError} While the key's circuit turns calls away (unless
+   * `respondWhenOpen`).
+   * @throws {TimeoutError} When the response's headers do not arrive within `timeout`.
+   */
   (input: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** The breakers, one per key. */
   readonly breakers: BreakerGroup;
@@ -84,6 +91,10 @@ export interface CircuitFetch {
  * The outcome is taken when the response's headers arrive: the body is the caller's to read.
  * To count a streamed body's stalls and errors, guard it with `breaker.readable()` or serve it
  * through {@linkcode circuitHandler}.
+ *
+ * @throws {TypeError} When an option has the wrong type, or is unknown; the message names it and
+ * the value received.
+ * @throws {RangeError} When an option is out of range; the message names it and the value received.
  *
  * @example
  * ```ts

@@ -53,6 +53,10 @@ export interface CircuitHandlerOptions extends BreakerOptions {
  * `timeout` bounds the wait for the handler's response (past it the request fails with
  * `TimeoutError`); the body is bounded by the stall timeouts.
  *
+ * @throws {TypeError} When `handler` is not a function, or an option has the wrong type or is
+ * unknown.
+ * @throws {RangeError} When an option is out of range; the message names it and the value received.
+ *
  * @example A streaming proxy that answers 503 while its upstream is down
  * ```ts
  * import { circuitHandler } from "@circuit/breaker";

@@ -151,6 +151,8 @@ export interface DenoKvStoreOptions {
  * it is cancelled) gets no subscription: breakers read it at each sync. A value that is not a
  * string is reported by the breakers, which write over it.
  *
+ * @throws {TypeError} When `kv` is not a Deno KV database, or `prefix` is not a key.
+ *
  * @example Shared circuits on Deno Deploy
  * ```ts ignore
  * import { Breaker } from "@circuit/breaker";

@@ -186,6 +186,9 @@ class BreakerAttributeSets {
  *
  * Instrument a registry or a breaker listed in it, not both: its calls would count twice.
  *
+ * @throws {TypeError} When `breakers` is neither a `BreakerRegistry` nor a `Breaker`, or an option
+ * is unknown, has the wrong type, or `meter` and `meterProvider` are both given.
+ *
  * @example Metrics of the breakers of one registry, on a given meter provider
  * ```ts
  * import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";

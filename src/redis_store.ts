@@ -125,6 +125,9 @@ export interface RedisStoreOptions {
  * one subscriber connection per store, opened at the first and closed with the last; your own
  * client is never closed. Requires Redis 4 or later (or a compatible server with Lua scripts).
  *
+ * @throws {TypeError} When `client` is neither a Redis client (Bun's `RedisClient`, redis, ioredis)
+ * nor an object with `send()`, or `prefix` is not a string.
+ *
  * @example Shared circuits with node-redis
  * ```ts ignore
  * import { createClient } from "redis";

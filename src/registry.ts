@@ -156,6 +156,10 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * apply only on creation (change a listed breaker with `configure()`); the registry keeps the
    * breakers it creates alive until `delete()`.
    *
+   * @throws {TypeError} When `name` is not a non-empty string, or a breaker option has the wrong
+   * type or is unknown.
+   * @throws {RangeError} When a breaker option is out of range.
+   *
    * @example
    * ```ts
    * import { BreakerRegistry } from "@circuit/breaker";
@@ -197,6 +201,8 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * Lists `breaker` under its name (held weakly), replacing any other breaker listed under it.
    * The registry's listeners are added to it. Breakers given a `name` join the
    * {@linkcode defaultRegistry} this way unless their `registry` option says otherwise.
+   *
+   * @throws {TypeError} When `breaker` is not a `Breaker`.
    *
    * @example
    * ```ts
@@ -391,6 +397,8 @@ export class BreakerRegistry implements Iterable<Breaker> {
   /**
    * Adds a listener to every breaker the registry lists, now and later; dispose the returned
    * value to remove it from all of them.
+   *
+   * @throws {TypeError} When `listener` is not an object of hook functions.
    *
    * @example Logging every state change
    * ```ts

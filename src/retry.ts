@@ -105,8 +105,10 @@ const CONTEXT = "Cannot retry";
  * `Response` (or an error with a numeric `retryAfterMs`) waits at least its `Retry-After`. The
  * error thrown at the end is the last attempt's own, unchanged.
  *
- * @throws The last attempt's error; the caller's signal's reason when it aborts; a `TypeError`
- * or `RangeError` naming a bad option.
+ * @throws {TypeError} When `fn` is not a function, or an option has the wrong type.
+ * @throws {RangeError} When an option is out of range, e.g. `attempts` below 1.
+ * @throws {unknown} The last attempt's own error, unchanged, when no attempt succeeded; the
+ * caller's `signal`'s reason when it aborts.
  *
  * @example Around a breaker (retry outside, breaker inside)
  * ```ts

@@ -170,6 +170,10 @@ export type StatusHandler = (request: Request) => Promise<Response>;
  *
  * Throws a `TypeError` or `RangeError` naming a bad argument.
  *
+ * @throws {TypeError} When `registry` is not a `BreakerRegistry`, or an option is unknown or has
+ * the wrong type.
+ * @throws {RangeError} When `refreshInterval` is below 100 ms or not finite.
+ *
  * @example Under a prefix in Hono, with actions for admins
  * ```ts
  * import { Hono } from "hono";

@@ -905,6 +905,9 @@ export function readerIterator<T>(stream: ReadableStream<T>): AsyncIterator<T> &
 /**
  * Guards a `ReadableStream`: the returned stream pulls the source only when read
  * (`highWaterMark` 0), and cancelling it cancels the source with the same reason.
+ *
+ * @throws {TypeError} When `source` is not a `ReadableStream`, or an option has the wrong type.
+ * @throws {RangeError} When a timeout option is out of range.
  */
 export function guardReadable<T>(
   hooks: CallHooks,

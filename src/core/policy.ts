@@ -224,6 +224,9 @@ const reportToConsole: Reporter = (message, error) => {
  * @param options The options to validate.
  * @param context How messages start.
  * @param report Where problems found while running user rules are reported.
+ * @throws {TypeError} When an option has the wrong type; the message names it and the value.
+ * @throws {RangeError} When an option is out of range; the message names it and the value.
+ *
  * @example
  * ```ts
  * import { createPolicy } from "./policy.ts";
@@ -246,6 +249,9 @@ export function createPolicy(
  * {@linkcode createPolicy}, using `shareable` window rules as they are when the options give
  * equal ones: breakers made with the same options (one per key, say) then hold one copy. The
  * policy is the same either way. For the shell; `@circuit/breaker/core` does not export it.
+ *
+ * @throws {TypeError} When an option has the wrong type; the message names it and the value.
+ * @throws {RangeError} When an option is out of range; the message names it and the value.
  *
  * @example
  * ```ts
@@ -587,6 +593,8 @@ function isErrorClass(value: ErrorMatcher): value is ErrorClass {
  * Compiles an `ErrorMatcher` option (a class, a predicate, or an array of them) into one
  * predicate, or `undefined` for none (an empty array too). Throws a `TypeError` that starts
  * with `context` and names `path` for anything else.
+ *
+ * @throws {TypeError} When a matcher is neither an error class nor a function.
  *
  * @example
  * ```ts

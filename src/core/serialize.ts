@@ -97,6 +97,9 @@ export function snapshotToJSON(snapshot: Snapshot): SnapshotJSON {
  * kind or size) is dropped. Throws a `TypeError` that starts with `context` and names the
  * first malformed field.
  *
+ * @throws {TypeError} When `json` is not a snapshot from `snapshotToJSON()`; the message names the
+ * path.
+ *
  * @example
  * ```ts
  * import { snapshotFromJSON, snapshotToJSON } from "./serialize.ts";

@@ -389,6 +389,8 @@ export function windowToJSON(window: WindowState): WindowJSON {
  * Rebuilds a window from its serialized form for the given policy, or returns `undefined` when
  * the form does not fit the policy (another kind or bucket size: the history is dropped).
  * Throws a `TypeError` naming the path when the form is malformed.
+ *
+ * @throws {TypeError} When the form is malformed; the message names the path.
  */
 export function windowFromJSON(
   policy: WindowPolicy | undefined,
