@@ -49,11 +49,15 @@ export type BreakerClass = (new (options?: BreakerOptions) => Breaker) & {
  *
  * @example
  * ```ts
- * import type { CircuitOptions } from "@circuit/breaker";
+ * import { circuit, type CircuitOptions } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const options: CircuitOptions<(id: string) => Promise<string>> = {
- *   failureThreshold: 3,
- *   fallback: (id) => `cached ${id}`,
+ *   failureThreshold: 1,
+ *   fallback: (id) => `cached ${id}`, // while the circuit turns calls away
  * };
+ * const load = circuit((id: string) => Promise.reject<string>(new Error(`${id}: down`)), options);
+ * await assert.rejects(load("42"), /42: down/); // the error itself, unchanged
+ * assert.equal(await load("42"), "cached 42");
  * ```
  */
 export interface CircuitOptions<F extends AnyFunction = AnyFunction>
@@ -124,7 +128,15 @@ export type GuardedFunction<F extends AnyFunction> = (
  * @example
  * ```ts
  * import { circuit, type MethodDecorator } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const guard: MethodDecorator = circuit({ failureThreshold: 3 });
+ * class Api {
+ *   @guard
+ *   async load(id: string) {
+ *     return { id };
+ *   }
+ * }
+ * assert.deepEqual(await new Api().load("1"), { id: "1" });
  * ```
  */
 export type MethodDecorator = <This, Args extends unknown[], R extends PromiseLike<unknown>>(
@@ -138,7 +150,15 @@ export type MethodDecorator = <This, Args extends unknown[], R extends PromiseLi
  * @example
  * ```ts
  * import { circuit, type SyncMethodDecorator } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const guard: SyncMethodDecorator = circuit.sync({ failureThreshold: 3 });
+ * class Config {
+ *   @guard
+ *   parse(text: string) {
+ *     return JSON.parse(text);
+ *   }
+ * }
+ * assert.deepEqual(new Config().parse('{"a":1}'), { a: 1 });
  * ```
  */
 export type SyncMethodDecorator = <This, Args extends unknown[], R>(

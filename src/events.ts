@@ -131,8 +131,18 @@ export interface RejectedEvent {
  *
  * @example
  * ```ts
- * import type { StoreErrorEvent } from "./events.ts";
- * const log = ({ operation, error }: StoreErrorEvent) => console.warn(operation, error);
+ * import { Breaker, type StateStore, type StoreErrorEvent } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const down = () => Promise.reject(new Error("ECONNREFUSED"));
+ * const store: StateStore = { read: down, compareAndSet: down }; // a store that is down
+ * const operations: string[] = [];
+ * const log = ({ operation }: StoreErrorEvent) => operations.push(operation);
+ * {
+ *   await using db = new Breaker({ name: "db", store, listeners: [{ storeError: log }] });
+ *   db.open(); // still opens, locally
+ *   assert.equal(db.state, "open");
+ * }
+ * assert.ok(operations.length > 0);
  * ```
  */
 export interface StoreErrorEvent {
