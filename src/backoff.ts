@@ -12,7 +12,7 @@ import type { RecoveryTimeout } from "./core/options.ts";
  *
  * @example
  * ```ts
- * import type { ExponentialBackoffOptions } from "./backoff.ts";
+ * import type { ExponentialBackoffOptions } from "@circuit/breaker";
  * const options: ExponentialBackoffOptions = { initialDelay: 1_000, maxDelay: 60_000 };
  * ```
  */
@@ -51,7 +51,11 @@ export interface ExponentialBackoffOptions {
  * import { Breaker, exponentialBackoff } from "@circuit/breaker";
  * import assert from "node:assert/strict";
  *
- * const recoveryTimeout = exponentialBackoff({ initialDelay: 1_000, maxDelay: 60_000, jitter: "none" });
+ * const recoveryTimeout = exponentialBackoff({
+ *   initialDelay: 1_000,
+ *   maxDelay: 60_000,
+ *   jitter: "none", // no randomness, for the example
+ * });
  * const lastFailure = new Error("down");
  * assert.equal(recoveryTimeout({ openings: 3, lastFailure }), 4_000);
  * assert.equal(recoveryTimeout({ openings: 10, lastFailure }), 60_000);

@@ -17,7 +17,8 @@ import type { BreakerOpenError, BulkheadFullError } from "./errors.ts";
  * import { Breaker, type StateChangeEvent } from "@circuit/breaker";
  * import assert from "node:assert/strict";
  * const changes: string[] = [];
- * const log = ({ breaker, from, to }: StateChangeEvent) => changes.push(`${breaker.name}: ${from} -> ${to}`);
+ * const log = ({ breaker, from, to }: StateChangeEvent) =>
+ *   changes.push(`${breaker.name}: ${from} -> ${to}`);
  * new Breaker({ name: "db", listeners: [{ stateChange: log }] }).open();
  * assert.deepEqual(changes, ["db: closed -> open"]);
  * ```

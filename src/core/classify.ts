@@ -16,8 +16,7 @@ export type Verdict = "failure" | "success" | "neutral";
  *
  * @example
  * ```ts
- * import { classifyError } from "./classify.ts";
- * import { createPolicy } from "./policy.ts";
+ * import { classifyError, createPolicy } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const policy = createPolicy({ exclude: TypeError });
  * assert.equal(classifyError(policy, new TypeError("bad input")), "success");
@@ -41,8 +40,7 @@ export function classifyError(policy: Policy, error: unknown): Verdict {
  *
  * @example
  * ```ts
- * import { isFailedResult } from "./classify.ts";
- * import { createPolicy } from "./policy.ts";
+ * import { createPolicy, isFailedResult } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const policy = createPolicy({ isFailureResult: (r) => r === "error" });
  * assert.equal(isFailedResult(policy, "error"), true);
@@ -67,7 +65,7 @@ const ResponseClass: typeof Response | undefined = typeof Response === "function
  *
  * @example
  * ```ts
- * import { isFailedResponse } from "./classify.ts";
+ * import { isFailedResponse } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(isFailedResponse(new Response(null, { status: 502 })), true);
  * assert.equal(isFailedResponse(new Response(null, { status: 404 })), false);
@@ -87,8 +85,7 @@ export function isFailedResponse(value: unknown): boolean {
  *
  * @example
  * ```ts
- * import { isFailedItem } from "./classify.ts";
- * import { createPolicy } from "./policy.ts";
+ * import { createPolicy, isFailedItem } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const policy = createPolicy({ isFailureItem: (item) => (item as { error?: unknown }).error !== undefined });
  * assert.equal(isFailedItem(policy, { error: "overloaded" }), true);

@@ -27,7 +27,7 @@ export type Reporter = (message: string, error?: unknown) => void;
  *
  * @example
  * ```ts
- * import { createPolicy } from "./policy.ts";
+ * import { createPolicy } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const policy = createPolicy({ name: "db", failureThreshold: 3 });
  * assert.equal(policy.failureThreshold, 3);
@@ -82,7 +82,7 @@ export interface Policy {
  *
  * @example
  * ```ts
- * import { createPolicy, sharePolicy } from "./policy.ts";
+ * import { createPolicy, sharePolicy } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(sharePolicy(createPolicy({ timeout: 5_000 }), "worker-1").lease?.duration, 5000);
  * ```
@@ -101,7 +101,7 @@ export interface LeaseRules {
  *
  * @example
  * ```ts
- * import { createPolicy, sharePolicy } from "./policy.ts";
+ * import { createPolicy, sharePolicy } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(sharePolicy(createPolicy({}), "worker-1").lease?.holder, "worker-1");
  * ```
@@ -120,7 +120,7 @@ const DEFAULT_LEASE = 30_000;
  *
  * @example
  * ```ts
- * import { createPolicy } from "./policy.ts";
+ * import { createPolicy } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(createPolicy({ exclude: TypeError }).errors?.exclude?.(new TypeError()), true);
  * ```
@@ -139,7 +139,7 @@ export interface ErrorMatchers {
  *
  * @example
  * ```ts
- * import { createPolicy } from "./policy.ts";
+ * import { createPolicy } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(createPolicy({ failureRate: 0.5 }).rules?.minimumCalls, 20);
  * ```
@@ -164,7 +164,7 @@ export interface WindowRules {
  *
  * @example
  * ```ts
- * import { createPolicy } from "./policy.ts";
+ * import { createPolicy } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(createPolicy({ idleTimeout: 1_000 }).streams?.idleTimeout, 1000);
  * ```
@@ -229,11 +229,12 @@ const reportToConsole: Reporter = (message, error) => {
  *
  * @example
  * ```ts
- * import { createPolicy } from "./policy.ts";
+ * import { createPolicy } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.throws(() => createPolicy({ failureThreshold: 0 }), {
  *   name: "RangeError",
- *   message: 'Cannot create breaker: "failureThreshold" must be an integer >= 1 or Infinity, received 0',
+ *   message:
+ *     'Cannot create breaker: "failureThreshold" must be an integer >= 1 or Infinity, received 0',
  * });
  * ```
  */

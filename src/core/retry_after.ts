@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { retryAfterHint } from "./retry_after.ts";
+ * import { retryAfterHint } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const response = new Response(null, { status: 503, headers: { "retry-after": "120" } });
  * assert.equal(retryAfterHint(response, Date.now()), 120000);

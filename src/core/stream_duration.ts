@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { streamDurationMs } from "./stream_duration.ts";
+ * import { streamDurationMs } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(streamDurationMs(1_000, 1_250), 250);
  * assert.equal(streamDurationMs(1_000, undefined), undefined);

@@ -15,7 +15,7 @@ import { mergeWindows, recordCall, type WindowState } from "./window.ts";
  *
  * @example
  * ```ts
- * import { emptyTally } from "./tally.ts";
+ * import { emptyTally } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(emptyTally(3).outcomes, 0);
  * ```
@@ -41,7 +41,7 @@ export interface Tally {
  *
  * @example
  * ```ts
- * import { emptyTally } from "./tally.ts";
+ * import { emptyTally } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(emptyTally(0).reset, false);
  * ```
@@ -57,9 +57,7 @@ export function emptyTally(generation: number): Tally {
  *
  * @example
  * ```ts
- * import { emptyTally, tallyOutcome } from "./tally.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, emptyTally, INITIAL_SNAPSHOT, tallyOutcome } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const policy = createPolicy({});
  * assert.equal(tallyOutcome(policy, emptyTally(0), INITIAL_SNAPSHOT, 0, true, 0, 0).failures, 1);
@@ -104,8 +102,7 @@ export function tallyOutcome(
  *
  * @example
  * ```ts
- * import { emptyTally, joinTallies } from "./tally.ts";
- * import { createPolicy } from "./policy.ts";
+ * import { createPolicy, emptyTally, joinTallies } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const failed = { ...emptyTally(0), outcomes: 2, failures: 2 };
  * assert.equal(joinTallies(createPolicy({}), failed, failed, 0).failures, 4);
@@ -133,9 +130,12 @@ export function joinTallies(policy: Policy, earlier: Tally, later: Tally, now: n
  *
  * @example
  * ```ts
- * import { changesNothing, emptyTally } from "./tally.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import {
+ *   changesNothing,
+ *   createPolicy,
+ *   emptyTally,
+ *   INITIAL_SNAPSHOT,
+ * } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const successes = { ...emptyTally(0), outcomes: 10, reset: true };
  * assert.equal(changesNothing(createPolicy({}), INITIAL_SNAPSHOT, successes), true);

@@ -26,9 +26,7 @@ import {
  *
  * @example
  * ```ts
- * import { admit, isRejection } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { admit, createPolicy, INITIAL_SNAPSHOT, isRejection } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
  * const verdict = admit(createPolicy({}), open, 400);
@@ -58,9 +56,7 @@ export function isRejection(verdict: Snapshot | Rejection): verdict is Rejection
  *
  * @example
  * ```ts
- * import { needsClock } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, needsClock } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(needsClock(createPolicy({}), INITIAL_SNAPSHOT), false);
  * ```
@@ -77,9 +73,7 @@ export function needsClock(_policy: Policy, snapshot: Snapshot): boolean {
  *
  * @example
  * ```ts
- * import { isQuiet } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, isQuiet } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(isQuiet(createPolicy({}), INITIAL_SNAPSHOT), true);
  * assert.equal(isQuiet(createPolicy({ failureRate: 0.5 }), INITIAL_SNAPSHOT), false);
@@ -99,9 +93,7 @@ export function isQuiet(policy: Policy, snapshot: Snapshot): boolean {
  *
  * @example
  * ```ts
- * import { failureNeedsClock } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, failureNeedsClock, INITIAL_SNAPSHOT } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(failureNeedsClock(createPolicy({ failureThreshold: 3 }), INITIAL_SNAPSHOT), false);
  * assert.equal(failureNeedsClock(createPolicy({ failureThreshold: 1 }), INITIAL_SNAPSHOT), true);
@@ -119,9 +111,7 @@ export function failureNeedsClock(policy: Policy, snapshot: Snapshot): boolean {
  *
  * @example
  * ```ts
- * import { admit } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { admit, createPolicy, INITIAL_SNAPSHOT } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(admit(createPolicy({}), INITIAL_SNAPSHOT, 0), INITIAL_SNAPSHOT);
  * ```
@@ -168,8 +158,7 @@ export function admit(policy: Policy, snapshot: Snapshot, now: number): Snapshot
  *
  * @example
  * ```ts
- * import { rampShare } from "./transitions.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { INITIAL_SNAPSHOT, rampShare } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const ramp = { ...INITIAL_SNAPSHOT, state: "recovering", rampStart: 0, rampUntil: 1000 } as const;
  * assert.equal(rampShare(0.1, ramp, 500), 0.55);
@@ -189,9 +178,7 @@ export function rampShare(initialRate: number, snapshot: Snapshot, now: number):
  *
  * @example
  * ```ts
- * import { recordSuccess } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, recordSuccess } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(recordSuccess(createPolicy({}), INITIAL_SNAPSHOT, 0, 0, 0), INITIAL_SNAPSHOT);
  * ```
@@ -233,9 +220,7 @@ export function recordSuccess(
  *
  * @example
  * ```ts
- * import { recordFailure } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, recordFailure } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const next = recordFailure(createPolicy({ failureThreshold: 1 }), INITIAL_SNAPSHOT, 0, new Error("down"), 0, 5);
  * assert.equal(next.state, "open");
@@ -286,9 +271,13 @@ export function recordFailure(
  *
  * @example
  * ```ts
- * import { clockSetBack, open } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT, stateAt } from "./snapshot.ts";
+ * import {
+ *   clockSetBack,
+ *   createPolicy,
+ *   INITIAL_SNAPSHOT,
+ *   open,
+ *   stateAt,
+ * } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const opened = open(createPolicy({ recoveryTimeout: 30_000 }), INITIAL_SNAPSHOT, 3_600_000);
  * assert.equal(stateAt(clockSetBack(opened, 1_000), 1_000), "half-open");
@@ -308,9 +297,7 @@ export function clockSetBack(snapshot: Snapshot, now: number): Snapshot {
  *
  * @example
  * ```ts
- * import { recordFailure, tripStats } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, recordFailure, tripStats } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const policy = createPolicy({ failureRate: 0.5, minimumCalls: 1, window: { calls: 10 } });
  * const after = recordFailure(policy, INITIAL_SNAPSHOT, 0, new Error("down"), 0, 5);
@@ -348,9 +335,7 @@ export function tripStats(
  *
  * @example
  * ```ts
- * import { recordNeutral } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, recordNeutral } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const trial = { ...INITIAL_SNAPSHOT, state: "half-open", trials: 1 } as const;
  * assert.equal(recordNeutral(createPolicy({}), trial, 0).trials, 0);
@@ -369,10 +354,7 @@ export function recordNeutral(_policy: Policy, snapshot: Snapshot, generation: n
  *
  * @example
  * ```ts
- * import { recordTally } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * import { emptyTally } from "./tally.ts";
+ * import { createPolicy, emptyTally, INITIAL_SNAPSHOT, recordTally } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const tally = { ...emptyTally(0), outcomes: 3, failures: 3 };
  * const stored = { ...INITIAL_SNAPSHOT, failureCount: 2 };
@@ -410,10 +392,7 @@ export function recordTally(
  *
  * @example
  * ```ts
- * import { follow } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * import { emptyTally } from "./tally.ts";
+ * import { createPolicy, emptyTally, follow, INITIAL_SNAPSHOT } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const stored = { ...INITIAL_SNAPSHOT, state: "open", generation: 1, openUntil: 5000 } as const;
  * assert.equal(follow(createPolicy({}), INITIAL_SNAPSHOT, stored, emptyTally(0), 0).state, "open");
@@ -444,15 +423,19 @@ export function follow(
  *
  * @example
  * ```ts
- * import { open, reconcile } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * import { emptyTally } from "./tally.ts";
+ * import {
+ *   createPolicy,
+ *   emptyTally,
+ *   INITIAL_SNAPSHOT,
+ *   open,
+ *   reconcile,
+ * } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const policy = createPolicy({});
  * const opened = open(policy, INITIAL_SNAPSHOT, 0);
  * const counted = { ...INITIAL_SNAPSHOT, failureCount: 1 };
- * assert.equal(reconcile(policy, opened, INITIAL_SNAPSHOT, counted, emptyTally(0), true, 0), opened);
+ * const next = reconcile(policy, opened, INITIAL_SNAPSHOT, counted, emptyTally(0), true, 0);
+ * assert.equal(next, opened);
  * ```
  */
 export function reconcile(
@@ -475,9 +458,7 @@ export function reconcile(
  *
  * @example
  * ```ts
- * import { open } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, open } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(open(createPolicy({ recoveryTimeout: 100 }), INITIAL_SNAPSHOT, 0).openUntil, 100);
  * ```
@@ -491,9 +472,7 @@ export function open(policy: Policy, snapshot: Snapshot, now: number): Snapshot 
  *
  * @example
  * ```ts
- * import { halfOpen } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, halfOpen, INITIAL_SNAPSHOT } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(halfOpen(createPolicy({}), INITIAL_SNAPSHOT, 0).state, "half-open");
  * ```
@@ -516,9 +495,7 @@ export function halfOpen(policy: Policy, snapshot: Snapshot, now: number): Snaps
  *
  * @example
  * ```ts
- * import { wantsLease } from "./transitions.ts";
- * import { createPolicy, sharePolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, sharePolicy, wantsLease } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
  * assert.equal(wantsLease(sharePolicy(createPolicy({}), "a"), open, 1000), true);
@@ -538,12 +515,11 @@ export function wantsLease(policy: Policy, snapshot: Snapshot, now: number): boo
  *
  * @example
  * ```ts
- * import { takeLease } from "./transitions.ts";
- * import { createPolicy, sharePolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, sharePolicy, takeLease } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
- * assert.deepEqual(takeLease(sharePolicy(createPolicy({}), "a"), open, 1000).lease, { holder: "a", until: 31000 });
+ * const policy = sharePolicy(createPolicy({}), "a");
+ * assert.deepEqual(takeLease(policy, open, 1000).lease, { holder: "a", until: 31000 });
  * ```
  */
 export function takeLease(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -561,9 +537,7 @@ function holdsLease(holder: string, snapshot: Snapshot, now: number): boolean {
  *
  * @example
  * ```ts
- * import { close, open } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { close, createPolicy, INITIAL_SNAPSHOT, open } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const policy = createPolicy({});
  * assert.equal(close(policy, open(policy, INITIAL_SNAPSHOT, 0), 1).state, "closed");
@@ -585,9 +559,7 @@ export function close(policy: Policy, snapshot: Snapshot, now: number): Snapshot
  *
  * @example
  * ```ts
- * import { isolate } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, isolate } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(isolate(createPolicy({}), INITIAL_SNAPSHOT, 0).isolated, 1);
  * ```
@@ -603,9 +575,7 @@ export function isolate(_policy: Policy, snapshot: Snapshot, now: number): Snaps
  *
  * @example
  * ```ts
- * import { isolate, release } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, isolate, release } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const policy = createPolicy({});
  * assert.equal(release(policy, isolate(policy, INITIAL_SNAPSHOT, 0), 0).isolated, 0);
@@ -623,11 +593,10 @@ export function release(policy: Policy, snapshot: Snapshot, now: number): Snapsh
  *
  * @example
  * ```ts
- * import { reconfigure } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, reconfigure } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
- * assert.equal(reconfigure(createPolicy({}), createPolicy({ failureThreshold: 2 }), INITIAL_SNAPSHOT), INITIAL_SNAPSHOT);
+ * const next = createPolicy({ failureThreshold: 2 });
+ * assert.equal(reconfigure(createPolicy({}), next, INITIAL_SNAPSHOT), INITIAL_SNAPSHOT);
  * ```
  */
 export function reconfigure(before: Policy, after: Policy, snapshot: Snapshot): Snapshot {
@@ -798,12 +767,11 @@ function endRamp(snapshot: Snapshot): Snapshot {
  *
  * @example
  * ```ts
- * import { isForgettable } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, isForgettable } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * assert.equal(isForgettable(createPolicy({}), INITIAL_SNAPSHOT, 0), true);
- * assert.equal(isForgettable(createPolicy({}), { ...INITIAL_SNAPSHOT, failureCount: 2 }, 0), false);
+ * const counting = { ...INITIAL_SNAPSHOT, failureCount: 2 };
+ * assert.equal(isForgettable(createPolicy({}), counting, 0), false);
  * ```
  */
 export function isForgettable(policy: Policy, snapshot: Snapshot, now: number): boolean {

@@ -132,7 +132,7 @@ const SLOW = 2;
  *
  * @example Recording into a count window
  * ```ts
- * import { recordCall } from "./window.ts";
+ * import { recordCall } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const policy = { kind: "calls", calls: 2 } as const;
  * let window = recordCall(policy, undefined, 0, true, false);
@@ -261,7 +261,7 @@ function headOf(window: TimeWindow): Bucket {
  *
  * @example Reading a window's stats
  * ```ts
- * import { recordCall, windowStats } from "./window.ts";
+ * import { recordCall, windowStats } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const policy = { kind: "time", duration: 1000, buckets: 10, bucketMs: 100 } as const;
  * const window = recordCall(policy, undefined, 0, true, false);
@@ -312,7 +312,7 @@ export function statsOf(calls: number, failures: number, slowCalls: number): Win
  *
  * @example
  * ```ts
- * import { mergeWindows, recordCall, type WindowPolicy } from "./window.ts";
+ * import { mergeWindows, recordCall, type WindowPolicy } from "@circuit/breaker/core";
  * import assert from "node:assert/strict";
  * const policy: WindowPolicy = { kind: "calls", calls: 3 };
  * const a = recordCall(policy, undefined, 0, true, false);
