@@ -4,14 +4,15 @@
  * few trial calls through to find out when it is back.
  *
  * ```ts
- * import { circuit } from "@circuit/breaker";
+ * import { BreakerOpenError, circuit } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * // 5 consecutive failures open the circuit for 30 s; then one trial call may close it.
- * const getUser = circuit(async (id: string) => {
- *   const response = await fetch(`https://api.example.com/users/${id}`);
- *   if (!response.ok) throw new Error(`HTTP ${response.status}`);
- *   return response.json();
+ * const getUser = circuit(async (id: string): Promise<{ id: string }> => {
+ *   throw new Error(`GET /users/${id}: connection refused`); // the dependency is down
  * });
+ * for (let i = 0; i < 5; i++) await assert.rejects(getUser("42"), /connection refused/);
+ * await assert.rejects(getUser("42"), BreakerOpenError); // fails fast: getUser is not called
  * ```
  *
  * - {@linkcode circuit} guards a function, or decorates a method.

@@ -13,7 +13,7 @@ import type { RecoveryTimeout } from "./core/options.ts";
  *
  * @example
  * ```ts
- * import type { ExponentialBackoffOptions } from "./backoff.ts";
+ * import type { ExponentialBackoffOptions } from "@circuit/breaker";
  * const options: ExponentialBackoffOptions = { initialDelay: 1_000, maxDelay: 60_000 };
  * ```
  */
@@ -44,13 +44,23 @@ export interface ExponentialBackoffOptions {
  * A `recoveryTimeout` that grows with each opening since the circuit last recovered:
  * `min(maxDelay, initialDelay * factor ** (openings - 1))`, with full jitter by default.
  *
+ * @throws {TypeError} When `options` is not an object, or an option has the wrong type.
+ * @throws {RangeError} When `initialDelay` is negative, `maxDelay` is below it or `factor` below 1.
+ *
  * @example Doubling from 1 s up to a minute
  * ```ts
  * import { Breaker, exponentialBackoff } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
- * const breaker = new Breaker({
- *   recoveryTimeout: exponentialBackoff({ initialDelay: 1_000, maxDelay: 60_000 }),
+ * const recoveryTimeout = exponentialBackoff({
+ *   initialDelay: 1_000,
+ *   maxDelay: 60_000,
+ *   jitter: "none", // no randomness, for the example
  * });
+ * const lastFailure = new Error("down");
+ * assert.equal(recoveryTimeout({ openings: 3, lastFailure }), 4_000);
+ * assert.equal(recoveryTimeout({ openings: 10, lastFailure }), 60_000);
+ * const breaker = new Breaker({ recoveryTimeout });
  * ```
  */
 export function exponentialBackoff(options: ExponentialBackoffOptions): RecoveryTimeout {

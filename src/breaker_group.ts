@@ -5,10 +5,13 @@
  *
  * ```ts
  * import { BreakerGroup } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const hosts = new BreakerGroup({ name: "hosts", failureThreshold: 3, maxKeys: 10_000 });
  * const url = new URL("https://api.example.com/users/42");
  * const response = await hosts.get(url.host).execute(() => Promise.resolve(new Response("ok")));
+ * assert.equal(await response.text(), "ok");
+ * assert.equal(hosts.get(url.host).name, "hosts:api.example.com");
  * ```
  *
  * @module
@@ -41,12 +44,16 @@ import {
  * @example Counting evictions
  * ```ts
  * import { BreakerGroup, type EvictionEvent } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * let forced = 0;
  * const onEvict = (event: EvictionEvent) => {
  *   if (event.forced) forced++;
  * };
- * const tenants = new BreakerGroup({ name: "tenants", maxKeys: 1_000, onEvict });
+ * const tenants = new BreakerGroup({ name: "tenants", maxKeys: 1, onEvict });
+ * tenants.get("acme").open();
+ * tenants.get("globex"); // no room: "acme" is evicted although open
+ * assert.equal(forced, 1);
  * ```
  */
 export interface EvictionEvent<K extends string = string> {
@@ -181,12 +188,13 @@ const WARNING_INTERVAL_MS = 60_000;
  * @example One circuit per upstream host
  * ```ts
  * import { BreakerGroup } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const hosts = new BreakerGroup({ name: "hosts", failureThreshold: 3, maxKeys: 1_000 });
  * async function get(url: string): Promise<Response> {
  *   return await hosts.get(new URL(url).host).execute((signal) => fetch(url, { signal }));
  * }
- * hosts.get("api.example.com").name; // "hosts:api.example.com"
+ * assert.equal(hosts.get("api.example.com").name, "hosts:api.example.com");
  * ```
  */
 export class BreakerGroup<K extends string = string> implements Iterable<[K, Breaker]> {
@@ -219,10 +227,18 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    * Creates a group. Every option is validated here, so a bad breaker option fails at once
    * rather than at the first `get()`: a `TypeError` or `RangeError` naming it.
    *
+   * @throws {TypeError} When an option has the wrong type, or is unknown; the message names it and
+   * the value received.
+   * @throws {RangeError} When an option is out of range; the message names it and the value
+   * received.
+   *
    * @example
    * ```ts
    * import { BreakerGroup } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const models = new BreakerGroup({ name: "models", recoveryTimeout: 10_000 });
+   * assert.equal(models.get("gpt").name, "models:gpt");
+   * assert.throws(() => new BreakerGroup({ name: "models", maxKeys: 0 }), RangeError);
    * ```
    */
   constructor(options: BreakerGroupOptions<K>) {
@@ -273,7 +289,8 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    * @example
    * ```ts
    * import { BreakerGroup } from "@circuit/breaker";
-   * new BreakerGroup({ name: "hosts" }).name; // "hosts"
+   * import assert from "node:assert/strict";
+   * assert.equal(new BreakerGroup({ name: "hosts" }).name, "hosts");
    * ```
    */
   get name(): string {
@@ -286,9 +303,10 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    * @example
    * ```ts
    * import { BreakerGroup } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const group = new BreakerGroup({ name: "tenants" });
    * group.get("acme");
-   * group.size; // 1
+   * assert.equal(group.size, 1);
    * ```
    */
   get size(): number {
@@ -300,12 +318,15 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    * the most recently used. At the `maxKeys` bound, creating one evicts another (see
    * {@linkcode BreakerGroup}). Throws a `TypeError` when `key` is not a non-empty string.
    *
+   * @throws {TypeError} When `key` is not a non-empty string.
+   *
    * @example
    * ```ts
    * import { BreakerGroup } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const tenants = new BreakerGroup({ name: "tenants", failureThreshold: 5 });
    * const invoices = await tenants.get("acme").execute(() => Promise.resolve(["inv-1"]));
-   * tenants.get("acme") === tenants.get("acme"); // true
+   * assert.equal(tenants.get("acme"), tenants.get("acme"));
    * ```
    */
   get(key: K): Breaker {
@@ -325,10 +346,11 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    * @example
    * ```ts
    * import { BreakerGroup } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const tenants = new BreakerGroup({ name: "tenants" });
-   * tenants.peek("acme"); // undefined
+   * assert.equal(tenants.peek("acme"), undefined);
    * tenants.get("acme");
-   * tenants.peek("acme")?.state; // "closed"
+   * assert.equal(tenants.peek("acme")?.state, "closed");
    * ```
    */
   peek(key: K): Breaker | undefined {
@@ -343,10 +365,11 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    * @example
    * ```ts
    * import { BreakerGroup } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const tenants = new BreakerGroup({ name: "tenants" });
    * tenants.get("acme");
-   * tenants.delete("acme"); // true
-   * tenants.size; // 0
+   * assert.equal(tenants.delete("acme"), true);
+   * assert.equal(tenants.size, 0);
    * ```
    */
   delete(key: K): boolean {
@@ -362,10 +385,11 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    * @example
    * ```ts
    * import { BreakerGroup } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const tenants = new BreakerGroup({ name: "tenants" });
    * tenants.get("acme");
    * tenants.clear();
-   * tenants.size; // 0
+   * assert.equal(tenants.size, 0);
    * ```
    */
   clear(): void {
@@ -382,10 +406,12 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    * @example
    * ```ts
    * import { BreakerGroup } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const hosts = new BreakerGroup({ name: "hosts" });
    * hosts.get("a.example");
    * hosts.get("b.example").open();
-   * for (const [host, breaker] of hosts) console.log(host, breaker.state);
+   * const states = [...hosts].map(([host, breaker]) => `${host}: ${breaker.state}`);
+   * assert.deepEqual(states, ["a.example: closed", "b.example: open"]);
    * ```
    */
   [Symbol.iterator](): IterableIterator<[K, Breaker]> {
@@ -406,8 +432,9 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
    * @example
    * ```ts
    * import { BreakerGroup, memoryStore } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * await using tenants = new BreakerGroup({ name: "tenants", store: memoryStore() });
-   * await tenants.get("acme").execute(() => Promise.resolve("ok"));
+   * assert.equal(await tenants.get("acme").execute(() => Promise.resolve("ok")), "ok");
    * ```
    */
   async [Symbol.asyncDispose](): Promise<void> {

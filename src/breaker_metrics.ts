@@ -11,10 +11,14 @@
  *
  * @example
  * ```ts
- * import { BreakerMetrics, statusHandler } from "@circuit/breaker";
+ * import { Breaker, BreakerMetrics, statusHandler } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
- * const metrics = new BreakerMetrics(); // the default registry
+ * using metrics = new BreakerMetrics(); // the default registry
  * const status = statusHandler(undefined, { metrics });
+ * await new Breaker({ name: "db" }).execute(() => Promise.resolve("row"));
+ * const response = await status(new Request("http://localhost/status?format=prometheus"));
+ * assert.match(await response.text(), /circuit_breaker_calls_total\{.*"db".*\} 1/);
  * ```
  *
  * @module
@@ -83,11 +87,12 @@ export interface Transition {
  * @example
  * ```ts
  * import { BreakerMetrics, BreakerRegistry } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const registry = new BreakerRegistry();
  * using metrics = new BreakerMetrics(registry);
  * const db = registry.breaker("db");
  * db.open();
- * metrics.historyOf(db).transitions.length; // 1
+ * assert.equal(metrics.historyOf(db).transitions.length, 1);
  * ```
  */
 export interface BreakerHistory {
@@ -105,11 +110,12 @@ export interface BreakerHistory {
  * @example
  * ```ts
  * import { BreakerMetrics, BreakerRegistry } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const registry = new BreakerRegistry();
  * using metrics = new BreakerMetrics(registry);
  * const db = registry.breaker("db");
  * await db.execute(async () => "row");
- * metrics.tallyOf(db)?.calls.success; // 1
+ * assert.equal(metrics.tallyOf(db)?.calls.success, 1);
  * ```
  */
 export interface CallTally {
@@ -196,10 +202,14 @@ const NO_HISTORY: BreakerHistory = Object.freeze({
  * @example
  * ```ts
  * import { BreakerMetrics, BreakerRegistry, statusHandler } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const registry = new BreakerRegistry();
- * const metrics = new BreakerMetrics(registry, { history: 20 });
+ * using metrics = new BreakerMetrics(registry, { history: 20 });
  * const status = statusHandler(registry, { metrics });
+ * registry.breaker("db").open();
+ * const response = await status(new Request("http://localhost/status?format=json"));
+ * assert.equal((await response.json()).breakers[0].history[0].to, "open");
  * ```
  */
 export class BreakerMetrics implements Disposable {
@@ -214,10 +224,16 @@ export class BreakerMetrics implements Disposable {
    * Starts recording the breakers of `registry`. Throws a `TypeError` or `RangeError` naming
    * a bad argument.
    *
+   * @throws {TypeError} When `registry` is not a `BreakerRegistry`, or an option is unknown or has
+   * the wrong type.
+   * @throws {RangeError} When `history` is out of range.
+   *
    * @example
    * ```ts
-   * import { BreakerMetrics } from "@circuit/breaker";
+   * import { BreakerMetrics, BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * using _metrics = new BreakerMetrics();
+   * assert.throws(() => new BreakerMetrics(new BreakerRegistry(), { history: -1 }), RangeError);
    * ```
    */
   constructor(registry: BreakerRegistry = defaultRegistry, options: BreakerMetricsOptions = {}) {
@@ -250,8 +266,9 @@ export class BreakerMetrics implements Disposable {
    * @example
    * ```ts
    * import { BreakerMetrics, defaultRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * using metrics = new BreakerMetrics();
-   * metrics.registry === defaultRegistry; // true
+   * assert.equal(metrics.registry, defaultRegistry);
    * ```
    */
   get registry(): BreakerRegistry {
@@ -265,9 +282,10 @@ export class BreakerMetrics implements Disposable {
    * @example
    * ```ts
    * import { BreakerMetrics, BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const registry = new BreakerRegistry();
    * using metrics = new BreakerMetrics(registry);
-   * metrics.tallyOf(registry.breaker("db")); // undefined: nothing recorded yet
+   * assert.equal(metrics.tallyOf(registry.breaker("db")), undefined); // nothing recorded yet
    * ```
    */
   tallyOf(breaker: Breaker): CallTally | undefined {
@@ -281,11 +299,12 @@ export class BreakerMetrics implements Disposable {
    * @example
    * ```ts
    * import { BreakerGroup, BreakerMetrics, BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const registry = new BreakerRegistry();
    * using metrics = new BreakerMetrics(registry);
    * const hosts = new BreakerGroup({ name: "hosts", registry });
    * await hosts.get("a.example").execute(async () => "ok");
-   * metrics.groupTallyOf("hosts")?.calls.success; // 1
+   * assert.equal(metrics.groupTallyOf("hosts")?.calls.success, 1);
    * ```
    */
   groupTallyOf(group: string): CallTally | undefined {
@@ -298,11 +317,12 @@ export class BreakerMetrics implements Disposable {
    * @example
    * ```ts
    * import { BreakerMetrics, BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const registry = new BreakerRegistry();
    * using metrics = new BreakerMetrics(registry);
    * const db = registry.breaker("db");
    * db.open();
-   * metrics.historyOf(db).transitions[0]?.to; // "open"
+   * assert.equal(metrics.historyOf(db).transitions[0]?.to, "open");
    * ```
    */
   historyOf(breaker: Breaker): BreakerHistory {
@@ -314,9 +334,15 @@ export class BreakerMetrics implements Disposable {
    *
    * @example
    * ```ts
-   * import { BreakerMetrics } from "@circuit/breaker";
-   * const metrics = new BreakerMetrics();
+   * import { BreakerMetrics, BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
+   * const registry = new BreakerRegistry();
+   * const metrics = new BreakerMetrics(registry);
+   * const db = registry.breaker("db");
+   * await db.execute(() => Promise.resolve("row"));
    * metrics[Symbol.dispose]();
+   * await db.execute(() => Promise.resolve("row")); // no longer counted
+   * assert.equal(metrics.tallyOf(db)?.calls.success, 1);
    * ```
    */
   [Symbol.dispose](): void {

@@ -49,11 +49,15 @@ export type BreakerClass = (new (options?: BreakerOptions) => Breaker) & {
  *
  * @example
  * ```ts
- * import type { CircuitOptions } from "@circuit/breaker";
+ * import { circuit, type CircuitOptions } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const options: CircuitOptions<(id: string) => Promise<string>> = {
- *   failureThreshold: 3,
- *   fallback: (id) => `cached ${id}`,
+ *   failureThreshold: 1,
+ *   fallback: (id) => `cached ${id}`, // while the circuit turns calls away
  * };
+ * const load = circuit((id: string) => Promise.reject<string>(new Error(`${id}: down`)), options);
+ * await assert.rejects(load("42"), /42: down/); // the error itself, unchanged
+ * assert.equal(await load("42"), "cached 42");
  * ```
  */
 export interface CircuitOptions<F extends AnyFunction = AnyFunction>
@@ -124,7 +128,15 @@ export type GuardedFunction<F extends AnyFunction> = (
  * @example
  * ```ts
  * import { circuit, type MethodDecorator } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const guard: MethodDecorator = circuit({ failureThreshold: 3 });
+ * class Api {
+ *   @guard
+ *   async load(id: string) {
+ *     return { id };
+ *   }
+ * }
+ * assert.deepEqual(await new Api().load("1"), { id: "1" });
  * ```
  */
 export type MethodDecorator = <This, Args extends unknown[], R extends PromiseLike<unknown>>(
@@ -138,7 +150,15 @@ export type MethodDecorator = <This, Args extends unknown[], R extends PromiseLi
  * @example
  * ```ts
  * import { circuit, type SyncMethodDecorator } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const guard: SyncMethodDecorator = circuit.sync({ failureThreshold: 3 });
+ * class Config {
+ *   @guard
+ *   parse(text: string) {
+ *     return JSON.parse(text);
+ *   }
+ * }
+ * assert.deepEqual(new Config().parse('{"a":1}'), { a: 1 });
  * ```
  */
 export type SyncMethodDecorator = <This, Args extends unknown[], R>(
@@ -151,8 +171,15 @@ export type SyncMethodDecorator = <This, Args extends unknown[], R>(
  *
  * @example
  * ```ts
- * import { circuit, type Circuit } from "@circuit/breaker";
+ * import { breakerOf, circuit, type Circuit } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const strict: Circuit = circuit.with({ failureThreshold: 2 });
+ * const load = strict(async function load() {
+ *   throw new Error("down");
+ * });
+ * await assert.rejects(load());
+ * await assert.rejects(load());
+ * assert.equal(breakerOf(load)?.state, "open");
  * ```
  */
 export interface Circuit {
@@ -193,17 +220,25 @@ const CIRCUIT_OPTIONS: readonly string[] = [...BREAKER_OPTIONS, "breaker"];
  * first instance or the method's first call). An anonymous function's breaker is named
  * `"breaker"` and joins no registry: give it a `name` for it to be listed.
  *
+ * @throws {TypeError} When an option has the wrong type, or is unknown, or when decorating anything
+ * but a method.
+ * @throws {RangeError} When an option is out of range; the message names it and the value received.
+ *
  * @example Guarding a function
  * ```ts
  * import { circuit } from "@circuit/breaker";
  *
+ * import assert from "node:assert/strict";
+ *
  * const getUser = circuit(async (id: string) => ({ id }), { failureThreshold: 10 });
- * await getUser("42");
+ * assert.deepEqual(await getUser("42"), { id: "42" });
  * ```
  *
  * @example Decorating a method
  * ```ts
  * import { circuit } from "@circuit/breaker";
+ *
+ * import assert from "node:assert/strict";
  *
  * class Api {
  *   @circuit({ failureThreshold: 3 })
@@ -211,7 +246,7 @@ const CIRCUIT_OPTIONS: readonly string[] = [...BREAKER_OPTIONS, "breaker"];
  *     return { id };
  *   }
  * }
- * await new Api().load("1");
+ * assert.deepEqual(await new Api().load("1"), { id: "1" });
  * ```
  */
 export const circuit: Circuit = createCircuit({});
@@ -368,9 +403,10 @@ function breakerFor(options: CircuitOptions, functionName: string): Breaker {
  * @example Reading a decorated method's breaker
  * ```ts
  * import { breakerOf, circuit } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const load = circuit(async () => "ok");
- * breakerOf(load)?.state; // "closed"
+ * assert.equal(breakerOf(load)?.state, "closed");
  * ```
  */
 export function breakerOf(fn: unknown): Breaker | undefined {

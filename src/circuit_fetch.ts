@@ -61,11 +61,19 @@ export interface CircuitFetchOptions extends Omit<BreakerGroupOptions, "name"> {
  * @example
  * ```ts
  * import { circuitFetch } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const guardedFetch = circuitFetch();
- * guardedFetch.breakers.name; // "fetch"
+ * assert.equal(guardedFetch.breakers.name, "fetch");
  * ```
  */
 export interface CircuitFetch {
+  /**
+   * Sends a request through its key's breaker, as `fetch` does.
+   *
+   * @throws {BreakerOpenError} While the key's circuit turns calls away (unless
+   * `respondWhenOpen`).
+   * @throws {TimeoutError} When the response's headers do not arrive within `timeout`.
+   */
   (input: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** The breakers, one per key. */
   readonly breakers: BreakerGroup;
@@ -85,17 +93,22 @@ export interface CircuitFetch {
  * To count a streamed body's stalls and errors, guard it with `breaker.readable()` or serve it
  * through {@linkcode circuitHandler}.
  *
+ * @throws {TypeError} When an option has the wrong type, or is unknown; the message names it and
+ * the value received.
+ * @throws {RangeError} When an option is out of range; the message names it and the value received.
+ *
  * @example
  * ```ts
  * import { BreakerOpenError, circuitFetch } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
- * const guardedFetch = circuitFetch({ timeout: 5_000 });
- * try {
- *   const response = await guardedFetch("https://api.example.com/users/42");
- * } catch (error) {
- *   if (!(error instanceof BreakerOpenError)) throw error;
- *   // the API is down: fail fast, retry after error.retryAfterMs
- * }
+ * // A stand-in for an API that is down (by default, the global fetch sends the requests).
+ * const fetch = () => Promise.resolve(new Response("down", { status: 503 }));
+ * const guardedFetch = circuitFetch({ timeout: 5_000, failureThreshold: 2, fetch });
+ * const url = "https://api.example.com/users/42";
+ * assert.equal((await guardedFetch(url)).status, 503); // a failure, still returned
+ * assert.equal((await guardedFetch(url)).status, 503);
+ * await assert.rejects(guardedFetch(url), BreakerOpenError); // fails fast, not sent
  * ```
  */
 export function circuitFetch(options: CircuitFetchOptions = {}): CircuitFetch {

@@ -49,15 +49,27 @@ export interface CircuitHandlerOptions extends BreakerOptions {
  * `timeout` bounds the wait for the handler's response (past it the request fails with
  * `TimeoutError`); the body is bounded by the stall timeouts.
  *
+ * @throws {TypeError} When `handler` is not a function, or an option has the wrong type or is
+ * unknown.
+ * @throws {RangeError} When an option is out of range; the message names it and the value received.
+ *
  * @example A streaming proxy that answers 503 while its upstream is down
  * ```ts
  * import { circuitHandler } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
- * const proxy = circuitHandler(
- *   (request: Request) => fetch("http://127.0.0.1:8000/tokens", { signal: request.signal }),
- *   { name: "llm", firstItemTimeout: 10_000, idleTimeout: 5_000 },
- * );
- * // Deno.serve(proxy);  Bun.serve({ fetch: proxy });
+ * // A stand-in for `(request) => fetch(upstream, { signal: request.signal })`, upstream down.
+ * const upstream = (_request: Request) => Promise.reject(new TypeError("connection refused"));
+ * const proxy = circuitHandler(upstream, {
+ *   name: "llm",
+ *   failureThreshold: 1,
+ *   firstItemTimeout: 10_000,
+ *   idleTimeout: 5_000,
+ * }); // serve it with Deno.serve(proxy) or Bun.serve({ fetch: proxy })
+ * await assert.rejects(proxy(new Request("http://localhost/tokens")), TypeError);
+ * const response = await proxy(new Request("http://localhost/tokens"));
+ * assert.equal(response.status, 503);
+ * assert.ok(response.headers.has("retry-after"));
  * ```
  */
 export function circuitHandler<A extends unknown[]>(

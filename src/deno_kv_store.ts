@@ -8,12 +8,18 @@
  * the versionstamp; subscriptions are `kv.watch()` streams.
  *
  * @example Breakers sharing one circuit through Deno KV
- * ```ts ignore
+ * ```ts
  * import { Breaker } from "@circuit/breaker";
  * import { denoKvStore } from "@circuit/breaker/deno-kv";
+ * import assert from "node:assert/strict";
  *
- * const kv = await Deno.openKv();
- * await using payments = new Breaker({ name: "payments", store: denoKvStore(kv) });
+ * using kv = await Deno.openKv(":memory:"); // or Deno.openKv() for the default database
+ * await using a = new Breaker({ name: "payments", store: denoKvStore(kv) });
+ * await using b = new Breaker({ name: "payments", store: denoKvStore(kv) });
+ * const seen = new Promise((resolve) => b.addListener({ stateChange: resolve }));
+ * a.open();
+ * await seen;
+ * assert.equal(b.state, "open");
  * ```
  *
  * @module
@@ -69,9 +75,12 @@ export interface DenoKvEntryMaybe {
  * @example
  * ```ts
  * import type { DenoKvAtomicOperation } from "@circuit/breaker/deno-kv";
- * declare const operation: DenoKvAtomicOperation;
+ * import assert from "node:assert/strict";
+ * using kv = await Deno.openKv(":memory:");
  * const key = ["circuit", "db"];
- * await operation.check({ key, versionstamp: null }).set(key, "{}").commit();
+ * const create = (): DenoKvAtomicOperation => kv.atomic().check({ key, versionstamp: null });
+ * assert.equal((await create().set(key, "{}").commit()).ok, true);
+ * assert.equal((await create().set(key, "{}").commit()).ok, false); // it exists now
  * ```
  */
 export interface DenoKvAtomicOperation {
@@ -89,9 +98,12 @@ export interface DenoKvAtomicOperation {
  * A Deno KV database (`Deno.Kv`, or the npm `@deno/kv` client), as far as the store uses it.
  *
  * @example
- * ```ts ignore
- * import type { DenoKv } from "@circuit/breaker/deno-kv";
- * const kv: DenoKv = await Deno.openKv();
+ * ```ts
+ * import { denoKvStore, type DenoKv } from "@circuit/breaker/deno-kv";
+ * import assert from "node:assert/strict";
+ * using database = await Deno.openKv(":memory:");
+ * const kv: DenoKv = database;
+ * assert.equal(typeof denoKvStore(kv).subscribe, "function"); // Deno's own has watch()
  * ```
  */
 export interface DenoKv {
@@ -139,6 +151,8 @@ export interface DenoKvStoreOptions {
  * Deno's own (the npm client on Bun and Node.js, whose `watch()` keeps the process alive after
  * it is cancelled) gets no subscription: breakers read it at each sync. A value that is not a
  * string is reported by the breakers, which write over it.
+ *
+ * @throws {TypeError} When `kv` is not a Deno KV database, or `prefix` is not a key.
  *
  * @example Shared circuits on Deno Deploy
  * ```ts ignore

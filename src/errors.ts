@@ -12,8 +12,10 @@ import type { BreakerState } from "./core/snapshot.ts";
  *
  * @example
  * ```ts
- * import type { BreakerOpenErrorOptions } from "./errors.ts";
+ * import { BreakerOpenError, type BreakerOpenErrorOptions } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const options: BreakerOpenErrorOptions = { breaker: "db", state: "open", retryAfterMs: 1200 };
+ * assert.equal(new BreakerOpenError(options).message, 'Circuit "db" is open: retry in 1200 ms');
  * ```
  */
 export interface BreakerOpenErrorOptions {
@@ -34,13 +36,18 @@ export interface BreakerOpenErrorOptions {
  * @example Telling a rejection from the dependency's own error
  * ```ts
  * import { Breaker, BreakerOpenError } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const breaker = new Breaker({ name: "db" });
  * breaker.open();
  * try {
  *   await breaker.execute(() => Promise.resolve("rows"));
+ *   assert.fail("an open circuit turns the call away");
  * } catch (error) {
- *   if (error instanceof BreakerOpenError) console.log(`retry in ${error.retryAfterMs} ms`);
+ *   assert.ok(error instanceof BreakerOpenError); // not an error of the dependency
+ *   assert.equal(error.breaker, "db");
+ *   assert.equal(error.state, "open");
+ *   assert.ok(error.retryAfterMs > 29_000); // the default recoveryTimeout is 30 s
  * }
  * ```
  */
@@ -91,13 +98,12 @@ function openMessage(breaker: string, state: BreakerState, retryAfterMs: number)
  * @example
  * ```ts
  * import { Breaker, TimeoutError } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const breaker = new Breaker({ timeout: 10 });
- * try {
- *   await breaker.execute((signal) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))));
- * } catch (error) {
- *   console.log(error instanceof TimeoutError); // true
- * }
+ * const hang = (signal: AbortSignal) =>
+ *   new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+ * await assert.rejects(breaker.execute(hang), TimeoutError);
  * ```
  */
 export class TimeoutError extends Error {

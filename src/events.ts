@@ -14,8 +14,13 @@ import type { BreakerOpenError, BulkheadFullError } from "./errors.ts";
  *
  * @example
  * ```ts
- * import type { StateChangeEvent } from "./events.ts";
- * const log = ({ breaker, from, to }: StateChangeEvent) => console.log(`${breaker.name}: ${from} -> ${to}`);
+ * import { Breaker, type StateChangeEvent } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const changes: string[] = [];
+ * const log = ({ breaker, from, to }: StateChangeEvent) =>
+ *   changes.push(`${breaker.name}: ${from} -> ${to}`);
+ * new Breaker({ name: "db", listeners: [{ stateChange: log }] }).open();
+ * assert.deepEqual(changes, ["db: closed -> open"]);
  * ```
  */
 export interface StateChangeEvent {
@@ -37,8 +42,13 @@ export interface StateChangeEvent {
  *
  * @example
  * ```ts
- * import type { CallEvent } from "./events.ts";
- * const count = (_event: CallEvent) => {};
+ * import { Breaker, type CallEvent } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * let calls = 0;
+ * const count = (_event: CallEvent) => calls++;
+ * const db = new Breaker({ listeners: [{ beforeCall: count }] });
+ * await db.execute(() => Promise.resolve("row"));
+ * assert.equal(calls, 1);
  * ```
  */
 export interface CallEvent {
@@ -51,8 +61,13 @@ export interface CallEvent {
  *
  * @example
  * ```ts
- * import type { SuccessEvent } from "./events.ts";
- * const timing = ({ durationMs }: SuccessEvent) => console.log(durationMs);
+ * import { Breaker, type SuccessEvent } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const durations: number[] = [];
+ * const timing = ({ durationMs }: SuccessEvent) => durations.push(durationMs);
+ * const db = new Breaker({ listeners: [{ success: timing }] });
+ * await db.execute(() => Promise.resolve("row"));
+ * assert.equal(durations.length, 1);
  * ```
  */
 export interface SuccessEvent {
@@ -67,8 +82,14 @@ export interface SuccessEvent {
  *
  * @example
  * ```ts
- * import type { FailureEvent } from "./events.ts";
- * const log = ({ error }: FailureEvent) => console.warn(error);
+ * import { Breaker, type FailureEvent } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const errors: unknown[] = [];
+ * const log = ({ error }: FailureEvent) => errors.push(error);
+ * const db = new Breaker({ listeners: [{ failure: log }] });
+ * const down = new Error("down");
+ * await assert.rejects(db.execute(() => Promise.reject(down)));
+ * assert.deepEqual(errors, [down]);
  * ```
  */
 export interface FailureEvent {
@@ -85,8 +106,14 @@ export interface FailureEvent {
  *
  * @example
  * ```ts
- * import type { RejectedEvent } from "./events.ts";
- * const log = ({ error }: RejectedEvent) => console.warn(error.message);
+ * import { Breaker, type RejectedEvent } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const messages: string[] = [];
+ * const log = ({ error }: RejectedEvent) => messages.push(error.message);
+ * const db = new Breaker({ name: "db", listeners: [{ rejected: log }] });
+ * db.isolate();
+ * await assert.rejects(db.execute(() => Promise.resolve("row")));
+ * assert.deepEqual(messages, ['Circuit "db" is isolated']);
  * ```
  */
 export interface RejectedEvent {
@@ -105,8 +132,18 @@ export interface RejectedEvent {
  *
  * @example
  * ```ts
- * import type { StoreErrorEvent } from "./events.ts";
- * const log = ({ operation, error }: StoreErrorEvent) => console.warn(operation, error);
+ * import { Breaker, type StateStore, type StoreErrorEvent } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const down = () => Promise.reject(new Error("ECONNREFUSED"));
+ * const store: StateStore = { read: down, compareAndSet: down }; // a store that is down
+ * const operations: string[] = [];
+ * const log = ({ operation }: StoreErrorEvent) => operations.push(operation);
+ * {
+ *   await using db = new Breaker({ name: "db", store, listeners: [{ storeError: log }] });
+ *   db.open(); // still opens, locally
+ *   assert.equal(db.state, "open");
+ * }
+ * assert.ok(operations.length > 0);
  * ```
  */
 export interface StoreErrorEvent {
@@ -125,11 +162,16 @@ export interface StoreErrorEvent {
  * @example Logging state changes
  * ```ts
  * import { Breaker } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
+ * const changes: string[] = [];
  * const breaker = new Breaker({
  *   name: "db",
- *   listeners: [{ stateChange: ({ from, to }) => console.log(`db: ${from} -> ${to}`) }],
+ *   listeners: [{ stateChange: ({ from, to }) => changes.push(`db: ${from} -> ${to}`) }],
  * });
+ * breaker.open();
+ * breaker.close();
+ * assert.deepEqual(changes, ["db: closed -> open", "db: open -> closed"]);
  * ```
  */
 export interface BreakerListener {

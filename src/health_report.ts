@@ -19,13 +19,20 @@ import type { BreakerRegistry } from "./registry.ts";
  *
  * @example
  * ```ts
- * import type { HealthReport } from "@circuit/breaker";
- * const report: HealthReport = {
+ * import { BreakerRegistry, type HealthReport, statusHandler } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const registry = new BreakerRegistry();
+ * registry.breaker("db").open();
+ * const status = statusHandler(registry, { critical: ["db"] });
+ * const response = await status(new Request("http://localhost/?format=health"));
+ * assert.equal(response.status, 503);
+ * const report: HealthReport = await response.json();
+ * assert.deepEqual(report, {
  *   healthy: false,
  *   failing: ["db"],
  *   missing: [],
  *   critical: [{ name: "db", state: "open" }],
- * };
+ * });
  * ```
  */
 export interface HealthReport {

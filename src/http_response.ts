@@ -14,6 +14,8 @@ import type { BreakerOpenError, BulkheadFullError } from "./errors.ts";
  * instant retry; `undefined` for a wait with no end (an isolated circuit), which no header
  * can say.
  *
+ * @throws {TypeError} When `retryAfterMs` is not a number (or is `NaN`).
+ *
  * @example
  * ```ts
  * import { retryAfterSeconds } from "@circuit/breaker";

@@ -15,13 +15,14 @@ import type { StateStore, StoredState } from "./store.ts";
  * @example Two breakers sharing one circuit
  * ```ts
  * import { Breaker, memoryStore } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const store = memoryStore();
  * await using a = new Breaker({ name: "payments", store });
  * await using b = new Breaker({ name: "payments", store });
  * a.open();
  * await new Promise((resolve) => setTimeout(resolve, 0));
- * b.state; // "open"
+ * assert.equal(b.state, "open");
  * ```
  */
 export function memoryStore(): StateStore {

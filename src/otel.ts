@@ -34,10 +34,11 @@
  * ```ts
  * import { Breaker } from "@circuit/breaker";
  * import { instrumentBreakers } from "@circuit/breaker/otel";
+ * import assert from "node:assert/strict";
  *
  * using _metrics = instrumentBreakers(); // the default registry: every breaker given a name
  * const db = new Breaker({ name: "db" });
- * await db.execute(async () => "row");
+ * assert.equal(await db.execute(async () => "row"), "row");
  * ```
  *
  * @module
@@ -68,10 +69,10 @@ import { BreakerRegistry, defaultRegistry } from "./registry.ts";
  *
  * @example Recording on a meter provider of one's own
  * ```ts
- * import type { MeterProvider } from "@opentelemetry/api";
+ * import { metrics } from "@opentelemetry/api";
  * import type { InstrumentBreakersOptions } from "@circuit/breaker/otel";
  *
- * declare const meterProvider: MeterProvider;
+ * const meterProvider = metrics.getMeterProvider(); // e.g. the SDK's, with an OTLP exporter
  * const options: InstrumentBreakersOptions = { meterProvider };
  * ```
  */
@@ -187,17 +188,32 @@ class BreakerAttributeSets {
  *
  * Instrument a registry or a breaker listed in it, not both: its calls would count twice.
  *
+ * @throws {TypeError} When `breakers` is neither a `BreakerRegistry` nor a `Breaker`, or an option
+ * is unknown, has the wrong type, or `meter` and `meterProvider` are both given.
+ *
  * @example Metrics of the breakers of one registry, on a given meter provider
  * ```ts
- * import type { MeterProvider } from "@opentelemetry/api";
+ * import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
  * import { BreakerRegistry } from "@circuit/breaker";
  * import { instrumentBreakers } from "@circuit/breaker/otel";
+ * import assert from "node:assert/strict";
  *
- * declare const meterProvider: MeterProvider; // e.g. the SDK's, with an OTLP exporter
+ * // A reader collected on demand; in production, the SDK's reader with an OTLP exporter.
+ * class Reader extends MetricReader {
+ *   protected override onForceFlush = () => Promise.resolve();
+ *   protected override onShutdown = () => Promise.resolve();
+ * }
+ * const reader = new Reader();
+ * const meterProvider = new MeterProvider({ readers: [reader] });
  * const registry = new BreakerRegistry();
  * using _metrics = instrumentBreakers(registry, { meterProvider });
  * const payments = registry.breaker("payments", { failureThreshold: 3 });
  * await payments.execute(async () => "charged");
+ * const { resourceMetrics } = await reader.collect();
+ * const names = resourceMetrics.scopeMetrics.flatMap(({ metrics }) =>
+ *   metrics.map((metric) => metric.descriptor.name)
+ * );
+ * assert.ok(names.includes("circuit_breaker.calls"));
  * ```
  */
 export function instrumentBreakers(

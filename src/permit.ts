@@ -71,8 +71,11 @@ export class BreakerPermit implements Disposable {
    * @example
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const api = new Breaker();
-   * api.acquire().success();
+   * api.halfOpen();
+   * api.acquire().success(); // the trial call succeeded
+   * assert.equal(api.state, "closed");
    * ```
    */
   success(): void {

@@ -41,10 +41,13 @@ export type { StateStore, StoredState } from "./store.ts";
  * @example Adapting a client with another command method
  * ```ts
  * import { type RedisCommands, redisStore } from "@circuit/breaker/redis";
+ * import assert from "node:assert/strict";
  *
- * declare const client: { command(args: string[]): Promise<unknown> };
+ * // A stand-in for a client whose method is `command(args)`.
+ * const client = { command: (_args: string[]): Promise<unknown> => Promise.resolve(null) };
  * const commands: RedisCommands = { send: (command, args) => client.command([command, ...args]) };
- * const store = redisStore(commands); // no subscribe(): breakers sync on their interval
+ * const store = redisStore(commands);
+ * assert.equal(store.subscribe, undefined); // breakers sync on their interval
  * ```
  */
 export interface RedisCommands {
@@ -122,6 +125,9 @@ export interface RedisStoreOptions {
  * (in any process) share one circuit. Subscriptions, when the client has `duplicate()`, share
  * one subscriber connection per store, opened at the first and closed with the last; your own
  * client is never closed. Requires Redis 4 or later (or a compatible server with Lua scripts).
+ *
+ * @throws {TypeError} When `client` is neither a Redis client (Bun's `RedisClient`, redis, ioredis)
+ * nor an object with `send()`, or `prefix` is not a string.
  *
  * @example Shared circuits with node-redis
  * ```ts ignore

@@ -18,9 +18,13 @@ import type { BreakerListener } from "./events.ts";
  *
  * @example
  * ```ts
- * import { defaultRegistry, type RegistrySummary } from "@circuit/breaker";
- * const summary: RegistrySummary = defaultRegistry.summary();
- * if (!summary.allClosed) console.warn("open circuits:", summary.open);
+ * import { BreakerRegistry, type RegistrySummary } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const registry = new BreakerRegistry();
+ * registry.breaker("db").open();
+ * const summary: RegistrySummary = registry.summary();
+ * assert.equal(summary.allClosed, false);
+ * assert.deepEqual(summary.open, ["db"]);
  * ```
  */
 export interface RegistrySummary {
@@ -117,11 +121,12 @@ const MIN_SWEEP = 64;
  * @example
  * ```ts
  * import { BreakerRegistry } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const registry = new BreakerRegistry();
  * const db = registry.breaker("db", { failureThreshold: 3 });
- * registry.breaker("db") === db; // true: get-or-create
- * registry.summary().allClosed; // true
+ * assert.equal(registry.breaker("db"), db); // get-or-create
+ * assert.equal(registry.summary().allClosed, true);
  * ```
  */
 export class BreakerRegistry implements Iterable<Breaker> {
@@ -154,12 +159,18 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * apply only on creation (change a listed breaker with `configure()`); the registry keeps the
    * breakers it creates alive until `delete()`.
    *
+   * @throws {TypeError} When `name` is not a non-empty string, or a breaker option has the wrong
+   * type or is unknown.
+   * @throws {RangeError} When a breaker option is out of range.
+   *
    * @example
    * ```ts
    * import { BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const registry = new BreakerRegistry();
    * const payments = registry.breaker("payments", { failureThreshold: 3 });
-   * await payments.execute(async () => "charged");
+   * assert.equal(await payments.execute(async () => "charged"), "charged");
+   * assert.equal(registry.breaker("payments"), payments); // listed: the same breaker
    * ```
    */
   breaker(name: string, options: RegistryBreakerOptions = {}): Breaker {
@@ -190,13 +201,16 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * The registry's listeners are added to it. Breakers given a `name` join the
    * {@linkcode defaultRegistry} this way unless their `registry` option says otherwise.
    *
+   * @throws {TypeError} When `breaker` is not a `Breaker`.
+   *
    * @example
    * ```ts
    * import { Breaker, BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const registry = new BreakerRegistry();
    * const cache = new Breaker({ name: "cache", registry: false });
    * registry.add(cache);
-   * registry.get("cache") === cache; // true
+   * assert.equal(registry.get("cache"), cache);
    * ```
    */
   add(breaker: Breaker): void {
@@ -215,10 +229,11 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * @example
    * ```ts
    * import { BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const registry = new BreakerRegistry();
    * registry.breaker("db");
-   * registry.delete("db"); // true
-   * registry.get("db"); // undefined
+   * assert.equal(registry.delete("db"), true);
+   * assert.equal(registry.get("db"), undefined);
    * ```
    */
   delete(breakerOrName: Breaker | string): boolean {
@@ -243,8 +258,9 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * @example
    * ```ts
    * import { Breaker, defaultRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const search = new Breaker({ name: "search" });
-   * defaultRegistry.get("search") === search; // true
+   * assert.equal(defaultRegistry.get("search"), search);
    * ```
    */
   get(name: string): Breaker | undefined {
@@ -258,7 +274,8 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * @example
    * ```ts
    * import { BreakerRegistry } from "@circuit/breaker";
-   * new BreakerRegistry().size; // 0
+   * import assert from "node:assert/strict";
+   * assert.equal(new BreakerRegistry().size, 0);
    * ```
    */
   get size(): number {
@@ -272,8 +289,13 @@ export class BreakerRegistry implements Iterable<Breaker> {
    *
    * @example
    * ```ts
-   * import { defaultRegistry } from "@circuit/breaker";
-   * for (const breaker of defaultRegistry) console.log(breaker.name, breaker.state);
+   * import { BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
+   * const registry = new BreakerRegistry();
+   * registry.breaker("db").open();
+   * registry.breaker("cache");
+   * const states = [...registry].map((breaker) => `${breaker.name}: ${breaker.state}`);
+   * assert.deepEqual(states, ["db: open", "cache: closed"]);
    * ```
    */
   *[Symbol.iterator](): IterableIterator<Breaker> {
@@ -305,9 +327,11 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * @example
    * ```ts
    * import { BreakerRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const registry = new BreakerRegistry();
    * registry.breaker("db").open();
-   * registry.summary(); // { total: 1, allClosed: false, open: ["db"], ... }
+   * const { total, allClosed, open } = registry.summary();
+   * assert.deepEqual({ total, allClosed, open }, { total: 1, allClosed: false, open: ["db"] });
    * ```
    */
   summary(): RegistrySummary {
@@ -373,12 +397,18 @@ export class BreakerRegistry implements Iterable<Breaker> {
    * Adds a listener to every breaker the registry lists, now and later; dispose the returned
    * value to remove it from all of them.
    *
+   * @throws {TypeError} When `listener` is not an object of hook functions.
+   *
    * @example Logging every state change
    * ```ts
-   * import { defaultRegistry } from "@circuit/breaker";
+   * import { Breaker, defaultRegistry } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
+   * const changes: string[] = [];
    * using _subscription = defaultRegistry.addListener({
-   *   stateChange: ({ breaker, from, to }) => console.log(`${breaker.name}: ${from} -> ${to}`),
+   *   stateChange: ({ breaker, from, to }) => changes.push(`${breaker.name}: ${from} -> ${to}`),
    * });
+   * new Breaker({ name: "db" }).open(); // a named breaker joins the default registry
+   * assert.deepEqual(changes, ["db: closed -> open"]);
    * ```
    */
   addListener(listener: BreakerListener): Disposable {
@@ -488,10 +518,11 @@ export class BreakerRegistry implements Iterable<Breaker> {
  * @example
  * ```ts
  * import { circuit, defaultRegistry } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const loadUser = circuit(async function loadUser(id: string) {
  *   return { id };
  * });
- * defaultRegistry.get("loadUser")?.state; // "closed"
+ * assert.equal(defaultRegistry.get("loadUser")?.state, "closed");
  * ```
  */
 export const defaultRegistry: BreakerRegistry = new BreakerRegistry();

@@ -73,8 +73,15 @@ export interface RetryOptions {
  *
  * @example
  * ```ts
- * import type { RetryEvent } from "@circuit/breaker";
- * const log = ({ attempt, delayMs }: RetryEvent) => console.warn(`attempt ${attempt} failed; retrying in ${delayMs} ms`);
+ * import { retry, type RetryEvent } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const lines: string[] = [];
+ * const onRetry = ({ attempt, delayMs }: RetryEvent) =>
+ *   lines.push(`attempt ${attempt} failed; retrying in ${delayMs} ms`);
+ * let calls = 0;
+ * const flaky = () => ++calls < 2 ? Promise.reject(new Error("flaky")) : Promise.resolve("ok");
+ * await retry(flaky, { backoff: { initialDelay: 1, jitter: "none" }, onRetry });
+ * assert.deepEqual(lines, ["attempt 1 failed; retrying in 1 ms"]);
  * ```
  */
 export interface RetryEvent {
@@ -99,8 +106,10 @@ const CONTEXT = "Cannot retry";
  * `Response` (or an error with a numeric `retryAfterMs`) waits at least its `Retry-After`. The
  * error thrown at the end is the last attempt's own, unchanged.
  *
- * @throws The last attempt's error; the caller's signal's reason when it aborts; a `TypeError`
- * or `RangeError` naming a bad option.
+ * @throws {TypeError} When `fn` is not a function, or an option has the wrong type.
+ * @throws {RangeError} When an option is out of range, e.g. `attempts` below 1.
+ * @throws {unknown} The last attempt's own error, unchanged, when no attempt succeeded; the
+ * caller's `signal`'s reason when it aborts.
  *
  * @example Around a breaker (retry outside, breaker inside)
  * ```ts

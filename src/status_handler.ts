@@ -9,13 +9,16 @@
  * @example Deno.serve
  * ```ts
  * import { statusHandler } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const status = statusHandler();
- * Deno.serve((request) =>
+ * const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) =>
  *   new URL(request.url).pathname === "/status"
  *     ? status(request)
- *     : new Response("Not found", { status: 404 })
- * );
+ *     : new Response("Not found", { status: 404 }));
+ * const response = await fetch(`http://127.0.0.1:${server.addr.port}/status?format=json`);
+ * assert.equal((await response.json()).summary.allClosed, true);
+ * await server.shutdown();
  * ```
  *
  * @module
@@ -40,9 +43,12 @@ export type { HealthReport } from "./health_report.ts";
  *
  * @example
  * ```ts
- * import type { RequestAuthorizer } from "@circuit/breaker";
+ * import { type RequestAuthorizer, statusHandler } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const admins: RequestAuthorizer = (request) =>
  *   request.headers.get("authorization") === "Bearer s3cret";
+ * const status = statusHandler(undefined, { authorizeRead: admins });
+ * assert.equal((await status(new Request("http://localhost/status"))).status, 403);
  * ```
  */
 export type RequestAuthorizer = (request: Request) => boolean | Promise<boolean>;
@@ -53,6 +59,7 @@ export type RequestAuthorizer = (request: Request) => boolean | Promise<boolean>
  * @example
  * ```ts
  * import { statusHandler, type StatusHandlerOptions } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const isAdmin = (request: Request) => request.headers.get("authorization") === "Bearer s3cret";
  * const options: StatusHandlerOptions = {
@@ -62,6 +69,10 @@ export type RequestAuthorizer = (request: Request) => boolean | Promise<boolean>
  *   refreshInterval: 5_000,
  * };
  * const status = statusHandler(undefined, options);
+ * const health = await status(new Request("http://localhost/status?format=health"));
+ * assert.equal(health.status, 200); // not guarded; "db" is not listed yet, so not failing
+ * const read = await status(new Request("http://localhost/status?format=json"));
+ * assert.equal(read.status, 403);
  * ```
  */
 export interface StatusHandlerOptions {
@@ -120,8 +131,10 @@ export interface StatusHandlerOptions {
  * @example
  * ```ts
  * import { type StatusHandler, statusHandler } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  * const status: StatusHandler = statusHandler();
  * const response = await status(new Request("http://localhost/status?format=json"));
+ * assert.equal(response.headers.get("cache-control"), "no-store");
  * ```
  */
 export type StatusHandler = (request: Request) => Promise<Response>;
@@ -158,16 +171,28 @@ export type StatusHandler = (request: Request) => Promise<Response>;
  *
  * Throws a `TypeError` or `RangeError` naming a bad argument.
  *
+ * @throws {TypeError} When `registry` is not a `BreakerRegistry`, or an option is unknown or has
+ * the wrong type.
+ * @throws {RangeError} When `refreshInterval` is below 100 ms or not finite.
+ *
  * @example Under a prefix in Hono, with actions for admins
- * ```ts ignore
+ * ```ts
  * import { Hono } from "hono";
  * import { defaultRegistry, statusHandler } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const status = statusHandler(defaultRegistry, {
  *   authorize: (request) => request.headers.get("x-admin-token") === Deno.env.get("ADMIN_TOKEN"),
  * });
  * const app = new Hono();
  * app.all("/admin/circuits", (c) => status(c.req.raw));
+ * assert.equal((await app.request("/admin/circuits?format=json")).status, 200);
+ * const isolate = await app.request("/admin/circuits", {
+ *   method: "POST",
+ *   headers: { "content-type": "application/json" },
+ *   body: JSON.stringify({ action: "isolate", name: "db" }),
+ * });
+ * assert.equal(isolate.status, 403); // no admin token
  * ```
  *
  * @example Bun.serve

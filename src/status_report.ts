@@ -36,6 +36,7 @@ export const MAX_MEMBERS_LISTED = 50;
  *   name: "db",
  *   group: null,
  *   state: "open",
+ *   mode: "enforce",
  *   failureCount: 5,
  *   openUntil: 1_700_000_030_000,
  *   retryAfterMs: 12_000,
@@ -116,10 +117,14 @@ export interface GroupStatus extends GroupSummary {
  *
  * @example
  * ```ts
- * import { type StatusReport, statusHandler } from "@circuit/breaker";
- * const response = await statusHandler()(new Request("http://localhost/?format=json"));
+ * import { BreakerRegistry, type StatusReport, statusHandler } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const registry = new BreakerRegistry();
+ * registry.breaker("db").open();
+ * const response = await statusHandler(registry)(new Request("http://localhost/?format=json"));
  * const report: StatusReport = await response.json();
- * report.summary.allClosed;
+ * assert.deepEqual(report.summary.open, ["db"]);
+ * assert.equal(report.breakers[0]?.state, "open");
  * ```
  */
 export interface StatusReport {

@@ -33,7 +33,8 @@ export interface StoredState {
  *
  * @example An in-process store, as a model for your own
  * ```ts
- * import type { StateStore, StoredState } from "@circuit/breaker";
+ * import { Breaker, type StateStore, type StoredState } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
  *
  * const entries = new Map<string, StoredState>();
  * let writes = 0;
@@ -46,6 +47,11 @@ export interface StoredState {
  *     return Promise.resolve(stored);
  *   },
  * };
+ * {
+ *   await using payments = new Breaker({ name: "payments", store });
+ *   payments.open();
+ * } // disposing a breaker awaits its writes
+ * assert.equal(JSON.parse(entries.get("payments")?.value ?? "{}").state, "open");
  * ```
  */
 export interface StateStore {

@@ -20,8 +20,19 @@ import { type BreakerOpenError, type BulkheadFullError, TimeoutError } from "./e
  *
  * @example
  * ```ts
- * import type { StreamOptions } from "@circuit/breaker";
- * const options: StreamOptions<string> = { firstItemTimeout: 5_000, idleTimeout: 1_000 };
+ * import { Breaker, type StreamOptions } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * const options: StreamOptions<string> = {
+ *   firstItemTimeout: 5_000,
+ *   idleTimeout: 1_000,
+ *   isFailureItem: (item) => item.startsWith("error:"),
+ * };
+ * const llm = new Breaker({ failureThreshold: 1 });
+ * async function* replies() {
+ *   yield "error: overloaded";
+ * }
+ * await Array.fromAsync(llm.stream(replies, options));
+ * assert.equal(llm.state, "open");
  * ```
  */
 export interface StreamOptions<T = unknown> {
@@ -42,8 +53,13 @@ export interface StreamOptions<T = unknown> {
  *
  * @example
  * ```ts
- * import type { StreamSource } from "@circuit/breaker";
- * const source: StreamSource<Uint8Array> = (signal) => fetch("https://example.com", { signal }).then((r) => r.body!) as never;
+ * import { Breaker, type StreamSource } from "@circuit/breaker";
+ * import assert from "node:assert/strict";
+ * async function* tokens(signal: AbortSignal) {
+ *   for (const token of ["Hello", "world"]) if (!signal.aborted) yield token;
+ * }
+ * const source: StreamSource<string> = (signal) => tokens(signal);
+ * assert.deepEqual(await Array.fromAsync(new Breaker().stream(source)), ["Hello", "world"]);
  * ```
  */
 export type StreamSource<T, TReturn = unknown, TNext = unknown> =
@@ -872,6 +888,9 @@ export function readerIterator<T>(stream: ReadableStream<T>): AsyncIterator<T> &
 /**
  * Guards a `ReadableStream`: the returned stream pulls the source only when read
  * (`highWaterMark` 0), and cancelling it cancels the source with the same reason.
+ *
+ * @throws {TypeError} When `source` is not a `ReadableStream`, or an option has the wrong type.
+ * @throws {RangeError} When a timeout option is out of range.
  */
 export function guardReadable<T>(
   hooks: CallHooks,

@@ -16,11 +16,11 @@ export type Verdict = "failure" | "success" | "neutral";
  *
  * @example
  * ```ts
- * import { classifyError } from "./classify.ts";
- * import { createPolicy } from "./policy.ts";
+ * import { classifyError, createPolicy } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({ exclude: TypeError });
- * classifyError(policy, new TypeError("bad input")); // "success"
- * classifyError(policy, new Error("down")); // "failure"
+ * assert.equal(classifyError(policy, new TypeError("bad input")), "success");
+ * assert.equal(classifyError(policy, new Error("down")), "failure");
  * ```
  */
 export function classifyError(policy: Policy, error: unknown): Verdict {
@@ -40,11 +40,11 @@ export function classifyError(policy: Policy, error: unknown): Verdict {
  *
  * @example
  * ```ts
- * import { isFailedResult } from "./classify.ts";
- * import { createPolicy } from "./policy.ts";
+ * import { createPolicy, isFailedResult } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({ isFailureResult: (r) => r === "error" });
- * isFailedResult(policy, "error"); // true
- * isFailedResult(createPolicy({}), new Response(null, { status: 503 })); // true
+ * assert.equal(isFailedResult(policy, "error"), true);
+ * assert.equal(isFailedResult(createPolicy({}), new Response(null, { status: 503 })), true);
  * ```
  */
 export function isFailedResult(policy: Policy, result: unknown): boolean {
@@ -65,9 +65,10 @@ const ResponseClass: typeof Response | undefined = typeof Response === "function
  *
  * @example
  * ```ts
- * import { isFailedResponse } from "./classify.ts";
- * isFailedResponse(new Response(null, { status: 502 })); // true
- * isFailedResponse(new Response(null, { status: 404 })); // false
+ * import { isFailedResponse } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(isFailedResponse(new Response(null, { status: 502 })), true);
+ * assert.equal(isFailedResponse(new Response(null, { status: 404 })), false);
  * ```
  */
 export function isFailedResponse(value: unknown): boolean {
@@ -84,10 +85,10 @@ export function isFailedResponse(value: unknown): boolean {
  *
  * @example
  * ```ts
- * import { isFailedItem } from "./classify.ts";
- * import { createPolicy } from "./policy.ts";
+ * import { createPolicy, isFailedItem } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({ isFailureItem: (item) => (item as { error?: unknown }).error !== undefined });
- * isFailedItem(policy, { error: "overloaded" }); // true
+ * assert.equal(isFailedItem(policy, { error: "overloaded" }), true);
  * ```
  */
 export function isFailedItem(policy: Policy, item: unknown): boolean {

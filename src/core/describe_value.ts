@@ -11,8 +11,9 @@
  * @example Describing received values
  * ```ts
  * import { describeValue } from "./describe_value.ts";
- * describeValue("5"); // '"5"'
- * describeValue(NaN); // "NaN"
+ * import assert from "node:assert/strict";
+ * assert.equal(describeValue("5"), '"5"');
+ * assert.equal(describeValue(NaN), "NaN");
  * ```
  */
 export function describeValue(value: unknown): string {

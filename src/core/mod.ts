@@ -6,13 +6,15 @@
  *
  * ```ts
  * import { admit, createPolicy, INITIAL_SNAPSHOT, isRejection, recordFailure } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  *
  * const policy = createPolicy({ failureThreshold: 2, recoveryTimeout: 1_000 });
  * let snapshot = INITIAL_SNAPSHOT;
  * snapshot = recordFailure(policy, snapshot, snapshot.generation, new Error("down"), 0, 0);
  * snapshot = recordFailure(policy, snapshot, snapshot.generation, new Error("down"), 0, 0);
  * const verdict = admit(policy, snapshot, 500);
- * if (isRejection(verdict)) console.log(`open: retry in ${verdict.retryAfterMs} ms`); // 500
+ * assert.ok(isRejection(verdict)); // open after 2 failures
+ * assert.equal(verdict.retryAfterMs, 500);
  * ```
  *
  * @module

@@ -12,7 +12,7 @@ import type { WindowStats } from "./window.ts";
  *
  * @example
  * ```ts
- * import type { ErrorClass } from "./options.ts";
+ * import type { ErrorClass } from "@circuit/breaker/core";
  * const matcher: ErrorClass = TypeError;
  * ```
  */
@@ -23,7 +23,7 @@ export type ErrorClass = abstract new (...args: never[]) => unknown;
  *
  * @example
  * ```ts
- * import type { ErrorMatcher } from "./options.ts";
+ * import type { ErrorMatcher } from "@circuit/breaker/core";
  * const matchers: ErrorMatcher[] = [TypeError, (error) => (error as { status?: number }).status === 503];
  * ```
  */
@@ -34,7 +34,7 @@ export type ErrorMatcher = ErrorClass | ((error: unknown) => boolean);
  *
  * @example
  * ```ts
- * import type { RecoveryContext } from "./options.ts";
+ * import type { RecoveryContext } from "@circuit/breaker/core";
  * const context: RecoveryContext = { openings: 1, lastFailure: new Error("down") };
  * ```
  */
@@ -50,7 +50,7 @@ export interface RecoveryContext {
  *
  * @example
  * ```ts
- * import type { RecoveryTimeout } from "./options.ts";
+ * import type { RecoveryTimeout } from "@circuit/breaker/core";
  * const linear: RecoveryTimeout = ({ openings }) => openings * 10_000;
  * ```
  */
@@ -62,7 +62,7 @@ export type RecoveryTimeout = (context: RecoveryContext) => number;
  *
  * @example
  * ```ts
- * import type { WindowOptions } from "./options.ts";
+ * import type { WindowOptions } from "@circuit/breaker/core";
  * const lastMinute: WindowOptions = { duration: 60_000, buckets: 10 };
  * const lastHundred: WindowOptions = { calls: 100 };
  * ```
@@ -88,7 +88,7 @@ export type WindowOptions =
  *
  * @example
  * ```ts
- * import type { RecoveryRampOptions } from "./options.ts";
+ * import type { RecoveryRampOptions } from "@circuit/breaker/core";
  * const ramp: RecoveryRampOptions = { duration: 10_000, initialRate: 0.1 };
  * ```
  */
@@ -108,7 +108,7 @@ export interface RecoveryRampOptions {
  *
  * @example
  * ```ts
- * import type { PolicyOptions } from "./options.ts";
+ * import type { PolicyOptions } from "@circuit/breaker/core";
  * const options: PolicyOptions = { failureThreshold: 3, recoveryTimeout: 10_000 };
  * ```
  */
@@ -232,7 +232,7 @@ export interface PolicyOptions {
  *
  * @example
  * ```ts
- * import type { BreakerMode } from "./options.ts";
+ * import type { BreakerMode } from "@circuit/breaker/core";
  * const mode: BreakerMode = "observe";
  * ```
  */

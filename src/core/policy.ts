@@ -36,9 +36,10 @@ export type Reporter = (message: string, error?: unknown) => void;
  *
  * @example
  * ```ts
- * import { createPolicy } from "./policy.ts";
+ * import { createPolicy } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({ name: "db", failureThreshold: 3 });
- * policy.failureThreshold; // 3
+ * assert.equal(policy.failureThreshold, 3);
  * ```
  */
 export interface Policy {
@@ -90,8 +91,9 @@ export interface Policy {
  *
  * @example
  * ```ts
- * import { createPolicy, sharePolicy } from "./policy.ts";
- * sharePolicy(createPolicy({ timeout: 5_000 }), "worker-1").lease?.duration; // 5000
+ * import { createPolicy, sharePolicy } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(sharePolicy(createPolicy({ timeout: 5_000 }), "worker-1").lease?.duration, 5000);
  * ```
  */
 export interface LeaseRules {
@@ -108,8 +110,9 @@ export interface LeaseRules {
  *
  * @example
  * ```ts
- * import { createPolicy, sharePolicy } from "./policy.ts";
- * sharePolicy(createPolicy({}), "worker-1").lease?.holder; // "worker-1"
+ * import { createPolicy, sharePolicy } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(sharePolicy(createPolicy({}), "worker-1").lease?.holder, "worker-1");
  * ```
  */
 export function sharePolicy(policy: Policy, holder: string): Policy {
@@ -126,8 +129,9 @@ const DEFAULT_LEASE = 30_000;
  *
  * @example
  * ```ts
- * import { createPolicy } from "./policy.ts";
- * createPolicy({ exclude: TypeError }).errors?.exclude?.(new TypeError()); // true
+ * import { createPolicy } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(createPolicy({ exclude: TypeError }).errors?.exclude?.(new TypeError()), true);
  * ```
  */
 export interface ErrorMatchers {
@@ -144,8 +148,9 @@ export interface ErrorMatchers {
  *
  * @example
  * ```ts
- * import { createPolicy } from "./policy.ts";
- * createPolicy({ failureRate: 0.5 }).rules?.minimumCalls; // 20
+ * import { createPolicy } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(createPolicy({ failureRate: 0.5 }).rules?.minimumCalls, 20);
  * ```
  */
 export interface WindowRules {
@@ -168,8 +173,9 @@ export interface WindowRules {
  *
  * @example
  * ```ts
- * import { createPolicy } from "./policy.ts";
- * createPolicy({ idleTimeout: 1_000 }).streams?.idleTimeout; // 1000
+ * import { createPolicy } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(createPolicy({ idleTimeout: 1_000 }).streams?.idleTimeout, 1000);
  * ```
  */
 export interface StreamRules {
@@ -226,14 +232,18 @@ const reportToConsole: Reporter = (message, error) => {
  * @param options The options to validate.
  * @param context How messages start.
  * @param report Where problems found while running user rules are reported.
+ * @throws {TypeError} When an option has the wrong type; the message names it and the value.
+ * @throws {RangeError} When an option is out of range; the message names it and the value.
+ *
  * @example
  * ```ts
- * import { createPolicy } from "./policy.ts";
- * try {
- *   createPolicy({ failureThreshold: 0 });
- * } catch (error) {
- *   // RangeError: Cannot create breaker: "failureThreshold" must be an integer >= 1 or Infinity, received 0
- * }
+ * import { createPolicy } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.throws(() => createPolicy({ failureThreshold: 0 }), {
+ *   name: "RangeError",
+ *   message:
+ *     'Cannot create breaker: "failureThreshold" must be an integer >= 1 or Infinity, received 0',
+ * });
  * ```
  */
 export function createPolicy(
@@ -249,12 +259,16 @@ export function createPolicy(
  * equal ones: breakers made with the same options (one per key, say) then hold one copy. The
  * policy is the same either way. For the shell; `@circuit/breaker/core` does not export it.
  *
+ * @throws {TypeError} When an option has the wrong type; the message names it and the value.
+ * @throws {RangeError} When an option is out of range; the message names it and the value.
+ *
  * @example
  * ```ts
  * import { createPolicy, createPolicySharingRules } from "./policy.ts";
+ * import assert from "node:assert/strict";
  * const first = createPolicy({ failureRate: 0.5 });
  * const next = createPolicySharingRules({ failureRate: 0.5 }, "", undefined, first.rules);
- * next.rules === first.rules; // true
+ * assert.equal(next.rules, first.rules);
  * ```
  */
 export function createPolicySharingRules(
@@ -526,10 +540,13 @@ function isErrorClass(value: ErrorMatcher): value is ErrorClass {
  * predicate, or `undefined` for none (an empty array too). Throws a `TypeError` that starts
  * with `context` and names `path` for anything else.
  *
+ * @throws {TypeError} When a matcher is neither an error class nor a function.
+ *
  * @example
  * ```ts
  * import { compileMatchers } from "./policy.ts";
- * compileMatchers("Cannot retry", "noRetry", [TypeError])?.(new TypeError()); // true
+ * import assert from "node:assert/strict";
+ * assert.equal(compileMatchers("Cannot retry", "noRetry", [TypeError])?.(new TypeError()), true);
  * ```
  */
 export function compileMatchers(

@@ -11,10 +11,11 @@
  *
  * @example
  * ```ts
- * import { retryAfterHint } from "./retry_after.ts";
+ * import { retryAfterHint } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const response = new Response(null, { status: 503, headers: { "retry-after": "120" } });
- * retryAfterHint(response, Date.now()); // 120000
- * retryAfterHint(Object.assign(new Error("busy"), { retryAfterMs: 500 }), 0); // 500
+ * assert.equal(retryAfterHint(response, Date.now()), 120000);
+ * assert.equal(retryAfterHint(Object.assign(new Error("busy"), { retryAfterMs: 500 }), 0), 500);
  * ```
  */
 export function retryAfterHint(failure: unknown, now: number): number | undefined {

@@ -16,7 +16,7 @@ import { windowFromJSON, type WindowJSON, windowToJSON } from "./window.ts";
  *
  * @example
  * ```ts
- * import type { SnapshotJSON } from "./serialize.ts";
+ * import type { SnapshotJSON } from "@circuit/breaker/core";
  * const closed: SnapshotJSON = {
  *   version: 1, state: "closed", generation: 0, failureCount: 0, openUntil: null, openings: 0,
  *   trialSuccesses: 0, rampStart: null, rampUntil: null, rampCalls: 0, window: null,
@@ -64,9 +64,12 @@ const MAX_COUNT = 2 ** 48;
  *
  * @example
  * ```ts
- * import { snapshotToJSON } from "./serialize.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * JSON.stringify(snapshotToJSON(INITIAL_SNAPSHOT));
+ * import { INITIAL_SNAPSHOT, snapshotToJSON } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(snapshotToJSON(INITIAL_SNAPSHOT), {
+ *   version: 1, state: "closed", generation: 0, failureCount: 0, openUntil: null, openings: 0,
+ *   trialSuccesses: 0, rampStart: null, rampUntil: null, rampCalls: 0, window: null, lease: null,
+ * });
  * ```
  */
 export function snapshotToJSON(snapshot: Snapshot): SnapshotJSON {
@@ -93,13 +96,21 @@ export function snapshotToJSON(snapshot: Snapshot): SnapshotJSON {
  * kind or size) is dropped. Throws a `TypeError` that starts with `context` and names the
  * first malformed field.
  *
+ * @throws {TypeError} When `json` is not a snapshot from `snapshotToJSON()`; the message names the
+ * path.
+ *
  * @example
  * ```ts
- * import { snapshotFromJSON, snapshotToJSON } from "./serialize.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import {
+ *   createPolicy,
+ *   INITIAL_SNAPSHOT,
+ *   snapshotFromJSON,
+ *   snapshotToJSON,
+ * } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({});
- * snapshotFromJSON(policy, JSON.parse(JSON.stringify(snapshotToJSON(INITIAL_SNAPSHOT)))).state; // "closed"
+ * const text = JSON.stringify(snapshotToJSON(INITIAL_SNAPSHOT));
+ * assert.equal(snapshotFromJSON(policy, JSON.parse(text)).state, "closed");
  * ```
  */
 export function snapshotFromJSON(

@@ -16,7 +16,7 @@ export type RecordedState = "closed" | "open" | "half-open" | "recovering";
  *
  * @example
  * ```ts
- * import type { BreakerState } from "./snapshot.ts";
+ * import type { BreakerState } from "@circuit/breaker/core";
  * const state: BreakerState = "half-open";
  * ```
  */
@@ -27,9 +27,10 @@ export type BreakerState = RecordedState | "isolated";
  *
  * @example
  * ```ts
- * import { INITIAL_SNAPSHOT, type Snapshot } from "./snapshot.ts";
+ * import { INITIAL_SNAPSHOT, type Snapshot } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const snapshot: Snapshot = INITIAL_SNAPSHOT;
- * snapshot.state; // "closed"
+ * assert.equal(snapshot.state, "closed");
  * ```
  */
 export interface Snapshot {
@@ -75,7 +76,7 @@ export interface Snapshot {
  *
  * @example
  * ```ts
- * import type { Lease } from "./snapshot.ts";
+ * import type { Lease } from "@circuit/breaker/core";
  * const lease: Lease = { holder: "worker-1:8f3a", until: 1_700_000_030_000 };
  * ```
  */
@@ -110,10 +111,11 @@ export const INITIAL_SNAPSHOT: Snapshot = Object.freeze({
  *
  * @example
  * ```ts
- * import { INITIAL_SNAPSHOT, stateAt } from "./snapshot.ts";
+ * import { INITIAL_SNAPSHOT, stateAt } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
- * stateAt(open, 999); // "open"
- * stateAt(open, 1000); // "half-open"
+ * assert.equal(stateAt(open, 999), "open");
+ * assert.equal(stateAt(open, 1000), "half-open");
  * ```
  */
 export function stateAt(snapshot: Snapshot, now: number): BreakerState {
@@ -134,8 +136,9 @@ export function stateAt(snapshot: Snapshot, now: number): BreakerState {
  *
  * @example
  * ```ts
- * import { INITIAL_SNAPSHOT, recordedState } from "./snapshot.ts";
- * recordedState({ ...INITIAL_SNAPSHOT, isolated: 1 }); // "isolated"
+ * import { INITIAL_SNAPSHOT, recordedState } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(recordedState({ ...INITIAL_SNAPSHOT, isolated: 1 }), "isolated");
  * ```
  */
 export function recordedState(snapshot: Snapshot): BreakerState {
@@ -148,8 +151,9 @@ export function recordedState(snapshot: Snapshot): BreakerState {
  *
  * @example
  * ```ts
- * import { INITIAL_SNAPSHOT, retryAfterAt } from "./snapshot.ts";
- * retryAfterAt({ ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 }, 400); // 600
+ * import { INITIAL_SNAPSHOT, retryAfterAt } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(retryAfterAt({ ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 }, 400), 600);
  * ```
  */
 export function retryAfterAt(snapshot: Snapshot, now: number): number {

@@ -26,8 +26,7 @@ export const MAX_DYNAMIC_PERIOD_MS = 24 * 60 * 60_000;
  *
  * @example
  * ```ts
- * import type { BoundedSnapshot } from "./stored_bounds.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { type BoundedSnapshot, INITIAL_SNAPSHOT } from "@circuit/breaker/core";
  * const bounded: BoundedSnapshot = { snapshot: INITIAL_SNAPSHOT, corrections: [] };
  * ```
  */
@@ -44,9 +43,10 @@ export interface BoundedSnapshot {
  *
  * @example
  * ```ts
- * import { longestOpenPeriod } from "./stored_bounds.ts";
- * import { createPolicy } from "./policy.ts";
- * longestOpenPeriod(createPolicy({ recoveryTimeout: 5_000 })); // 3600000 (maxRetryAfter)
+ * import { createPolicy, longestOpenPeriod } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * const policy = createPolicy({ recoveryTimeout: 5_000 });
+ * assert.equal(longestOpenPeriod(policy), 3_600_000); // the default maxRetryAfter
  * ```
  */
 export function longestOpenPeriod(policy: Policy): number {
@@ -62,12 +62,11 @@ export function longestOpenPeriod(policy: Policy): number {
  *
  * @example
  * ```ts
- * import { boundStoredTimes } from "./stored_bounds.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { boundStoredTimes, createPolicy, INITIAL_SNAPSHOT } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const forged = { ...INITIAL_SNAPSHOT, state: "open", generation: 1, openUntil: 8.64e15 } as const;
  * const policy = createPolicy({ recoveryTimeout: 1_000, maxRetryAfter: 2_000 });
- * boundStoredTimes(policy, forged, 0).snapshot.openUntil; // 2000
+ * assert.equal(boundStoredTimes(policy, forged, 0).snapshot.openUntil, 2000);
  * ```
  */
 export function boundStoredTimes(policy: Policy, snapshot: Snapshot, now: number): BoundedSnapshot {

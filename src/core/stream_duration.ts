@@ -11,9 +11,10 @@
  *
  * @example
  * ```ts
- * import { streamDurationMs } from "./stream_duration.ts";
- * streamDurationMs(1_000, 1_250); // 250
- * streamDurationMs(1_000, undefined); // undefined
+ * import { streamDurationMs } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(streamDurationMs(1_000, 1_250), 250);
+ * assert.equal(streamDurationMs(1_000, undefined), undefined);
  * ```
  */
 export function streamDurationMs(

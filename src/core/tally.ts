@@ -15,8 +15,9 @@ import { mergeWindows, recordCall, type WindowState } from "./window.ts";
  *
  * @example
  * ```ts
- * import { emptyTally } from "./tally.ts";
- * emptyTally(3).outcomes; // 0
+ * import { emptyTally } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(emptyTally(3).outcomes, 0);
  * ```
  */
 export interface Tally {
@@ -40,8 +41,9 @@ export interface Tally {
  *
  * @example
  * ```ts
- * import { emptyTally } from "./tally.ts";
- * emptyTally(0).reset; // false
+ * import { emptyTally } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(emptyTally(0).reset, false);
  * ```
  */
 export function emptyTally(generation: number): Tally {
@@ -55,11 +57,10 @@ export function emptyTally(generation: number): Tally {
  *
  * @example
  * ```ts
- * import { emptyTally, tallyOutcome } from "./tally.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, emptyTally, INITIAL_SNAPSHOT, tallyOutcome } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({});
- * tallyOutcome(policy, emptyTally(0), INITIAL_SNAPSHOT, 0, true, 0, 0).failures; // 1
+ * assert.equal(tallyOutcome(policy, emptyTally(0), INITIAL_SNAPSHOT, 0, true, 0, 0).failures, 1);
  * ```
  */
 export function tallyOutcome(
@@ -101,10 +102,10 @@ export function tallyOutcome(
  *
  * @example
  * ```ts
- * import { emptyTally, joinTallies } from "./tally.ts";
- * import { createPolicy } from "./policy.ts";
+ * import { createPolicy, emptyTally, joinTallies } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const failed = { ...emptyTally(0), outcomes: 2, failures: 2 };
- * joinTallies(createPolicy({}), failed, failed, 0).failures; // 4
+ * assert.equal(joinTallies(createPolicy({}), failed, failed, 0).failures, 4);
  * ```
  */
 export function joinTallies(policy: Policy, earlier: Tally, later: Tally, now: number): Tally {
@@ -129,11 +130,15 @@ export function joinTallies(policy: Policy, earlier: Tally, later: Tally, now: n
  *
  * @example
  * ```ts
- * import { changesNothing, emptyTally } from "./tally.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import {
+ *   changesNothing,
+ *   createPolicy,
+ *   emptyTally,
+ *   INITIAL_SNAPSHOT,
+ * } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const successes = { ...emptyTally(0), outcomes: 10, reset: true };
- * changesNothing(createPolicy({}), INITIAL_SNAPSHOT, successes); // true
+ * assert.equal(changesNothing(createPolicy({}), INITIAL_SNAPSHOT, successes), true);
  * ```
  */
 export function changesNothing(policy: Policy, snapshot: Snapshot, tally: Tally): boolean {

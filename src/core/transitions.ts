@@ -26,12 +26,12 @@ import {
  *
  * @example
  * ```ts
- * import { admit, isRejection } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { admit, createPolicy, INITIAL_SNAPSHOT, isRejection } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
  * const verdict = admit(createPolicy({}), open, 400);
- * if (isRejection(verdict)) verdict.retryAfterMs; // 600
+ * assert.ok(isRejection(verdict));
+ * assert.equal(verdict.retryAfterMs, 600);
  * ```
  */
 export interface Rejection {
@@ -57,10 +57,9 @@ export function isRejection(verdict: Snapshot | Rejection): verdict is Rejection
  *
  * @example
  * ```ts
- * import { needsClock } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * needsClock(createPolicy({}), INITIAL_SNAPSHOT); // false
+ * import { createPolicy, INITIAL_SNAPSHOT, needsClock } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(needsClock(createPolicy({}), INITIAL_SNAPSHOT), false);
  * ```
  */
 export function needsClock(policy: Policy, snapshot: Snapshot): boolean {
@@ -125,11 +124,10 @@ export function successNeedsClock(policy: Policy, snapshot: Snapshot): boolean {
  *
  * @example
  * ```ts
- * import { isQuiet } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * isQuiet(createPolicy({}), INITIAL_SNAPSHOT); // true
- * isQuiet(createPolicy({ failureRate: 0.5 }), INITIAL_SNAPSHOT); // false
+ * import { createPolicy, INITIAL_SNAPSHOT, isQuiet } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(isQuiet(createPolicy({}), INITIAL_SNAPSHOT), true);
+ * assert.equal(isQuiet(createPolicy({ failureRate: 0.5 }), INITIAL_SNAPSHOT), false);
  * ```
  */
 export function isQuiet(policy: Policy, snapshot: Snapshot): boolean {
@@ -146,11 +144,10 @@ export function isQuiet(policy: Policy, snapshot: Snapshot): boolean {
  *
  * @example
  * ```ts
- * import { failureNeedsClock } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * failureNeedsClock(createPolicy({ failureThreshold: 3 }), INITIAL_SNAPSHOT); // false
- * failureNeedsClock(createPolicy({ failureThreshold: 1 }), INITIAL_SNAPSHOT); // true
+ * import { createPolicy, failureNeedsClock, INITIAL_SNAPSHOT } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(failureNeedsClock(createPolicy({ failureThreshold: 3 }), INITIAL_SNAPSHOT), false);
+ * assert.equal(failureNeedsClock(createPolicy({ failureThreshold: 1 }), INITIAL_SNAPSHOT), true);
  * ```
  */
 export function failureNeedsClock(policy: Policy, snapshot: Snapshot): boolean {
@@ -165,10 +162,9 @@ export function failureNeedsClock(policy: Policy, snapshot: Snapshot): boolean {
  *
  * @example
  * ```ts
- * import { admit } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * admit(createPolicy({}), INITIAL_SNAPSHOT, 0) === INITIAL_SNAPSHOT; // true
+ * import { admit, createPolicy, INITIAL_SNAPSHOT } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(admit(createPolicy({}), INITIAL_SNAPSHOT, 0), INITIAL_SNAPSHOT);
  * ```
  */
 export function admit(policy: Policy, snapshot: Snapshot, now: number): Snapshot | Rejection {
@@ -213,10 +209,10 @@ export function admit(policy: Policy, snapshot: Snapshot, now: number): Snapshot
  *
  * @example
  * ```ts
- * import { rampShare } from "./transitions.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { INITIAL_SNAPSHOT, rampShare } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const ramp = { ...INITIAL_SNAPSHOT, state: "recovering", rampStart: 0, rampUntil: 1000 } as const;
- * rampShare(0.1, ramp, 500); // 0.55
+ * assert.equal(rampShare(0.1, ramp, 500), 0.55);
  * ```
  */
 export function rampShare(initialRate: number, snapshot: Snapshot, now: number): number {
@@ -233,10 +229,9 @@ export function rampShare(initialRate: number, snapshot: Snapshot, now: number):
  *
  * @example
  * ```ts
- * import { recordSuccess } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * recordSuccess(createPolicy({}), INITIAL_SNAPSHOT, 0, 0, 0) === INITIAL_SNAPSHOT; // true
+ * import { createPolicy, INITIAL_SNAPSHOT, recordSuccess } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(recordSuccess(createPolicy({}), INITIAL_SNAPSHOT, 0, 0, 0), INITIAL_SNAPSHOT);
  * ```
  */
 export function recordSuccess(
@@ -276,12 +271,11 @@ export function recordSuccess(
  *
  * @example
  * ```ts
- * import { recordFailure } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, recordFailure } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const next = recordFailure(createPolicy({ failureThreshold: 1 }), INITIAL_SNAPSHOT, 0, new Error("down"), 0, 5);
- * next.state; // "open"
- * next.openUntil; // 30005
+ * assert.equal(next.state, "open");
+ * assert.equal(next.openUntil, 30005);
  * ```
  */
 export function recordFailure(
@@ -328,11 +322,16 @@ export function recordFailure(
  *
  * @example
  * ```ts
- * import { clockSetBack, open } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT, stateAt } from "./snapshot.ts";
+ * import {
+ *   clockSetBack,
+ *   createPolicy,
+ *   INITIAL_SNAPSHOT,
+ *   open,
+ *   stateAt,
+ * } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const opened = open(createPolicy({ recoveryTimeout: 30_000 }), INITIAL_SNAPSHOT, 3_600_000);
- * stateAt(clockSetBack(opened, 1_000), 1_000); // "half-open"
+ * assert.equal(stateAt(clockSetBack(opened, 1_000), 1_000), "half-open");
  * ```
  */
 export function clockSetBack(snapshot: Snapshot, now: number): Snapshot {
@@ -349,12 +348,11 @@ export function clockSetBack(snapshot: Snapshot, now: number): Snapshot {
  *
  * @example
  * ```ts
- * import { recordFailure, tripStats } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, recordFailure, tripStats } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({ failureRate: 0.5, minimumCalls: 1, window: { calls: 10 } });
  * const after = recordFailure(policy, INITIAL_SNAPSHOT, 0, new Error("down"), 0, 5);
- * tripStats(policy, INITIAL_SNAPSHOT, after, true, 0, 5)?.failures; // 1
+ * assert.equal(tripStats(policy, INITIAL_SNAPSHOT, after, true, 0, 5)?.failures, 1);
  * ```
  */
 export function tripStats(
@@ -388,11 +386,10 @@ export function tripStats(
  *
  * @example
  * ```ts
- * import { recordNeutral } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, recordNeutral } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const trial = { ...INITIAL_SNAPSHOT, state: "half-open", trials: 1 } as const;
- * recordNeutral(createPolicy({}), trial, 0).trials; // 0
+ * assert.equal(recordNeutral(createPolicy({}), trial, 0).trials, 0);
  * ```
  */
 export function recordNeutral(_policy: Policy, snapshot: Snapshot, generation: number): Snapshot {
@@ -408,13 +405,11 @@ export function recordNeutral(_policy: Policy, snapshot: Snapshot, generation: n
  *
  * @example
  * ```ts
- * import { recordTally } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * import { emptyTally } from "./tally.ts";
+ * import { createPolicy, emptyTally, INITIAL_SNAPSHOT, recordTally } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const tally = { ...emptyTally(0), outcomes: 3, failures: 3 };
  * const stored = { ...INITIAL_SNAPSHOT, failureCount: 2 };
- * recordTally(createPolicy({ failureThreshold: 5 }), stored, tally, 0).state; // "open"
+ * assert.equal(recordTally(createPolicy({ failureThreshold: 5 }), stored, tally, 0).state, "open");
  * ```
  */
 export function recordTally(
@@ -448,12 +443,10 @@ export function recordTally(
  *
  * @example
  * ```ts
- * import { follow } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * import { emptyTally } from "./tally.ts";
+ * import { createPolicy, emptyTally, follow, INITIAL_SNAPSHOT } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const stored = { ...INITIAL_SNAPSHOT, state: "open", generation: 1, openUntil: 5000 } as const;
- * follow(createPolicy({}), INITIAL_SNAPSHOT, stored, emptyTally(0), 0).state; // "open"
+ * assert.equal(follow(createPolicy({}), INITIAL_SNAPSHOT, stored, emptyTally(0), 0).state, "open");
  * ```
  */
 export function follow(
@@ -481,14 +474,19 @@ export function follow(
  *
  * @example
  * ```ts
- * import { open, reconcile } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * import { emptyTally } from "./tally.ts";
+ * import {
+ *   createPolicy,
+ *   emptyTally,
+ *   INITIAL_SNAPSHOT,
+ *   open,
+ *   reconcile,
+ * } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({});
  * const opened = open(policy, INITIAL_SNAPSHOT, 0);
  * const counted = { ...INITIAL_SNAPSHOT, failureCount: 1 };
- * reconcile(policy, opened, INITIAL_SNAPSHOT, counted, emptyTally(0), true, 0) === opened; // true
+ * const next = reconcile(policy, opened, INITIAL_SNAPSHOT, counted, emptyTally(0), true, 0);
+ * assert.equal(next, opened);
  * ```
  */
 export function reconcile(
@@ -511,10 +509,9 @@ export function reconcile(
  *
  * @example
  * ```ts
- * import { open } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * open(createPolicy({ recoveryTimeout: 100 }), INITIAL_SNAPSHOT, 0).openUntil; // 100
+ * import { createPolicy, INITIAL_SNAPSHOT, open } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(open(createPolicy({ recoveryTimeout: 100 }), INITIAL_SNAPSHOT, 0).openUntil, 100);
  * ```
  */
 export function open(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -526,10 +523,9 @@ export function open(policy: Policy, snapshot: Snapshot, now: number): Snapshot 
  *
  * @example
  * ```ts
- * import { halfOpen } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * halfOpen(createPolicy({}), INITIAL_SNAPSHOT, 0).state; // "half-open"
+ * import { createPolicy, halfOpen, INITIAL_SNAPSHOT } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(halfOpen(createPolicy({}), INITIAL_SNAPSHOT, 0).state, "half-open");
  * ```
  */
 export function halfOpen(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -550,11 +546,10 @@ export function halfOpen(policy: Policy, snapshot: Snapshot, now: number): Snaps
  *
  * @example
  * ```ts
- * import { wantsLease } from "./transitions.ts";
- * import { createPolicy, sharePolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, sharePolicy, wantsLease } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
- * wantsLease(sharePolicy(createPolicy({}), "a"), open, 1000); // true
+ * assert.equal(wantsLease(sharePolicy(createPolicy({}), "a"), open, 1000), true);
  * ```
  */
 export function wantsLease(policy: Policy, snapshot: Snapshot, now: number): boolean {
@@ -571,11 +566,11 @@ export function wantsLease(policy: Policy, snapshot: Snapshot, now: number): boo
  *
  * @example
  * ```ts
- * import { takeLease } from "./transitions.ts";
- * import { createPolicy, sharePolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, sharePolicy, takeLease } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const open = { ...INITIAL_SNAPSHOT, state: "open", openUntil: 1000 } as const;
- * takeLease(sharePolicy(createPolicy({}), "a"), open, 1000).lease; // { holder: "a", until: 31000 }
+ * const policy = sharePolicy(createPolicy({}), "a");
+ * assert.deepEqual(takeLease(policy, open, 1000).lease, { holder: "a", until: 31000 });
  * ```
  */
 export function takeLease(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -593,11 +588,10 @@ function holdsLease(holder: string, snapshot: Snapshot, now: number): boolean {
  *
  * @example
  * ```ts
- * import { close, open } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { close, createPolicy, INITIAL_SNAPSHOT, open } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({});
- * close(policy, open(policy, INITIAL_SNAPSHOT, 0), 1).state; // "closed"
+ * assert.equal(close(policy, open(policy, INITIAL_SNAPSHOT, 0), 1).state, "closed");
  * ```
  */
 export function close(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -616,10 +610,9 @@ export function close(policy: Policy, snapshot: Snapshot, now: number): Snapshot
  *
  * @example
  * ```ts
- * import { isolate } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * isolate(createPolicy({}), INITIAL_SNAPSHOT, 0).isolated; // 1
+ * import { createPolicy, INITIAL_SNAPSHOT, isolate } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(isolate(createPolicy({}), INITIAL_SNAPSHOT, 0).isolated, 1);
  * ```
  */
 export function isolate(_policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -633,11 +626,10 @@ export function isolate(_policy: Policy, snapshot: Snapshot, now: number): Snaps
  *
  * @example
  * ```ts
- * import { isolate, release } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
+ * import { createPolicy, INITIAL_SNAPSHOT, isolate, release } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy = createPolicy({});
- * release(policy, isolate(policy, INITIAL_SNAPSHOT, 0), 0).isolated; // 0
+ * assert.equal(release(policy, isolate(policy, INITIAL_SNAPSHOT, 0), 0).isolated, 0);
  * ```
  */
 export function release(policy: Policy, snapshot: Snapshot, now: number): Snapshot {
@@ -652,10 +644,10 @@ export function release(policy: Policy, snapshot: Snapshot, now: number): Snapsh
  *
  * @example
  * ```ts
- * import { reconfigure } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * reconfigure(createPolicy({}), createPolicy({ failureThreshold: 2 }), INITIAL_SNAPSHOT) === INITIAL_SNAPSHOT; // true
+ * import { createPolicy, INITIAL_SNAPSHOT, reconfigure } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * const next = createPolicy({ failureThreshold: 2 });
+ * assert.equal(reconfigure(createPolicy({}), next, INITIAL_SNAPSHOT), INITIAL_SNAPSHOT);
  * ```
  */
 export function reconfigure(before: Policy, after: Policy, snapshot: Snapshot): Snapshot {
@@ -826,11 +818,11 @@ function endRamp(snapshot: Snapshot): Snapshot {
  *
  * @example
  * ```ts
- * import { isForgettable } from "./transitions.ts";
- * import { createPolicy } from "./policy.ts";
- * import { INITIAL_SNAPSHOT } from "./snapshot.ts";
- * isForgettable(createPolicy({}), INITIAL_SNAPSHOT, 0); // true
- * isForgettable(createPolicy({}), { ...INITIAL_SNAPSHOT, failureCount: 2 }, 0); // false
+ * import { createPolicy, INITIAL_SNAPSHOT, isForgettable } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(isForgettable(createPolicy({}), INITIAL_SNAPSHOT, 0), true);
+ * const counting = { ...INITIAL_SNAPSHOT, failureCount: 2 };
+ * assert.equal(isForgettable(createPolicy({}), counting, 0), false);
  * ```
  */
 export function isForgettable(policy: Policy, snapshot: Snapshot, now: number): boolean {

@@ -132,12 +132,13 @@ const SLOW = 2;
  *
  * @example Recording into a count window
  * ```ts
- * import { recordCall } from "./window.ts";
+ * import { recordCall } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy = { kind: "calls", calls: 2 } as const;
  * let window = recordCall(policy, undefined, 0, true, false);
  * window = recordCall(policy, window, 0, false, false);
  * window = recordCall(policy, window, 0, false, false); // the failure falls out
- * window.failures; // 0
+ * assert.equal(window.failures, 0);
  * ```
  */
 export function recordCall(
@@ -260,11 +261,12 @@ function headOf(window: TimeWindow): Bucket {
  *
  * @example Reading a window's stats
  * ```ts
- * import { recordCall, windowStats } from "./window.ts";
+ * import { recordCall, windowStats } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy = { kind: "time", duration: 1000, buckets: 10, bucketMs: 100 } as const;
  * const window = recordCall(policy, undefined, 0, true, false);
- * windowStats(policy, window, 50).failureRate; // 1
- * windowStats(policy, window, 5000).calls; // 0
+ * assert.equal(windowStats(policy, window, 50).failureRate, 1);
+ * assert.equal(windowStats(policy, window, 5000).calls, 0);
  * ```
  */
 export function windowStats(
@@ -310,11 +312,12 @@ export function statsOf(calls: number, failures: number, slowCalls: number): Win
  *
  * @example
  * ```ts
- * import { mergeWindows, recordCall, type WindowPolicy } from "./window.ts";
+ * import { mergeWindows, recordCall, type WindowPolicy } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
  * const policy: WindowPolicy = { kind: "calls", calls: 3 };
  * const a = recordCall(policy, undefined, 0, true, false);
  * const b = recordCall(policy, recordCall(policy, undefined, 0, false, false), 0, true, false);
- * mergeWindows(policy, a, b, 0)?.failures; // 2
+ * assert.equal(mergeWindows(policy, a, b, 0)?.failures, 2);
  * ```
  */
 export function mergeWindows(
@@ -386,6 +389,8 @@ export function windowToJSON(window: WindowState): WindowJSON {
  * Rebuilds a window from its serialized form for the given policy, or returns `undefined` when
  * the form does not fit the policy (another kind or bucket size: the history is dropped).
  * Throws a `TypeError` naming the path when the form is malformed.
+ *
+ * @throws {TypeError} When the form is malformed; the message names the path.
  */
 export function windowFromJSON(
   policy: WindowPolicy | undefined,

@@ -13,7 +13,7 @@
  *
  * @example
  * ```ts
- * import type { WriteMarks } from "./write_marks.ts";
+ * import type { WriteMarks } from "@circuit/breaker/core";
  * const marks: WriteMarks = { "db:1f0c": [12, 1_700_000_000_000] };
  * ```
  */
@@ -46,8 +46,10 @@ export const MAX_WRITER_LENGTH = 40;
  *
  * @example
  * ```ts
- * import { markWrite } from "./write_marks.ts";
- * markWrite({ a: [3, 0] }, "b", 1, 1_000); // { a: [3, 0], b: [1, 1000] }
+ * import { markWrite } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * // A null-prototype record, hence the spread.
+ * assert.deepEqual({ ...markWrite({ a: [3, 0] }, "b", 1, 1_000) }, { a: [3, 0], b: [1, 1000] });
  * ```
  */
 export function markWrite(
@@ -77,9 +79,10 @@ export function markWrite(
  *
  * @example
  * ```ts
- * import { includesWrite } from "./write_marks.ts";
- * includesWrite({ a: [3, 0] }, "a", 2); // true: write 3 came after it, over it
- * includesWrite({ a: [3, 0] }, "a", 4); // false
+ * import { includesWrite } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.equal(includesWrite({ a: [3, 0] }, "a", 2), true); // write 3 came after it, over it
+ * assert.equal(includesWrite({ a: [3, 0] }, "a", 4), false);
  * ```
  */
 export function includesWrite(
@@ -97,8 +100,9 @@ export function includesWrite(
  *
  * @example
  * ```ts
- * import { readWriteMarks } from "./write_marks.ts";
- * readWriteMarks({ writes: { a: [3, 0], b: "x" } }); // { a: [3, 0] }
+ * import { readWriteMarks } from "@circuit/breaker/core";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual({ ...readWriteMarks({ writes: { a: [3, 0], b: "x" } }) }, { a: [3, 0] });
  * ```
  */
 export function readWriteMarks(value: unknown): WriteMarks {
