@@ -1309,21 +1309,14 @@ async function million(): Promise<void> {
       }
     }],
   ];
-  // Three passes, alternating cases: the heap is the first pass's (on Bun a conservative
-  // collector can free the previous case's map late, during a later measurement, which makes
-  // later deltas too small); the time is the faster of the two timing passes.
-  for (let pass = 0; pass < 3; pass++) {
-    for (const [name, body] of cases) {
-      const previous = results[name];
-      await run(name, body, pass === 0);
-      const now = results[name] as { nsPerEntry: number; bytesPerEntry: number };
-      if (previous !== undefined && pass === 2) {
-        results[name] = {
-          nsPerEntry: Math.min(previous.nsPerEntry, now.nsPerEntry),
-          bytesPerEntry: previous.bytesPerEntry,
-        };
-      }
-    }
+  // The heap first, every case in turn (on Bun a conservative collector can free the previous
+  // case's map late, during a later measurement, which makes later deltas too small). Then the
+  // time: each case twice in a row, the second pass reported, so that the garbage collected
+  // during it (no collection is forced) is mostly the case's own first pass's, not another's.
+  for (const [name, body] of cases) await run(name, body, true);
+  for (const [name, body] of cases) {
+    await run(name, body, false);
+    await run(name, body, false);
   }
   const base = results[cases[0]![0]]!;
   for (const [name] of cases) {
