@@ -1,6 +1,6 @@
 /**
- * The peers, configured as the issue asks: cockatiel (`ConsecutiveBreaker`, `SamplingBreaker`)
- * and opossum (defaults, and `timeout: false`), both from npm (devDependencies).
+ * The peers, configured as the issue asks: cockatiel (`ConsecutiveBreaker`, `SamplingBreaker`,
+ * `CountBreaker`) and opossum (defaults, and `timeout: false`), both from npm (devDependencies).
  *
  * @module
  */
@@ -9,6 +9,7 @@ import {
   circuitBreaker,
   type CircuitBreakerPolicy,
   ConsecutiveBreaker,
+  CountBreaker,
   handleAll,
   SamplingBreaker,
 } from "cockatiel";
@@ -27,6 +28,14 @@ export function cockatielSampling(): CircuitBreakerPolicy {
   return circuitBreaker(handleAll, {
     halfOpenAfter: 30_000,
     breaker: new SamplingBreaker({ threshold: 0.5, duration: 60_000 }),
+  });
+}
+
+/** A cockatiel policy opening at a 50 % failure rate over the last 100 calls (its count rule). */
+export function cockatielCount(): CircuitBreakerPolicy {
+  return circuitBreaker(handleAll, {
+    halfOpenAfter: 30_000,
+    breaker: new CountBreaker({ threshold: 0.5, size: 100 }),
   });
 }
 

@@ -6,8 +6,8 @@
  *   bun --cpu-prof --cpu-prof-dir=/tmp/prof bench/profile.ts consecutive
  *   deno run --allow-all bench/prof_summary.ts /tmp/prof/<file>.cpuprofile
  *
- * Cases: consecutive, time-window, count-window, sync, sync-time-window, failure, failure-sync,
- * open, open-sync, concurrent, create; streams of 1,000 items (bench/stream.ts): stream-bare,
+ * Cases: consecutive, time-window, count-window, sync, circuit, circuit-sync, sync-time-window,
+ * failure, failure-sync, open, open-sync, concurrent, create; streams of 1,000 items (bench/stream.ts): stream-bare,
  * stream, stream-circuit, stream-idle, readable-bare, readable, sync-stream-bare, sync-stream.
  * A second argument sets the seconds (default 4).
  *
@@ -50,6 +50,16 @@ const cases: Record<string, () => Promise<void> | void> = {
     const b = consecutive;
     let acc = 0;
     for (let i = 0; i < CHUNK * 10; i++) acc += b.executeSync(okSync);
+    sink = acc;
+  },
+  "circuit": async () => {
+    const f = guardedOk;
+    for (let i = 0; i < CHUNK; i++) sink = await f();
+  },
+  "circuit-sync": () => {
+    const f = guardedOkSync;
+    let acc = 0;
+    for (let i = 0; i < CHUNK * 10; i++) acc += f();
     sink = acc;
   },
   "sync-time-window": () => {
@@ -174,7 +184,13 @@ const cases: Record<string, () => Promise<void> | void> = {
 
 const consecutive = new Breaker({ failureThreshold: 5 });
 const idle = new Breaker({ idleTimeout: 60_000 });
-const timeWindow = new Breaker({ failureRate: 0.5, window: { duration: 60_000, buckets: 10 } });
+const timeWindow = new Breaker({
+  failureRate: 0.5,
+  window: { duration: 60_000, buckets: 10 },
+  minimumCalls: 20,
+});
+const guardedOk = circuit(ok, { failureThreshold: 5 });
+const guardedOkSync = circuit.sync(okSync, { failureThreshold: 5 });
 const countWindow = new Breaker({ failureRate: 0.5, window: { calls: 100 } });
 const never = new Breaker({ failureThreshold: Infinity });
 const opened = new Breaker({ recoveryTimeout: 1e12 });

@@ -5,9 +5,15 @@
  *   deno task bench                      (deno run --allow-all --v8-flags=--expose-gc bench/run.ts)
  *   bun bench/run.ts
  *
- * Options: `--only=async,sync,...` runs some groups (async, sync, failure, open, concurrent,
- * history, create, heap, idle, million, stream); `--rounds=N`, `--sample-ms=N`, `--idle-ms=N`;
- * `--json=FILE` writes every sample as JSON. The stream group is in bench/stream.ts.
+ * Options: `--only=async,sync,...` runs some groups (window, async, sync, failure, open,
+ * concurrent, history, create, heap, idle, million, stream); `--rounds=N`, `--sample-ms=N`,
+ * `--idle-ms=N`; `--json=FILE` writes every sample as JSON. The stream group is in
+ * bench/stream.ts. `--issue21` runs the groups that cover issue 21's paths (unless `--only` says
+ * otherwise) and ends with its table: each path, ours against the fastest peer or the least
+ * guard of its kind, and the target (`deno task bench:issue21`).
+ *
+ * No timed sample is preceded by a forced collection: `collectGarbage()` runs only in the heap,
+ * idle and million groups, around heap figures (issue 21, point 4).
  *
  * Async cases time a sequential loop in which each iteration awaits one call; every group's
  * cases are interleaved round-robin within each round, and each result is a median over rounds.
@@ -38,6 +44,7 @@ import {
 } from "./harness.ts";
 import {
   cockatielConsecutive,
+  cockatielCount,
   cockatielSampling,
   type Opossum,
   opossum,
@@ -48,7 +55,10 @@ import {
   BARE_READABLE,
   BARE_READABLE_ITERATED,
   BARE_SYNC,
+  LEAST_ASYNC_CIRCUIT_REF,
   LEAST_ASYNC_REF,
+  LEAST_READABLE_REF,
+  LEAST_SYNC_CIRCUIT_REF,
   LEAST_SYNC_REF,
   OURS_CIRCUIT,
   OURS_IDLE,
@@ -62,6 +72,7 @@ import {
   SYNC_ITERATOR_REF,
   THIN_REF,
 } from "./stream.ts";
+import { RingWindowBreaker } from "./window_ref.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -72,6 +83,7 @@ for (const arg of process.argv.slice(2)) {
   if (match) args.set(match[1] as string, match[2] ?? "true");
 }
 const GROUPS = [
+  "window",
   "async",
   "sync",
   "failure",
@@ -85,7 +97,10 @@ const GROUPS = [
   "stream",
 ] as const;
 type Group = (typeof GROUPS)[number];
-const only = args.get("only")?.split(",") ?? [...GROUPS];
+/** The groups that measure every path of issue 21 (`--issue21` runs them, then its table). */
+const ISSUE21_GROUPS: readonly Group[] = ["window", "async", "sync", "failure", "open", "stream"];
+const only = args.get("only")?.split(",") ??
+  (args.has("issue21") ? [...ISSUE21_GROUPS] : [...GROUPS]);
 for (const name of only) {
   if (!(GROUPS as readonly string[]).includes(name)) {
     throw new Error(`Unknown group ${JSON.stringify(name)}; groups: ${GROUPS.join(", ")}`);
@@ -200,6 +215,74 @@ function observe<T>(fn: () => Promise<T>): Promise<T> {
   return promise;
 }
 
+/**
+ * The least async wrapper with the constraints of `circuit(fn)` (issue 21, point 2): a
+ * `(...args)` function that calls `fn.apply(this, args)` and sees its outcome with one `then`
+ * (the floor, behind the rest parameter and `apply` that a wrapper keeping `this` and any
+ * arguments must have).
+ */
+function leastWrapper<A extends unknown[], T>(
+  fn: (...args: A) => Promise<T>,
+): (...args: A) => Promise<unknown> {
+  return function (this: unknown, ...args: A): Promise<unknown> {
+    return fn.apply(this, args).then(onSuccess, onFailure);
+  };
+}
+
+/**
+ * The least sync guard: calls `fn` and counts its outcome, rethrowing its error as is (the
+ * constraints of `executeSync(fn)`: a call one level down, the outcome seen both ways).
+ */
+function leastSyncGuard<T>(fn: () => T): T {
+  let value: T;
+  try {
+    value = fn();
+  } catch (error) {
+    floorFailures++;
+    throw error;
+  }
+  floorSuccesses++;
+  return value;
+}
+
+/** The least sync wrapper with the constraints of `circuit.sync(fn)`: the same, behind `(...args)` and `apply`. */
+function leastSyncWrapper<A extends unknown[], T>(fn: (...args: A) => T): (...args: A) => T {
+  return function (this: unknown, ...args: A): T {
+    let value: T;
+    try {
+      value = fn.apply(this, args);
+    } catch (error) {
+      floorFailures++;
+      throw error;
+    }
+    floorSuccesses++;
+    return value;
+  };
+}
+
+/**
+ * The least sync open guard with the constraints of `executeSync(fn)` on an open circuit: a
+ * method of an object that checks its state, reads the clock (a refusal says when to retry,
+ * and recovery is due at some time), and makes in the method the caller called an error
+ * shaped like ours (name on the prototype, breaker, state, retryAfterMs, a message saying
+ * them), then throws it.
+ */
+class LeastOpenGuard {
+  #open = true;
+  #retryAt = Date.now() + 1e12;
+  #name = "ref";
+  executeSync<T>(fn: () => T): T {
+    if (this.#open) {
+      const now = Date.now();
+      if (now < this.#retryAt) {
+        throw new RefusalError(this.#name, "open", this.#retryAt - now, undefined);
+      }
+      this.#open = false;
+    }
+    return fn();
+  }
+}
+
 const TIME_WINDOW = { failureRate: 0.5, window: { duration: 60_000, buckets: 10 } } as const;
 const COUNT_WINDOW = { failureRate: 0.5, window: { calls: 100 } } as const;
 
@@ -302,7 +385,15 @@ async function group(
 // ---------------------------------------------------------------------------------------------
 // Groups
 
+const TIME_WINDOW_SUCCESS = "failure-rate time window, success (sequential await)";
+const COUNT_WINDOW_SUCCESS = "count window, success (sequential await)";
+const RING_REF = "ref: least time window counting in place (ring of buckets, as std)";
 const ASYNC = "async success path (sequential await)";
+const LEAST_WRAPPER = "ref: least wrapper: (...args) => fn.apply(this, args).then(ok, fail)";
+const LEAST_SYNC_GUARD = "ref: least sync guard: try { fn() } + count";
+const LEAST_SYNC_WRAPPER = "ref: least sync wrapper: (...args) => try { fn.apply() } + count";
+const LEAST_SYNC_GUARD_FAILING = "ref: least sync guard (failing): try { fn() } catch + count";
+const LEAST_OPEN_REF = "ref: least sync open guard: method, clock read, error like ours";
 const SYNC = "sync success path";
 const FAILURE = "failure path, circuit stays closed";
 const OPEN = "rejection path, circuit open";
@@ -311,9 +402,83 @@ const CONCURRENT = "1,000 concurrent in-flight calls (ns per call)";
 const HISTORY = "cost vs window size and call history (async success)";
 const CREATE = "creating a breaker (ns per breaker)";
 
+/**
+ * Issue 21, points 1 and 3: the rate rules' success path beside cockatiel's and, for the time
+ * window, beside the least time-window breaker that counts in place (`bench/window_ref.ts`,
+ * standing for Deno std's, which cannot be installed here).
+ */
+async function windowSuccess(): Promise<void> {
+  const timeWindow = new Breaker({ ...TIME_WINDOW, minimumCalls: 20 });
+  const ring = new RingWindowBreaker({
+    failureRate: 0.5,
+    duration: 60_000,
+    buckets: 10,
+    minimumCalls: 20,
+    recoveryTimeout: 30_000,
+  });
+  const cSampling = cockatielSampling();
+  await group(TIME_WINDOW_SUCCESS, "floor", [
+    {
+      name: "floor",
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink = await floor(ok);
+      },
+    },
+    {
+      name: "ref: floor + one Date.now()",
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink = await floorWithClock(ok);
+      },
+    },
+    {
+      name: "ours: time window 60 s / 10 buckets, minimumCalls 20",
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink = await timeWindow.execute(ok);
+      },
+    },
+    {
+      name: RING_REF,
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink = await ring.execute(ok);
+      },
+    },
+    {
+      name: "cockatiel SamplingBreaker",
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink = await cSampling.execute(ok);
+      },
+    },
+  ]);
+  check(timeWindow.state === "closed" && ring.counts.failures === 0, "time window success");
+  const countWindow = new Breaker(COUNT_WINDOW);
+  const cCount = cockatielCount();
+  await group(COUNT_WINDOW_SUCCESS, "floor", [
+    {
+      name: "floor",
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink = await floor(ok);
+      },
+    },
+    {
+      name: "ours: count window {calls:100}",
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink = await countWindow.execute(ok);
+      },
+    },
+    {
+      name: "cockatiel CountBreaker {size:100}",
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink = await cCount.execute(ok);
+      },
+    },
+  ]);
+  check(countWindow.state === "closed", "count window success");
+}
+
 async function asyncSuccess(): Promise<void> {
   const consecutive = new Breaker({ failureThreshold: 5 });
   const guarded = circuit(ok, { failureThreshold: 5 });
+  const leastWrapped = leastWrapper(ok);
   const timeWindow = new Breaker(TIME_WINDOW);
   const countWindow = new Breaker(COUNT_WINDOW);
   const consecutiveAsync = new Breaker({ failureThreshold: 5 });
@@ -356,6 +521,12 @@ async function asyncSuccess(): Promise<void> {
       name: "ours: consecutive, circuit(fn)()",
       run: async (n) => {
         for (let i = 0; i < n; i++) sink = await guarded();
+      },
+    },
+    {
+      name: LEAST_WRAPPER,
+      run: async (n) => {
+        for (let i = 0; i < n; i++) sink = await leastWrapped();
       },
     },
     {
@@ -420,6 +591,7 @@ async function syncSuccess(): Promise<void> {
   const consecutive = new Breaker({ failureThreshold: 5 });
   const timeWindow = new Breaker(TIME_WINDOW);
   const guarded = circuit.sync(okSync, { failureThreshold: 5 });
+  const leastWrapped = leastSyncWrapper(okSync);
   const cConsecutive = cockatielConsecutive();
   const cSampling = cockatielSampling();
   const oDefaults = opossum(okSync);
@@ -446,6 +618,22 @@ async function syncSuccess(): Promise<void> {
       run: (n) => {
         let acc = 0;
         for (let i = 0; i < n; i++) acc += guarded();
+        sink = acc;
+      },
+    },
+    {
+      name: LEAST_SYNC_GUARD,
+      run: (n) => {
+        let acc = 0;
+        for (let i = 0; i < n; i++) acc += leastSyncGuard(okSync);
+        sink = acc;
+      },
+    },
+    {
+      name: LEAST_SYNC_WRAPPER,
+      run: (n) => {
+        let acc = 0;
+        for (let i = 0; i < n; i++) acc += leastWrapped();
         sink = acc;
       },
     },
@@ -564,6 +752,18 @@ async function failurePath(): Promise<void> {
       },
     },
     {
+      name: LEAST_SYNC_GUARD_FAILING,
+      run: (n) => {
+        for (let i = 0; i < n; i++) {
+          try {
+            leastSyncGuard(failSync);
+          } catch (error) {
+            sink = error;
+          }
+        }
+      },
+    },
+    {
       name: "ours: executeSync(fn)",
       run: (n) => {
         for (let i = 0; i < n; i++) {
@@ -617,6 +817,7 @@ async function openRejection(): Promise<void> {
   await cOpen.execute(fail).catch(() => {});
   const oOpen = opossum(ok, { timeout: false, resetTimeout: 1e9 });
   oOpen.open();
+  const leastOpen = new LeastOpenGuard();
   await group(OPEN, "bare sync: create + catch an Error", [
     {
       name: "bare sync: create + catch an Error",
@@ -655,6 +856,18 @@ async function openRejection(): Promise<void> {
         }
       },
     }]),
+    {
+      name: LEAST_OPEN_REF,
+      run: (n) => {
+        for (let i = 0; i < n; i++) {
+          try {
+            leastOpen.executeSync(okSync);
+          } catch (error) {
+            sink = error;
+          }
+        }
+      },
+    },
     {
       name: "ours: executeSync(fn), open",
       run: (n) => {
@@ -1049,19 +1262,26 @@ async function million(): Promise<void> {
   console.error("running: 1,000,000 distinct breakers");
   const rows: string[][] = [];
   const results: Record<string, { nsPerEntry: number; bytesPerEntry: number }> = {};
-  const run = async (name: string, body: (map: Map<string, unknown>) => Promise<void>) => {
+  // The heap pass collects before and after the body to measure the heap; its time is not
+  // used. The timing pass forces no collection (issue 21, point 4).
+  const run = async (
+    name: string,
+    body: (map: Map<string, unknown>) => Promise<void>,
+    measureHeap: boolean,
+  ) => {
     let map: Map<string, unknown> | undefined = new Map();
-    collectGarbage();
+    if (measureHeap) collectGarbage();
     const before = heapUsed();
     const start = performance.now();
     await body(map);
     const ms = performance.now() - start;
-    collectGarbage();
+    if (measureHeap) collectGarbage();
     const bytes = (heapUsed() - before) / COUNT;
     sink = map.size;
     map = undefined;
-    collectGarbage();
-    results[name] = { nsPerEntry: (ms * 1e6) / COUNT, bytesPerEntry: bytes };
+    results[name] = measureHeap
+      ? { nsPerEntry: NaN, bytesPerEntry: bytes }
+      : { nsPerEntry: (ms * 1e6) / COUNT, bytesPerEntry: results[name]?.bytesPerEntry ?? NaN };
     if (args.has("debug")) console.error(name, results[name]);
   };
   const cases: [string, (map: Map<string, unknown>) => Promise<void>][] = [
@@ -1089,21 +1309,14 @@ async function million(): Promise<void> {
       }
     }],
   ];
-  // Two passes, alternating; the faster pass of each is reported. The heap is the first pass's:
-  // on Bun a conservative collector can free the previous case's map late, during a later
-  // measurement, which makes second-pass deltas too small.
-  for (let pass = 0; pass < 2; pass++) {
-    for (const [name, body] of cases) {
-      const previous = results[name];
-      await run(name, body);
-      const now = results[name] as { nsPerEntry: number; bytesPerEntry: number };
-      if (previous !== undefined) {
-        results[name] = {
-          nsPerEntry: Math.min(previous.nsPerEntry, now.nsPerEntry),
-          bytesPerEntry: previous.bytesPerEntry,
-        };
-      }
-    }
+  // The heap first, every case in turn (on Bun a conservative collector can free the previous
+  // case's map late, during a later measurement, which makes later deltas too small). Then the
+  // time: each case twice in a row, the second pass reported, so that the garbage collected
+  // during it (no collection is forced) is mostly the case's own first pass's, not another's.
+  for (const [name, body] of cases) await run(name, body, true);
+  for (const [name, body] of cases) {
+    await run(name, body, false);
+    await run(name, body, false);
   }
   const base = results[cases[0]![0]]!;
   for (const [name] of cases) {
@@ -1365,6 +1578,170 @@ function verdicts(): Verdict[] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Issue 21: each path against the fastest peer or the least guard of its kind
+
+/** One path of issue 21: ours, and what it is held to, measured in the same group. */
+interface Issue21Path {
+  readonly path: string;
+  readonly group: string;
+  readonly ours: string;
+  /** The candidates (case, label); the one with the lowest median is the reference. */
+  readonly against: readonly (readonly [string, string])[];
+  /** The most ours may cost, as a multiple of the reference. */
+  readonly target: number;
+  /** What the reference is (the cases' comments say which constraints it shares with ours). */
+  readonly targetOf: string;
+}
+
+const ISSUE21_PATHS: readonly Issue21Path[] = [
+  {
+    path: "failure-rate time window, success",
+    group: TIME_WINDOW_SUCCESS,
+    ours: "ours: time window 60 s / 10 buckets, minimumCalls 20",
+    against: [[RING_REF, "ring reference (std shape)"], [
+      "cockatiel SamplingBreaker",
+      "cockatiel SamplingBreaker",
+    ]],
+    target: 1.0,
+    targetOf: "the fastest peer (ring reference for std)",
+  },
+  {
+    path: "count window, success",
+    group: COUNT_WINDOW_SUCCESS,
+    ours: "ours: count window {calls:100}",
+    against: [["cockatiel CountBreaker {size:100}", "cockatiel CountBreaker"]],
+    target: 1.0,
+    targetOf: "the fastest peer",
+  },
+  {
+    path: "open rejection, async",
+    group: OPEN,
+    ours: "ours: execute(fn), open",
+    against: [["cockatiel, open", "cockatiel"], ["opossum timeout:false, open", "opossum"]],
+    target: 1.0,
+    targetOf: "the fastest peer",
+  },
+  {
+    path: "`circuit(fn)()`",
+    group: ASYNC,
+    ours: "ours: consecutive, circuit(fn)()",
+    against: [["ours: consecutive, execute(fn)", "ours: execute(fn)"]],
+    target: 1.1,
+    targetOf: "`execute(fn)`",
+  },
+  {
+    path: "`circuit.sync(fn)()`",
+    group: SYNC,
+    ours: "ours: circuit.sync(fn)()",
+    against: [["ours: executeSync(fn)", "ours: executeSync(fn)"]],
+    target: 1.5,
+    targetOf: "`executeSync(fn)`",
+  },
+  {
+    path: "`circuit(fn)()` (point 2)",
+    group: ASYNC,
+    ours: "ours: consecutive, circuit(fn)()",
+    against: [[LEAST_WRAPPER, "least wrapper"]],
+    target: 1.15,
+    targetOf: "the least wrapper: `(...args)`, `apply`, one `then`",
+  },
+  {
+    path: "`circuit.sync(fn)()` (point 2)",
+    group: SYNC,
+    ours: "ours: circuit.sync(fn)()",
+    against: [[LEAST_SYNC_WRAPPER, "least sync wrapper"]],
+    target: 1.15,
+    targetOf: "the least sync wrapper: `(...args)`, `apply`, try + count",
+  },
+  {
+    path: "async stream guard, `breaker.stream(source)`, per item",
+    group: STREAM,
+    ours: OURS_STREAM,
+    against: [[LEAST_ASYNC_REF, "least async guard"]],
+    target: 1.15,
+    targetOf: "the least async guard: class, source opened at the first next(), one then",
+  },
+  {
+    path: "async stream guard, `circuit(async function*)()`, per item",
+    group: STREAM,
+    ours: OURS_CIRCUIT,
+    against: [[LEAST_ASYNC_CIRCUIT_REF, "least async guard behind a wrapper"]],
+    target: 1.15,
+    targetOf: "the same behind a `(...args)` wrapper, source from `fn.apply`",
+  },
+  {
+    path: "sync stream guard, `circuit(function*)()`, per item",
+    group: STREAM,
+    ours: OURS_SYNC,
+    against: [[LEAST_SYNC_CIRCUIT_REF, "least sync guard (Iterator, wrapper)"]],
+    target: 1.15,
+    targetOf: "the least sync guard: extends Iterator, `(...args)` wrapper, source from `fn.apply`",
+  },
+  {
+    path: "`breaker.readable(stream)`, per chunk",
+    group: STREAM,
+    ours: OURS_READABLE,
+    against: [[LEAST_READABLE_REF, "least readable guard"]],
+    target: 1.15,
+    targetOf: "the least readable guard: ReadableStream (hwm 0) over the reader, end reported",
+  },
+  {
+    path: "failure path, async",
+    group: FAILURE,
+    ours: "ours: consecutive, execute(fn)",
+    against: [["floor (failing)", "floor (failing)"], [
+      "ref: observe (failing)",
+      "observe (failing)",
+    ]],
+    target: 1.15,
+    targetOf: "the least guard: `fn().then(ok, fail)` rethrowing, or observing fn's promise",
+  },
+  {
+    path: "failure path, sync",
+    group: FAILURE,
+    ours: "ours: executeSync(fn)",
+    against: [[LEAST_SYNC_GUARD_FAILING, "least sync guard (failing)"]],
+    target: 1.15,
+    targetOf: "the least sync guard: try/catch, count, rethrow",
+  },
+  {
+    path: "open rejection, sync",
+    group: OPEN,
+    ours: "ours: executeSync(fn), open",
+    against: [[LEAST_OPEN_REF, "least sync open guard"]],
+    target: 1.15,
+    targetOf: "the least open guard: method, clock read, error like ours",
+  },
+];
+
+/** The issue 21 table, for the paths whose group ran. */
+function issue21Table(): string | undefined {
+  const rows: string[][] = [];
+  for (const p of ISSUE21_PATHS) {
+    if (!reports.some((r) => r.title === p.group)) continue;
+    const ours = result(p.group, p.ours);
+    const [reference, label] = p.against
+      .map(([name, label]) => [result(p.group, name), label] as const)
+      .reduce((a, b) => (a[0].median <= b[0].median ? a : b));
+    const r = pairedRatio(ours, reference);
+    rows.push([
+      p.path,
+      formatNs(ours.median),
+      label,
+      formatNs(reference.median),
+      formatRatio(r),
+      `<= ${p.target.toFixed(2)}x`,
+      r <= p.target ? "met" : `MISSED (+${((r / p.target - 1) * 100).toFixed(0)} %)`,
+    ]);
+  }
+  if (rows.length === 0) return undefined;
+  return table(
+    ["path", "ours ns", "fastest peer or reference", "its ns", "ratio", "target", "verdict"],
+    rows,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Main
 
 const info = runtimeInfo();
@@ -1377,6 +1754,7 @@ print(
 );
 print();
 const started = performance.now();
+if (wanted("window")) await windowSuccess();
 if (wanted("async")) await asyncSuccess();
 if (wanted("sync")) await syncSuccess();
 if (wanted("failure")) await failurePath();
@@ -1405,6 +1783,13 @@ if (list.length > 0) {
       ]),
     ),
   );
+  print();
+}
+const issue21 = args.has("issue21") ? issue21Table() : undefined;
+if (issue21 !== undefined) {
+  print(`### issue 21: ${info.versions}`);
+  print();
+  print(issue21);
   print();
 }
 print(
