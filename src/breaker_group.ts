@@ -24,7 +24,7 @@ import {
   copyOptions,
   parseOptions,
 } from "./breaker_options.ts";
-import { describeValue } from "./core/describe_value.ts";
+import { describeValue, quoteName } from "./core/describe_value.ts";
 import { checkOptionNames, optionsObject } from "./core/validate.ts";
 import type { Policy } from "./core/policy.ts";
 import type { BreakerState } from "./core/snapshot.ts";
@@ -452,7 +452,7 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
     if (typeof key !== "string" || key === "") {
       throw new TypeError(
         `Cannot get breaker from group ${
-          JSON.stringify(this.#name)
+          quoteName(this.#name)
         }: "key" must be a non-empty string, received ${describeValue(key)}`,
       );
     }
@@ -545,9 +545,7 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
       (error) => {
         this.#disposing.delete(tracked);
         console.error(
-          `Breaker group ${JSON.stringify(this.#name)}: disposing ${
-            JSON.stringify(breaker.name)
-          } failed`,
+          `Breaker group ${quoteName(this.#name)}: disposing ${quoteName(breaker.name)} failed`,
           error,
         );
       },
@@ -576,7 +574,7 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
   }
 
   #reportHook(error: unknown): void {
-    console.error(`Breaker group ${JSON.stringify(this.#name)}: "onEvict" threw; ignored`, error);
+    console.error(`Breaker group ${quoteName(this.#name)}: "onEvict" threw; ignored`, error);
   }
 
   /** Warns of a forced eviction; the first at once, then one a minute with the count. */
@@ -594,7 +592,7 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
     this.#warnedAt = now;
     this.#unwarned = 0;
     console.warn(
-      `Breaker group ${JSON.stringify(this.#name)}: evicted the ${state} breaker of key ${
+      `Breaker group ${quoteName(this.#name)}: evicted the ${state} breaker of key ${
         JSON.stringify(key)
       } to stay within maxKeys (${this.#maxKeys}): no breaker was idle${
         count > 1 ? ` (${count} such evictions since the last warning)` : ""

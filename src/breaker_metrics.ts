@@ -188,8 +188,8 @@ class MutableHistory implements BreakerHistory {
   lastFailureAt: number | undefined = undefined;
 }
 
-const NO_HISTORY: BreakerHistory = Object.freeze({
-  transitions: Object.freeze([]) as readonly Transition[],
+const NO_HISTORY: BreakerHistory = /* @__PURE__ */ Object.freeze({
+  transitions: /* @__PURE__ */ Object.freeze([]) as readonly Transition[],
   openedAt: undefined,
   lastFailureAt: undefined,
 });

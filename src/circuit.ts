@@ -209,7 +209,7 @@ export interface Circuit {
   with(defaults: CircuitOptions): Circuit;
 }
 
-const CIRCUIT_OPTIONS: readonly string[] = [...BREAKER_OPTIONS, "breaker"];
+const CIRCUIT_OPTIONS: readonly string[] = /* @__PURE__ */ BREAKER_OPTIONS.concat("breaker");
 
 /**
  * Guards a function with a circuit breaker, keeping its `this`, parameters and result type;
@@ -249,7 +249,7 @@ const CIRCUIT_OPTIONS: readonly string[] = [...BREAKER_OPTIONS, "breaker"];
  * assert.deepEqual(await new Api().load("1"), { id: "1" });
  * ```
  */
-export const circuit: Circuit = createCircuit({});
+export const circuit: Circuit = /* @__PURE__ */ createCircuit({});
 
 function createCircuit(defaults: CircuitOptions): Circuit {
   const guard = (sync: boolean) => (target?: unknown, options?: unknown): unknown => {

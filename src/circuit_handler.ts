@@ -12,7 +12,7 @@ import { Breaker } from "./breaker.ts";
 import { type BreakerOptions, checkBreakerAlone } from "./breaker_options.ts";
 import { type CallHooks, callHooks, type Permit } from "./call_protocol.ts";
 import { isFailedResult } from "./core/classify.ts";
-import { describeValue } from "./core/describe_value.ts";
+import { describeValue, quoteName } from "./core/describe_value.ts";
 import { optionsObject } from "./core/validate.ts";
 import { TimeoutError } from "./errors.ts";
 import { serviceUnavailable } from "./http_response.ts";
@@ -153,7 +153,7 @@ function within(
     const timer = setTimeout(() => {
       const error = new TimeoutError(
         `Circuit ${
-          JSON.stringify(hooks.policy.name)
+          quoteName(hooks.policy.name)
         }: the handler did not answer within ${timeoutMs} ms`,
       );
       hooks.fail(permit, error);

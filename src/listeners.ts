@@ -7,7 +7,7 @@
  */
 
 import { isThenable } from "./core/classify.ts";
-import { describeValue } from "./core/describe_value.ts";
+import { describeValue, quoteName } from "./core/describe_value.ts";
 import type { BreakerListener, ListenerHook } from "./events.ts";
 
 /** Every hook a listener may have: a key missing here fails to compile, so none escapes checks. */
@@ -77,5 +77,5 @@ export function emit<H extends ListenerHook>(
 }
 
 function reportListener(name: string, hook: ListenerHook, error: unknown): void {
-  console.error(`Circuit ${JSON.stringify(name)}: a "${hook}" listener threw; ignored`, error);
+  console.error(`Circuit ${quoteName(name)}: a "${hook}" listener threw; ignored`, error);
 }

@@ -8,13 +8,19 @@
  * @module
  */
 
+import { quoteName } from "./core/describe_value.ts";
 import type { Policy } from "./core/policy.ts";
-import { snapshotFromJSON, snapshotToJSON } from "./core/serialize.ts";
 import type { Snapshot } from "./core/snapshot.ts";
 import { changesNothing, emptyTally, joinTallies, type Tally, tallyOutcome } from "./core/tally.ts";
 import { follow, reconcile, takeLease, wantsLease } from "./core/transitions.ts";
 import { boundStoredTimes } from "./core/stored_bounds.ts";
-import { includesWrite, markWrite, readWriteMarks, type WriteMarks } from "./core/write_marks.ts";
+import {
+  decodeStored,
+  encodeStored,
+  storedGeneration,
+  storedWriteMarks,
+} from "./core/stored_text.ts";
+import { includesWrite, markWrite, type WriteMarks } from "./core/write_marks.ts";
 import { TimeoutError } from "./errors.ts";
 import type { StoreErrorEvent } from "./events.ts";
 import type { StateStore, StoredState } from "./store.ts";
@@ -39,9 +45,6 @@ type Operation = StoreErrorEvent["operation"];
 const MIN_RETRY_MS = 250;
 /** How long a store operation may take before the breaker goes on without it, at least. */
 const MIN_PATIENCE_MS = 1_000;
-
-/** The generation in a stored value (`snapshotToJSON` writes it third, before any long field). */
-const GENERATION = /"generation":(\d+)/;
 
 /** Keeps one breaker's local snapshot in step with the stored one. */
 export class SharedCircuit {
@@ -285,7 +288,7 @@ export class SharedCircuit {
       ...(transition ? ["a change of state"] : []),
     ].join(" and ");
     const message = `Circuit ${
-      JSON.stringify(this.#name)
+      quoteName(this.#name)
     }: closed without writing ${what} to the store (${
       !answered
         ? `it did not answer within ${patience} ms`
@@ -342,7 +345,7 @@ export class SharedCircuit {
     this.#report(
       new TimeoutError(
         `Circuit ${
-          JSON.stringify(this.#name)
+          quoteName(this.#name)
         }: the store has not answered (${operation}) for ${ms} ms; going on under local state`,
       ),
       operation,
@@ -365,8 +368,8 @@ export class SharedCircuit {
     if (this.#closed || stored.version === this.#stored?.version) return;
     if (stored.value === this.#writing) return;
     this.#readWanted = true;
-    const generation = GENERATION.exec(stored.value)?.[1];
-    if (generation === undefined || Number(generation) !== this.#storedSnapshot?.generation) {
+    const generation = storedGeneration(stored.value);
+    if (generation === undefined || generation !== this.#storedSnapshot?.generation) {
       this.#kick();
     } else {
       this.#wake(this.#syncInterval);
@@ -508,7 +511,7 @@ export class SharedCircuit {
     let stored: StoredState | undefined;
     const write = ++this.#writes;
     const marks = markWrite(this.#storedMarks, this.#writer, write, this.#host.now());
-    const value = JSON.stringify({ ...snapshotToJSON(snapshot), writes: marks });
+    const value = encodeStored(snapshot, marks);
     // Unconfirmed until the store answers: if it never does, the next read tells.
     this.#unconfirmed = { write, sent, transition, lease };
     try {
@@ -573,12 +576,8 @@ export class SharedCircuit {
     const unconfirmed = this.#unconfirmed;
     if (unconfirmed === undefined) return;
     this.#unconfirmed = undefined;
-    let marks: WriteMarks | undefined;
-    try {
-      marks = stored === undefined ? undefined : readWriteMarks(JSON.parse(stored.value));
-    } catch {
-      // Unreadable: #follow reports it; the write is taken as not applied.
-    }
+    // Unreadable: no marks (#follow reports it), and the write is taken as not applied.
+    const marks = stored === undefined ? undefined : storedWriteMarks(stored.value);
     if (includesWrite(marks, this.#writer, unconfirmed.write)) return; // counts are stored
     this.#restore(unconfirmed.sent, unconfirmed.transition, unconfirmed.lease);
   }
@@ -620,13 +619,11 @@ export class SharedCircuit {
     let snapshot: Snapshot;
     let marks: WriteMarks;
     try {
-      const parsed: unknown = JSON.parse(stored.value);
-      snapshot = snapshotFromJSON(
+      ({ snapshot, marks } = decodeStored(
         policy,
-        parsed,
-        `Cannot read the stored state of circuit ${JSON.stringify(this.#name)}`,
-      );
-      marks = readWriteMarks(parsed);
+        stored.value,
+        `Cannot read the stored state of circuit ${quoteName(this.#name)}`,
+      ));
     } catch (error) {
       return this.#unreadable(stored, error);
     }
@@ -635,7 +632,7 @@ export class SharedCircuit {
     if (bounded.corrections.length !== 0) {
       this.#report(
         new RangeError(
-          `Circuit ${JSON.stringify(this.#name)}: the stored state is out of bounds: ${
+          `Circuit ${quoteName(this.#name)}: the stored state is out of bounds: ${
             bounded.corrections.join("; ")
           }`,
         ),

@@ -25,7 +25,7 @@
  */
 
 import { BreakerMetrics } from "./breaker_metrics.ts";
-import { describeValue } from "./core/describe_value.ts";
+import { describeValue, quoteName } from "./core/describe_value.ts";
 import { checkOptionNames, optionsObject } from "./core/validate.ts";
 import { type Format, negotiate } from "./accept_header.ts";
 import { readHealth } from "./health_report.ts";
@@ -485,7 +485,7 @@ async function act(context: HandlerContext, request: Request): Promise<Response>
   const { registry, settings } = context;
   const breaker = registry.get(name);
   if (breaker === undefined) {
-    return textResponse(404, `No breaker named ${JSON.stringify(name)} in the registry`);
+    return textResponse(404, `No breaker named ${quoteName(name)} in the registry`);
   }
   switch (action as Action) {
     case "isolate":
@@ -495,7 +495,7 @@ async function act(context: HandlerContext, request: Request): Promise<Response>
       if (!releaseForOperator(breaker)) {
         return textResponse(
           409,
-          `Breaker ${JSON.stringify(name)} is not isolated by an operator${
+          `Breaker ${quoteName(name)} is not isolated by an operator${
             breaker.state === "isolated" ? " (the application isolated it)" : ""
           }`,
         );
@@ -506,7 +506,7 @@ async function act(context: HandlerContext, request: Request): Promise<Response>
       if (holds > 0) {
         return textResponse(
           409,
-          `Breaker ${JSON.stringify(name)} is isolated by the application (${holds} hold${
+          `Breaker ${quoteName(name)} is isolated by the application (${holds} hold${
             holds === 1 ? "" : "s"
           }): only the application can end that${
             isolatedByOperator(breaker) ? "; release ends the operators' hold" : ""

@@ -16,7 +16,11 @@ import { formatDuration, formatRate } from "./duration_text.ts";
 import { isolatedByOperator } from "./operator_holds.ts";
 import type { BreakerStatus, ListedBreaker, StatusReport } from "./status_report.ts";
 
-/** The request header the page's refresh sends, to get only the `<main>` fragment. */
+/**
+ * The request header the page's refresh sends, to get only the `<main>` fragment. `SCRIPT`
+ * spells it out: a substitution would make the script a template that a bundler must keep in
+ * every program importing the package.
+ */
 export const FRAGMENT_HEADER = "x-status-fragment";
 
 /** What the page shows besides the report. */
@@ -309,7 +313,7 @@ function applyView() {
 async function refresh() {
   try {
     const response = await fetch(location.href, {
-      headers: { accept: "text/html", "${FRAGMENT_HEADER}": "main" },
+      headers: { accept: "text/html", "x-status-fragment": "main" },
       cache: "no-store",
     });
     if (!response.ok) throw new Error("HTTP " + response.status);

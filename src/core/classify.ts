@@ -5,6 +5,7 @@
  * @module
  */
 
+import { quoteName } from "./describe_value.ts";
 import type { Policy } from "./policy.ts";
 
 /** How an outcome counts. */
@@ -106,7 +107,7 @@ function marks(
     return Boolean(predicate(value));
   } catch (error) {
     policy.report(
-      `Circuit "${policy.name}": "${option}" threw; the ${
+      `Circuit ${quoteName(policy.name)}: "${option}" threw; the ${
         option === "isFailureItem" ? "item" : "result"
       } counts as a success`,
       error,
@@ -126,7 +127,9 @@ function matches(
     return Boolean(matcher(error));
   } catch (thrown) {
     policy.report(
-      `Circuit "${policy.name}": the "${option}" matcher threw; judging as if it were not set`,
+      `Circuit ${
+        quoteName(policy.name)
+      }: the "${option}" matcher threw; judging as if it were not set`,
       thrown,
     );
     return whenBroken;

@@ -39,3 +39,19 @@ export function describeValue(value: unknown): string {
       return String(value);
   }
 }
+
+/**
+ * A circuit's (or a group's) name as every message quotes it: in double quotes, with quotes
+ * and control characters in the name escaped, e.g. `Circuit "db" is open`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { quoteName } from "./describe_value.ts";
+ * assert.equal(quoteName("db"), '"db"');
+ * assert.equal(quoteName('say "hi"'), '"say \\"hi\\""');
+ * ```
+ */
+export function quoteName(name: string): string {
+  return JSON.stringify(name);
+}

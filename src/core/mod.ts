@@ -52,6 +52,7 @@ export {
 export { retryAfterHint } from "./retry_after.ts";
 export { streamDurationMs } from "./stream_duration.ts";
 export { snapshotFromJSON, type SnapshotJSON, snapshotToJSON } from "./serialize.ts";
+export { decodeStored, encodeStored, storedGeneration, storedWriteMarks } from "./stored_text.ts";
 export {
   type BreakerState,
   INITIAL_SNAPSHOT,
