@@ -118,9 +118,15 @@ const NO_ARGS: readonly never[] = [];
  * ```ts
  * import { Breaker } from "@circuit/breaker";
  *
+ * import assert from "node:assert/strict";
+ *
  * const db = new Breaker({ name: "db", failureThreshold: 5, recoveryTimeout: 60_000 });
- * const rows = await db.execute((signal) => Promise.resolve(["row"]), { signal: AbortSignal.timeout(5_000) });
+ * const rows = await db.execute((_signal) => Promise.resolve(["row"]), {
+ *   signal: AbortSignal.timeout(5_000),
+ * });
  * const parsed = db.executeSync(() => JSON.parse('{"ok":true}'));
+ * assert.deepEqual(rows, ["row"]);
+ * assert.deepEqual(parsed, { ok: true });
  * ```
  */
 export class Breaker {
@@ -130,11 +136,14 @@ export class Breaker {
    * @example
    * ```ts
    * import { Breaker, type BreakerOptions } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    *
    * class DbBreaker extends Breaker {
-   *   static override defaults: BreakerOptions = { failureThreshold: 3, recoveryTimeout: 10_000 };
+   *   static override defaults: BreakerOptions = { failureThreshold: 1, recoveryTimeout: 10_000 };
    * }
-   * new DbBreaker({ name: "orders" }).snapshot.failureCount; // 0
+   * const orders = new DbBreaker({ name: "orders" });
+   * await orders.execute(() => Promise.reject(new Error("down"))).catch(() => {});
+   * assert.equal(orders.state, "open"); // one failure: the subclass's threshold
    * ```
    */
   static defaults: BreakerOptions = {};
@@ -196,12 +205,22 @@ export class Breaker {
   #lastNow = 0;
 
   /**
-   * Creates a breaker. Throws a `TypeError` or `RangeError` naming any bad option.
+   * Creates a breaker.
+   *
+   * @throws {TypeError} When an option has the wrong type or is unknown (the message names it
+   * and the value received).
+   * @throws {RangeError} When an option is out of range.
    *
    * @example
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const breaker = new Breaker({ name: "payments", failureThreshold: 3 });
+   * assert.equal(breaker.state, "closed");
+   * assert.throws(() => new Breaker({ halfOpenMaxCalls: 0 }), {
+   *   name: "RangeError",
+   *   message: 'Cannot create breaker: "halfOpenMaxCalls" must be an integer >= 1, received 0',
+   * });
    * ```
    */
   constructor(options: BreakerOptions = {}) {
@@ -296,10 +315,11 @@ export class Breaker {
    * @example
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const breaker = new Breaker({ name: "db" });
    * breaker.open();
    * const restored = new Breaker({ name: "db", state: breaker.toJSON() });
-   * restored.state; // "open"
+   * assert.equal(restored.state, "open");
    * ```
    */
   toJSON(): SnapshotJSON {
@@ -314,8 +334,9 @@ export class Breaker {
    * @example
    * ```ts
    * import { Breaker, memoryStore } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * await using breaker = new Breaker({ name: "db", store: memoryStore() });
-   * await breaker.execute(() => Promise.resolve("row"));
+   * assert.equal(await breaker.execute(() => Promise.resolve("row")), "row");
    * ```
    */
   [Symbol.asyncDispose](): Promise<void> {
@@ -331,8 +352,10 @@ export class Breaker {
    * @example
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const api = new Breaker({ name: "api", timeout: 2_000 });
    * const text = await api.execute((signal) => Promise.resolve(`aborted: ${signal.aborted}`));
+   * assert.equal(text, "aborted: false");
    * ```
    */
   execute<T>(
@@ -376,12 +399,14 @@ export class Breaker {
    * settles as it does, and the outcome is recorded when it settles, as `execute()` would.
    *
    * @throws {BreakerOpenError} While calls are turned away and there is no `fallback`.
+   * @throws {TypeError} When `fn` is not a function.
    *
    * @example
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const parser = new Breaker({ name: "parser" });
-   * const value = parser.executeSync(() => JSON.parse("[1, 2]"));
+   * assert.deepEqual(parser.executeSync(() => JSON.parse("[1, 2]")), [1, 2]);
    * ```
    */
   executeSync<T>(fn: () => T): T {
@@ -402,12 +427,16 @@ export class Breaker {
    * parameters and (awaited) return type. Wrapping a function this breaker already guards
    * returns it unchanged, so no outcome is counted twice.
    *
+   * @throws {TypeError} When `fn` is not a function.
+   *
    * @example
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const db = new Breaker({ name: "db" });
    * const query = db.wrap(async (sql: string) => [sql]);
-   * await query("select 1");
+   * assert.deepEqual(await query("select 1"), ["select 1"]);
+   * assert.equal(db.wrap(query), query); // already guarded by db
    * ```
    */
   wrap<This, Args extends unknown[], R>(
@@ -432,12 +461,15 @@ export class Breaker {
    * Returns a synchronous function that calls `fn` through this breaker (see
    * {@linkcode Breaker.executeSync}), with the same `this`, parameters and return type.
    *
+   * @throws {TypeError} When `fn` is not a function.
+   *
    * @example
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const parser = new Breaker({ name: "parser" });
    * const parse = parser.wrapSync((text: string) => JSON.parse(text));
-   * parse("[1]");
+   * assert.deepEqual(parse("[1]"), [1]);
    * ```
    */
   wrapSync<This, Args extends unknown[], R>(
@@ -491,16 +523,22 @@ export class Breaker {
    * turned away the first read rejects with {@linkcode BreakerOpenError}, or the `fallback`'s
    * iterable is served.
    *
+   * @throws {TypeError} When `source` is neither an async iterable nor a function, or `options`
+   * is given for a stream this breaker already guards.
+   *
    * @example Guarding an LLM token stream
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    *
    * const llm = new Breaker({ name: "llm", firstItemTimeout: 10_000, idleTimeout: 2_000 });
    * async function* tokens(_signal: AbortSignal) {
    *   yield "Hello";
    *   yield " world";
    * }
-   * for await (const token of llm.stream(tokens)) console.log(token);
+   * let text = "";
+   * for await (const token of llm.stream(tokens)) text += token;
+   * assert.equal(text, "Hello world");
    * ```
    */
   stream<S extends StreamSource<unknown>>(
@@ -554,11 +592,12 @@ export class Breaker {
    * @example Proxying a streamed response
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    *
    * const upstream = new Breaker({ name: "upstream", idleTimeout: 5_000 });
    * const body = new Response("streamed").body!;
    * const proxied = new Response(upstream.readable(body));
-   * await proxied.text(); // "streamed"
+   * assert.equal(await proxied.text(), "streamed");
    * ```
    */
   readable<T>(stream: ReadableStream<T>, options?: StreamOptions<T>): ReadableStream<T> {
@@ -571,9 +610,10 @@ export class Breaker {
    * @example
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const breaker = new Breaker();
    * breaker.open();
-   * breaker.state; // "open"
+   * assert.equal(breaker.state, "open");
    * ```
    */
   open(): void {
@@ -587,9 +627,10 @@ export class Breaker {
    * @example
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const breaker = new Breaker();
    * breaker.halfOpen();
-   * breaker.state; // "half-open"
+   * assert.equal(breaker.state, "half-open");
    * ```
    */
   halfOpen(): void {
@@ -604,10 +645,11 @@ export class Breaker {
    * @example
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const breaker = new Breaker();
    * breaker.open();
    * breaker.close();
-   * breaker.state; // "closed"
+   * assert.equal(breaker.state, "closed");
    * ```
    */
   close(): void {
@@ -623,12 +665,13 @@ export class Breaker {
    * @example Maintenance window
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const db = new Breaker({ name: "db" });
    * {
    *   using _hold = db.isolate();
-   *   db.state; // "isolated"
+   *   assert.equal(db.state, "isolated");
    * }
-   * db.state; // "closed"
+   * assert.equal(db.state, "closed");
    * ```
    */
   isolate(): Disposable {
@@ -653,11 +696,17 @@ export class Breaker {
    * `listeners` cannot change (use `addListener()`). The state is kept; the window is kept
    * when it windows the same history.
    *
+   * @throws {TypeError} When an option cannot be changed, is unknown or has the wrong type.
+   * @throws {RangeError} When an option is out of range. Nothing changes then.
+   *
    * @example
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const breaker = new Breaker({ failureThreshold: 5 });
-   * breaker.configure({ failureThreshold: 2 });
+   * breaker.configure({ failureThreshold: 1 });
+   * await breaker.execute(() => Promise.reject(new Error("down"))).catch(() => {});
+   * assert.equal(breaker.state, "open");
    * ```
    */
   configure(options: ConfigurableOptions): void {
@@ -693,11 +742,17 @@ export class Breaker {
   /**
    * Adds a listener; dispose the returned value (or call `removeListener`) to remove it.
    *
+   * @throws {TypeError} When `listener` is not an object whose hooks are functions.
+   *
    * @example
    * ```ts
    * import { Breaker } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const breaker = new Breaker({ name: "db" });
-   * using _subscription = breaker.addListener({ stateChange: ({ to }) => console.log(to) });
+   * const states: string[] = [];
+   * using _subscription = breaker.addListener({ stateChange: ({ to }) => void states.push(to) });
+   * breaker.open();
+   * assert.deepEqual(states, ["open"]);
    * ```
    */
   addListener(listener: BreakerListener): Disposable {
@@ -713,10 +768,14 @@ export class Breaker {
    * @example
    * ```ts
    * import { Breaker, type BreakerListener } from "@circuit/breaker";
+   * import assert from "node:assert/strict";
    * const breaker = new Breaker();
-   * const listener: BreakerListener = { rejected: () => {} };
+   * let opened = 0;
+   * const listener: BreakerListener = { stateChange: () => void opened++ };
    * breaker.addListener(listener);
    * breaker.removeListener(listener);
+   * breaker.open();
+   * assert.equal(opened, 0);
    * ```
    */
   removeListener(listener: BreakerListener): void {
