@@ -4,8 +4,7 @@
  * @module
  */
 
-import { describeValue } from "./core/describe_value.ts";
-import { optionsObject } from "./core/validate.ts";
+import { fail, optionsObject } from "./core/validate.ts";
 import type { RecoveryTimeout } from "./core/options.ts";
 
 /**
@@ -69,30 +68,20 @@ export function exponentialBackoff(options: ExponentialBackoffOptions): Recovery
   const { initialDelay, maxDelay, factor = 2, jitter = "full", random = Math.random } = options;
   const check = (name: string, value: unknown, min: number, minText = String(min)) => {
     if (typeof value !== "number") {
-      throw new TypeError(
-        `${context}: "${name}" must be a number, received ${describeValue(value)}`,
-      );
+      fail(context, name, "a number", value, true);
     }
     if (!Number.isFinite(value) || value < min) {
-      throw new RangeError(
-        `${context}: "${name}" must be a finite number >= ${minText}, received ${
-          describeValue(value)
-        }`,
-      );
+      fail(context, name, `a finite number >= ${minText}`, value);
     }
   };
   check("initialDelay", initialDelay, 0);
   check("maxDelay", maxDelay, initialDelay, `"initialDelay" (${initialDelay})`);
   check("factor", factor, 1);
   if (jitter !== "full" && jitter !== "none") {
-    throw new TypeError(
-      `${context}: "jitter" must be "full" or "none", received ${describeValue(jitter)}`,
-    );
+    fail(context, "jitter", '"full" or "none"', jitter, true);
   }
   if (typeof random !== "function") {
-    throw new TypeError(
-      `${context}: "random" must be a function, received ${describeValue(random)}`,
-    );
+    fail(context, "random", "a function", random, true);
   }
   return ({ openings }) => {
     const period = Math.min(maxDelay, initialDelay * factor ** Math.max(0, openings - 1));

@@ -25,7 +25,7 @@ import {
   parseOptions,
 } from "./breaker_options.ts";
 import { describeValue, quoteName } from "./core/describe_value.ts";
-import { checkOptionNames, optionsObject } from "./core/validate.ts";
+import { checkOptionNames, fail, optionsObject } from "./core/validate.ts";
 import type { Policy } from "./core/policy.ts";
 import type { BreakerState } from "./core/snapshot.ts";
 import { isForgettable } from "./core/transitions.ts";
@@ -246,24 +246,16 @@ export class BreakerGroup<K extends string = string> implements Iterable<[K, Bre
     optionsObject(context, options);
     const { name, maxKeys = DEFAULT_MAX_KEYS, onEvict, ...shared } = copyOptions({}, options);
     if (typeof name !== "string" || name === "") {
-      throw new TypeError(
-        `${context}: "name" must be a non-empty string, received ${describeValue(name)}`,
-      );
+      fail(context, "name", "a non-empty string", name, true);
     }
     if (typeof maxKeys !== "number") {
-      throw new TypeError(
-        `${context}: "maxKeys" must be a number, received ${describeValue(maxKeys)}`,
-      );
+      fail(context, "maxKeys", "a number", maxKeys, true);
     }
     if (!Number.isSafeInteger(maxKeys) || maxKeys < 1) {
-      throw new RangeError(
-        `${context}: "maxKeys" must be an integer >= 1, received ${describeValue(maxKeys)}`,
-      );
+      fail(context, "maxKeys", "an integer >= 1", maxKeys);
     }
     if (onEvict !== undefined && typeof onEvict !== "function") {
-      throw new TypeError(
-        `${context}: "onEvict" must be a function, received ${describeValue(onEvict)}`,
-      );
+      fail(context, "onEvict", "a function", onEvict, true);
     }
     if ("state" in shared) {
       throw new TypeError(

@@ -26,8 +26,7 @@
 
 import type { Breaker } from "./breaker.ts";
 import { callHooks } from "./call_protocol.ts";
-import { describeValue } from "./core/describe_value.ts";
-import { optionsObject } from "./core/validate.ts";
+import { fail, optionsObject } from "./core/validate.ts";
 import type { BreakerState } from "./core/snapshot.ts";
 import type { WindowStats } from "./core/window.ts";
 import type { BreakerListener, StateChangeEvent } from "./events.ts";
@@ -239,9 +238,7 @@ export class BreakerMetrics implements Disposable {
   constructor(registry: BreakerRegistry = defaultRegistry, options: BreakerMetricsOptions = {}) {
     const context = "Cannot create breaker metrics";
     if (!(registry instanceof BreakerRegistry)) {
-      throw new TypeError(
-        `${context}: "registry" must be a BreakerRegistry, received ${describeValue(registry)}`,
-      );
+      fail(context, "registry", "a BreakerRegistry", registry, true);
     }
     optionsObject(context, options);
     for (const key of Object.keys(options)) {
@@ -251,9 +248,7 @@ export class BreakerMetrics implements Disposable {
     }
     const { history = 10 } = options;
     if (typeof history !== "number" || !Number.isSafeInteger(history) || history < 0) {
-      throw new RangeError(
-        `${context}: "history" must be an integer >= 0, received ${describeValue(history)}`,
-      );
+      fail(context, "history", "an integer >= 0", history);
     }
     this.#registry = registry;
     this.#historyLength = history;

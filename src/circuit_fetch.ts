@@ -8,7 +8,7 @@
 
 import { BreakerGroup, type BreakerGroupOptions } from "./breaker_group.ts";
 import { describeValue } from "./core/describe_value.ts";
-import { optionsObject } from "./core/validate.ts";
+import { fail, optionsObject } from "./core/validate.ts";
 import { BreakerOpenError } from "./errors.ts";
 import { serviceUnavailable } from "./http_response.ts";
 
@@ -123,15 +123,13 @@ export function circuitFetch(options: CircuitFetchOptions = {}): CircuitFetch {
     ...breakerOptions
   } = options;
   if (key !== undefined && typeof key !== "function") {
-    throw new TypeError(`${context}: "key" must be a function, received ${describeValue(key)}`);
+    fail(context, "key", "a function", key, true);
   }
   if (typeof respondWhenOpen !== "boolean") {
-    throw new TypeError(
-      `${context}: "respondWhenOpen" must be a boolean, received ${describeValue(respondWhenOpen)}`,
-    );
+    fail(context, "respondWhenOpen", "a boolean", respondWhenOpen, true);
   }
   if (typeof send !== "function") {
-    throw new TypeError(`${context}: "fetch" must be a function, received ${describeValue(send)}`);
+    fail(context, "fetch", "a function", send, true);
   }
   const breakers = new BreakerGroup({ name, timeout, ...breakerOptions });
   const guardedFetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {

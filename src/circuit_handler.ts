@@ -12,8 +12,8 @@ import { Breaker } from "./breaker.ts";
 import { type BreakerOptions, checkBreakerAlone } from "./breaker_options.ts";
 import { type CallHooks, callHooks, type Permit } from "./call_protocol.ts";
 import { isFailedResult } from "./core/classify.ts";
-import { describeValue, quoteName } from "./core/describe_value.ts";
-import { optionsObject } from "./core/validate.ts";
+import { quoteName } from "./core/describe_value.ts";
+import { fail, optionsObject } from "./core/validate.ts";
 import { TimeoutError } from "./errors.ts";
 import { serviceUnavailable } from "./http_response.ts";
 import { guardReadable } from "./stream.ts";
@@ -77,9 +77,7 @@ export function circuitHandler<A extends unknown[]>(
   options?: CircuitHandlerOptions,
 ): (...args: A) => Promise<Response> {
   if (typeof handler !== "function") {
-    throw new TypeError(
-      `Cannot guard handler: "handler" must be a function, received ${describeValue(handler)}`,
-    );
+    fail("Cannot guard handler", "handler", "a function", handler, true);
   }
   const hooks = callHooks(breakerFor(handler, options));
   const guarded = function (this: unknown, ...args: A): Promise<Response> {
@@ -125,9 +123,7 @@ function breakerFor(
     return new Breaker({ name: handler.name || "handler", ...breakerOptions });
   }
   if (!(breaker instanceof Breaker)) {
-    throw new TypeError(
-      `Cannot guard handler: "breaker" must be a Breaker, received ${describeValue(breaker)}`,
-    );
+    fail("Cannot guard handler", "breaker", "a Breaker", breaker, true);
   }
   checkBreakerAlone(breakerOptions, "Cannot guard handler");
   return breaker;

@@ -26,7 +26,7 @@
  */
 
 import { describeValue } from "./core/describe_value.ts";
-import { optionsObject } from "./core/validate.ts";
+import { fail, optionsObject } from "./core/validate.ts";
 import type { StateStore, StoredState } from "./store.ts";
 
 export type { StateStore, StoredState } from "./store.ts";
@@ -165,10 +165,12 @@ export interface DenoKvStoreOptions {
  */
 export function denoKvStore(kv: DenoKv, options?: DenoKvStoreOptions): StateStore {
   if (!isDenoKv(kv)) {
-    throw new TypeError(
-      `Cannot create Deno KV store: "kv" must be a Deno KV database (from Deno.openKv() or @deno/kv), received ${
-        describeValue(kv)
-      }`,
+    fail(
+      "Cannot create Deno KV store",
+      "kv",
+      "a Deno KV database (from Deno.openKv() or @deno/kv)",
+      kv,
+      true,
     );
   }
   const prefix = prefixOf(options);
@@ -328,10 +330,12 @@ function prefixOf(options: unknown): DenoKvKey {
   optionsObject("Cannot create Deno KV store", options);
   const { prefix = ["circuit"] } = options as { prefix?: unknown };
   if (!Array.isArray(prefix) || !prefix.every(isKeyPart)) {
-    throw new TypeError(
-      `Cannot create Deno KV store: "prefix" must be an array of key parts (strings, numbers, bigints, booleans or Uint8Arrays), received ${
-        describeValue(prefix)
-      }`,
+    fail(
+      "Cannot create Deno KV store",
+      "prefix",
+      "an array of key parts (strings, numbers, bigints, booleans or Uint8Arrays)",
+      prefix,
+      true,
     );
   }
   // A copy: changing the caller's array later must not move the store's keys.

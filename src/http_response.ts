@@ -5,7 +5,7 @@
  * @module
  */
 
-import { describeValue } from "./core/describe_value.ts";
+import { fail } from "./core/validate.ts";
 import type { BreakerOpenError, BulkheadFullError } from "./errors.ts";
 
 /**
@@ -27,11 +27,7 @@ import type { BreakerOpenError, BulkheadFullError } from "./errors.ts";
  */
 export function retryAfterSeconds(retryAfterMs: number): number | undefined {
   if (typeof retryAfterMs !== "number" || Number.isNaN(retryAfterMs)) {
-    throw new TypeError(
-      `Cannot compute Retry-After: "retryAfterMs" must be a number, received ${
-        describeValue(retryAfterMs)
-      }`,
-    );
+    fail("Cannot compute Retry-After", "retryAfterMs", "a number", retryAfterMs, true);
   }
   if (retryAfterMs === Infinity) return undefined;
   return Math.max(1, Math.ceil(retryAfterMs / 1_000));

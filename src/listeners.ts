@@ -7,7 +7,8 @@
  */
 
 import { isThenable } from "./core/classify.ts";
-import { describeValue, quoteName } from "./core/describe_value.ts";
+import { quoteName } from "./core/describe_value.ts";
+import { fail } from "./core/validate.ts";
 import type { BreakerListener, ListenerHook } from "./events.ts";
 
 /** Every hook a listener may have: a key missing here fails to compile, so none escapes checks. */
@@ -28,23 +29,17 @@ export const NO_LISTENERS: readonly BreakerListener[] = Object.freeze([]);
 export function checkListeners(listeners: unknown, context: string): readonly BreakerListener[] {
   if (listeners === undefined) return NO_LISTENERS;
   if (!Array.isArray(listeners)) {
-    throw new TypeError(
-      `${context}: "listeners" must be an array of listeners, received ${describeValue(listeners)}`,
-    );
+    fail(context, "listeners", "an array of listeners", listeners, true);
   }
   listeners.forEach((listener, i) => {
     const path = context === "Cannot add listener" ? "listener" : `listeners[${i}]`;
     if (listener === null || typeof listener !== "object") {
-      throw new TypeError(
-        `${context}: "${path}" must be an object with hooks, received ${describeValue(listener)}`,
-      );
+      fail(context, path, "an object with hooks", listener, true);
     }
     for (const hook of HOOKS) {
       const method = (listener as Record<string, unknown>)[hook];
       if (method !== undefined && typeof method !== "function") {
-        throw new TypeError(
-          `${context}: "${path}.${hook}" must be a function, received ${describeValue(method)}`,
-        );
+        fail(context, `${path}.${hook}`, "a function", method, true);
       }
     }
   });

@@ -57,8 +57,7 @@ import {
 import { Breaker } from "./breaker.ts";
 
 import { DURATION_BOUNDS } from "./breaker_metrics.ts";
-import { describeValue } from "./core/describe_value.ts";
-import { checkOptionNames, optionsObject } from "./core/validate.ts";
+import { checkOptionNames, fail, optionsObject } from "./core/validate.ts";
 import type { BreakerState } from "./core/snapshot.ts";
 import type { BreakerListener } from "./events.ts";
 import { BreakerRegistry, defaultRegistry } from "./registry.ts";
@@ -221,11 +220,7 @@ export function instrumentBreakers(
   options: InstrumentBreakersOptions = {},
 ): Disposable {
   if (!(breakers instanceof BreakerRegistry) && !(breakers instanceof Breaker)) {
-    throw new TypeError(
-      `${CONTEXT}: "breakers" must be a BreakerRegistry or a Breaker, received ${
-        describeValue(breakers)
-      }`,
-    );
+    fail(CONTEXT, "breakers", "a BreakerRegistry or a Breaker", breakers, true);
   }
   const meter = meterOf(options);
   const errorTypeOf = errorTypeOption(options);
@@ -319,19 +314,13 @@ function meterOf(options: InstrumentBreakersOptions): Meter {
   }
   if (meter !== undefined) {
     if (!isMeter(meter)) {
-      throw new TypeError(
-        `${CONTEXT}: "meter" must be an OpenTelemetry Meter, received ${describeValue(meter)}`,
-      );
+      fail(CONTEXT, "meter", "an OpenTelemetry Meter", meter, true);
     }
     return meter;
   }
   if (meterProvider !== undefined) {
     if (typeof (meterProvider as Partial<MeterProvider> | null)?.getMeter !== "function") {
-      throw new TypeError(
-        `${CONTEXT}: "meterProvider" must be an OpenTelemetry MeterProvider, received ${
-          describeValue(meterProvider)
-        }`,
-      );
+      fail(CONTEXT, "meterProvider", "an OpenTelemetry MeterProvider", meterProvider, true);
     }
     return meterProvider.getMeter(SCOPE_NAME, SCOPE_VERSION);
   }
@@ -351,9 +340,7 @@ function errorTypeOption(options: InstrumentBreakersOptions): (error: unknown) =
   const { errorType } = options;
   if (errorType === undefined) return defaultErrorType;
   if (typeof errorType !== "function") {
-    throw new TypeError(
-      `${CONTEXT}: "errorType" must be a function, received ${describeValue(errorType)}`,
-    );
+    fail(CONTEXT, "errorType", "a function", errorType, true);
   }
   return (error) => {
     try {

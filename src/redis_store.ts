@@ -27,7 +27,7 @@
  */
 
 import { describeValue } from "./core/describe_value.ts";
-import { optionsObject } from "./core/validate.ts";
+import { fail, optionsObject } from "./core/validate.ts";
 import type { StateStore, StoredState } from "./store.ts";
 
 export type { StateStore, StoredState } from "./store.ts";
@@ -347,10 +347,12 @@ function connectionOf(client: unknown): Connection {
       };
     }
   }
-  throw new TypeError(
-    `Cannot create Redis store: "client" must be a Redis client (Bun's RedisClient, redis or ioredis) or an object with send(), received ${
-      describeValue(client)
-    }`,
+  fail(
+    "Cannot create Redis store",
+    "client",
+    "a Redis client (Bun's RedisClient, redis or ioredis) or an object with send()",
+    client,
+    true,
   );
 }
 
@@ -668,9 +670,7 @@ function prefixOf(options: unknown): string {
   optionsObject("Cannot create Redis store", options);
   const { prefix = "circuit:" } = options as { prefix?: unknown };
   if (typeof prefix !== "string") {
-    throw new TypeError(
-      `Cannot create Redis store: "prefix" must be a string, received ${describeValue(prefix)}`,
-    );
+    fail("Cannot create Redis store", "prefix", "a string", prefix, true);
   }
   return prefix;
 }

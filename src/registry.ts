@@ -175,9 +175,7 @@ export class BreakerRegistry implements Iterable<Breaker> {
    */
   breaker(name: string, options: RegistryBreakerOptions = {}): Breaker {
     if (typeof name !== "string" || name === "") {
-      throw new TypeError(
-        `Cannot get breaker: "name" must be a non-empty string, received ${describeValue(name)}`,
-      );
+      fail("Cannot get breaker", "name", "a non-empty string", name, true);
     }
     const listed = this.get(name);
     if (listed !== undefined) return listed;
@@ -215,9 +213,7 @@ export class BreakerRegistry implements Iterable<Breaker> {
    */
   add(breaker: Breaker): void {
     if (!(breaker instanceof Breaker)) {
-      throw new TypeError(
-        `Cannot add to registry: "breaker" must be a Breaker, received ${describeValue(breaker)}`,
-      );
+      fail("Cannot add to registry", "breaker", "a Breaker", breaker, true);
     }
     this.#list(breaker, false);
   }

@@ -11,8 +11,7 @@
 
 import { exponentialBackoff } from "./backoff.ts";
 import { isFailedResponse } from "./core/classify.ts";
-import { describeValue } from "./core/describe_value.ts";
-import { optionsObject } from "./core/validate.ts";
+import { fail, optionalFunction, optionsObject } from "./core/validate.ts";
 import type { ErrorMatcher } from "./core/options.ts";
 import { compileMatchers } from "./core/policy.ts";
 import { retryAfterHint } from "./core/retry_after.ts";
@@ -131,7 +130,7 @@ export async function retry<T>(
   options: RetryOptions = {},
 ): Promise<Awaited<T>> {
   if (typeof fn !== "function") {
-    throw new TypeError(`${CONTEXT}: "fn" must be a function, received ${describeValue(fn)}`);
+    fail(CONTEXT, "fn", "a function", fn, true);
   }
   const plan = parseRetryOptions(options);
   const started = Date.now();
@@ -183,37 +182,22 @@ function parseRetryOptions(options: RetryOptions): RetryPlan {
   optionsObject(CONTEXT, options);
   const { attempts = 3, budget = Infinity, attemptTimeout, signal, onRetry } = options;
   if (!Number.isSafeInteger(attempts) || attempts < 1) {
-    throw new RangeError(
-      `${CONTEXT}: "attempts" must be an integer >= 1, received ${describeValue(attempts)}`,
-    );
+    fail(CONTEXT, "attempts", "an integer >= 1", attempts);
   }
   if (typeof budget !== "number" || Number.isNaN(budget) || budget < 0) {
-    throw new RangeError(
-      `${CONTEXT}: "budget" must be a number >= 0, received ${describeValue(budget)}`,
-    );
+    fail(CONTEXT, "budget", "a number >= 0", budget);
   }
   if (
     attemptTimeout !== undefined &&
     (typeof attemptTimeout !== "number" || !(attemptTimeout > 0 && attemptTimeout <= 2 ** 31 - 1))
   ) {
-    throw new RangeError(
-      `${CONTEXT}: "attemptTimeout" must be a number > 0 and <= 2147483647, received ${
-        describeValue(attemptTimeout)
-      }`,
-    );
+    fail(CONTEXT, "attemptTimeout", "a number > 0 and <= 2147483647", attemptTimeout);
   }
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new TypeError(
-      `${CONTEXT}: "signal" must be an AbortSignal, received ${describeValue(signal)}`,
-    );
+    fail(CONTEXT, "signal", "an AbortSignal", signal, true);
   }
-  for (const [name, value] of [["onRetry", onRetry], ["retryOnResult", options.retryOnResult]]) {
-    if (value !== undefined && typeof value !== "function") {
-      throw new TypeError(
-        `${CONTEXT}: "${name}" must be a function, received ${describeValue(value)}`,
-      );
-    }
-  }
+  optionalFunction(CONTEXT, "onRetry", onRetry);
+  optionalFunction(CONTEXT, "retryOnResult", options.retryOnResult);
   const backoffOptions = options.backoff ?? {};
   optionsObject(CONTEXT, backoffOptions, "backoff");
   const delay = exponentialBackoff({

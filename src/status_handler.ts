@@ -26,7 +26,7 @@
 
 import { BreakerMetrics } from "./breaker_metrics.ts";
 import { describeValue, quoteName } from "./core/describe_value.ts";
-import { checkOptionNames, optionsObject } from "./core/validate.ts";
+import { checkOptionNames, fail, optionalFunction, optionsObject } from "./core/validate.ts";
 import { type Format, negotiate } from "./accept_header.ts";
 import { readHealth } from "./health_report.ts";
 import { isolatedByOperator, isolateForOperator, releaseForOperator } from "./operator_holds.ts";
@@ -256,9 +256,7 @@ const MAX_ACTION_BODY = 4_096;
 function parseHandlerArguments(registry: unknown, options: unknown): Settings {
   const context = "Cannot create status handler";
   if (!(registry instanceof BreakerRegistry)) {
-    throw new TypeError(
-      `${context}: "registry" must be a BreakerRegistry, received ${describeValue(registry)}`,
-    );
+    fail(context, "registry", "a BreakerRegistry", registry, true);
   }
   checkOptionNames(optionsObject(context, options), OPTION_NAMES, context);
   const {
@@ -269,24 +267,13 @@ function parseHandlerArguments(registry: unknown, options: unknown): Settings {
     refreshInterval = 2_000,
     title = "Circuit breakers",
   } = options as Record<string, unknown>;
-  for (const [name, value] of [["authorize", authorize], ["authorizeRead", authorizeRead]]) {
-    if (value !== undefined && typeof value !== "function") {
-      throw new TypeError(
-        `${context}: "${name}" must be a function, received ${describeValue(value)}`,
-      );
-    }
-  }
+  optionalFunction(context, "authorize", authorize);
+  optionalFunction(context, "authorizeRead", authorizeRead);
   if (!Array.isArray(critical) || !critical.every((name) => typeof name === "string")) {
-    throw new TypeError(
-      `${context}: "critical" must be an array of breaker names, received ${
-        describeValue(critical)
-      }`,
-    );
+    fail(context, "critical", "an array of breaker names", critical, true);
   }
   if (metrics !== undefined && !(metrics instanceof BreakerMetrics)) {
-    throw new TypeError(
-      `${context}: "metrics" must be a BreakerMetrics, received ${describeValue(metrics)}`,
-    );
+    fail(context, "metrics", "a BreakerMetrics", metrics, true);
   }
   if (metrics !== undefined && metrics.registry !== registry) {
     throw new TypeError(
@@ -294,21 +281,18 @@ function parseHandlerArguments(registry: unknown, options: unknown): Settings {
     );
   }
   if (typeof refreshInterval !== "number") {
-    throw new TypeError(
-      `${context}: "refreshInterval" must be a number of ms, received ${
-        describeValue(refreshInterval)
-      }`,
-    );
+    fail(context, "refreshInterval", "a number of ms", refreshInterval, true);
   }
   if (!Number.isFinite(refreshInterval) || refreshInterval < MIN_REFRESH_INTERVAL) {
-    throw new RangeError(
-      `${context}: "refreshInterval" must be a finite number >= ${MIN_REFRESH_INTERVAL} (ms), received ${
-        describeValue(refreshInterval)
-      }`,
+    fail(
+      context,
+      "refreshInterval",
+      `a finite number >= ${MIN_REFRESH_INTERVAL} (ms)`,
+      refreshInterval,
     );
   }
   if (typeof title !== "string") {
-    throw new TypeError(`${context}: "title" must be a string, received ${describeValue(title)}`);
+    fail(context, "title", "a string", title, true);
   }
   return {
     authorize: authorize as RequestAuthorizer | undefined,
