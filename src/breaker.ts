@@ -390,11 +390,14 @@ export class Breaker {
     }
     // Already guarded by this breaker: its own guard admits and counts, once.
     if ((fn as Marked)[GUARD]?.breaker === this) return fn();
-    const result = this.#callSync(fn, undefined, NO_ARGS);
-    if (!(result instanceof TurnedAway)) return result as T;
+    const result = this.#callSync(fn);
+    if (!(result instanceof NoValue)) return result as T;
+    if (result instanceof Threw) throw result.error;
     // Made here, in the method the caller called: see `openErrorOptions`.
-    const error = new BreakerOpenError(openErrorOptions(this.#policy, result.rejection));
-    return this.#turnAwaySync(error, undefined, NO_ARGS) as T;
+    const error = new BreakerOpenError(
+      openErrorOptions(this.#policy, (result as TurnedAway).rejection),
+    );
+    return this.#turnAwaySync(error, undefined) as T;
   }
 
   /**
@@ -790,10 +793,13 @@ export class Breaker {
     const name = functionName(target);
     return {
       [name]: function (this: unknown, ...args: unknown[]): unknown {
-        const result = breaker.#callSync(target, this, args);
-        if (!(result instanceof TurnedAway)) return result;
-        const error = new BreakerOpenError(openErrorOptions(breaker.#policy, result.rejection));
-        return breaker.#turnAwaySync(error, this, args);
+        const result = breaker.#callSyncWith(target, this, args);
+        if (!(result instanceof NoValue)) return result;
+        if (result instanceof Threw) throw result.error;
+        const error = new BreakerOpenError(
+          openErrorOptions(breaker.#policy, (result as TurnedAway).rejection),
+        );
+        return breaker.#turnAwaySync(error, this, ...args);
       },
     }[name] as AnyFunction;
   }
@@ -1104,36 +1110,66 @@ export class Breaker {
   }
 
   /**
-   * Runs a synchronous call. A call turned away returns a `TurnedAway` (snapshot kept): the
-   * caller makes the error.
+   * Runs a synchronous call of `fn()` (`executeSync`). A call turned away returns a
+   * `TurnedAway` (snapshot kept), a call whose `fn` threw a `Threw`: the caller makes the
+   * error, or rethrows fn's.
    */
-  #callSync(fn: AnyFunction, thisArg: unknown, args: readonly unknown[]): unknown {
+  #callSync(fn: AnyFunction): unknown {
+    // Only the quiet path, and small, so that the engines inline it (as `#callSyncWith`).
     const before = this.#snapshot;
-    if (before === this.#quiet) {
-      // Closed with nothing counted: a success changes nothing, so nothing to decide or record.
-      let result: unknown;
-      try {
-        result = args === NO_ARGS ? fn() : fn.apply(thisArg, args as unknown[]);
-      } catch (error) {
-        this.#settleError(error, before.generation, 0, false);
-        throw error;
-      }
-      // An object may be a promise (no outcome yet: it counts when it settles) or a failed
-      // Response. One `typeof` keeps the rest off the path of plain values.
-      if (typeof result === "object" || typeof result === "function") {
-        return this.#settleQuietObject(result, before.generation);
-      }
-      return result;
+    if (before !== this.#quiet) return this.#callSyncGeneral(before, fn, undefined);
+    // Closed with nothing counted: a success changes nothing, so nothing to decide or record.
+    let result: unknown;
+    try {
+      result = fn();
+    } catch (error) {
+      return this.#threwSync(error, before.generation, 0, false);
     }
-    // Admission as in `#callGeneral`: the clock is read at the start only when durations, a
-    // listener or the state need it; a timed rule reads it once, when the call settles.
+    // An object may be a promise (no outcome yet: it counts when it settles) or a failed
+    // Response. One `typeof` keeps the rest off the path of plain values.
+    if (typeof result === "object" || typeof result === "function") {
+      return this.#settleQuietObject(result, before.generation);
+    }
+    return result;
+  }
+
+  /**
+   * `#callSync` for a wrapper: `fn.apply(thisArg, args)`. Its own method, as `args` may only be
+   * applied or spread: a wrapper's rest array used no other way (not even compared) is never
+   * made once inlined; `fn.apply` of a constant empty array costs `executeSync` 5x on
+   * JavaScriptCore (issue 21).
+   */
+  #callSyncWith(fn: AnyFunction, thisArg: unknown, args: unknown[]): unknown {
+    const before = this.#snapshot;
+    if (before !== this.#quiet) return this.#callSyncGeneral(before, fn, thisArg, ...args);
+    let result: unknown;
+    try {
+      result = fn.apply(thisArg, args);
+    } catch (error) {
+      return this.#threwSync(error, before.generation, 0, false);
+    }
+    if (typeof result === "object" || typeof result === "function") {
+      return this.#settleQuietObject(result, before.generation);
+    }
+    return result;
+  }
+
+  /** A synchronous call past the quiet path: admission as in `#callGeneral`. */
+  #callSyncGeneral(
+    before: Snapshot,
+    fn: AnyFunction,
+    thisArg: unknown,
+    ...args: unknown[]
+  ): unknown {
+    // The clock is read at the start only when durations, a listener or the state need it; a
+    // timed rule reads it once, when the call settles.
     const policy = this.#policy;
     if (policy.mode === "off") return fn.apply(thisArg, args as unknown[]);
     if (policy.maxConcurrent === undefined) return this.#admitAndRunSync(fn, thisArg, args, before);
     // Through the bulkhead: a synchronous call cannot wait for a place.
     const bulkhead = this.#bulkhead ??= new Bulkhead();
     if (!bulkhead.tryEnter(policy.maxConcurrent)) {
-      return this.#turnAwaySync(this.#bulkheadFull(), thisArg, args);
+      return this.#turnAwaySync(this.#bulkheadFull(), thisArg, ...args);
     }
     let result: unknown;
     try {
@@ -1145,6 +1181,17 @@ export class Breaker {
     if (result instanceof Promise) return this.#holding(result); // a thenable, observed
     this.#leaveBulkhead();
     return result;
+  }
+
+  /**
+   * Records what a synchronous `fn` threw and hands it to the method the caller called, which
+   * throws it: a frame a throw leaves never counts towards its optimization in V8 (only
+   * returns and loops do), so a breaker whose calls all failed ran these methods interpreted,
+   * each throw 4-6x dearer (issue 21).
+   */
+  #threwSync(error: unknown, generation: number, start: number, timed: boolean): Threw {
+    this.#settleError(error, generation, start, timed);
+    return new Threw(error);
   }
 
   /** A quiet synchronous call's object result: a promise to observe, or a failed Response. */
@@ -1172,8 +1219,7 @@ export class Breaker {
     try {
       result = fn.apply(thisArg, args as unknown[]);
     } catch (error) {
-      this.#settleError(error, generation, start, timed);
-      throw error;
+      return this.#threwSync(error, generation, start, timed);
     }
     if (isThenable(result)) return this.#observe(result, generation, start, timed);
     return this.#settleValue(result, generation, start, timed);
@@ -1212,7 +1258,7 @@ export class Breaker {
   #turnAwaySync(
     error: BreakerOpenError | BulkheadFullError,
     thisArg: unknown,
-    args: readonly unknown[],
+    ...args: unknown[]
   ): unknown {
     if (this.#listeners.length !== 0) this.#emit("rejected", { breaker: this, error });
     const fallback = this.#fallback;
@@ -1536,10 +1582,23 @@ function turnedAway(called: Promise<unknown> | Rejection): called is Rejection {
   return (called as Partial<Rejection>).rejectedIn !== undefined;
 }
 
-/** A call `#callSync` turned away, told apart from any value a function can return. */
-class TurnedAway {
+/** What `#callSync` returns for a call that gave no value, told apart from any value a function can return. */
+class NoValue {}
+
+/** A call `#callSync` turned away. */
+class TurnedAway extends NoValue {
   readonly rejection: Rejection;
   constructor(rejection: Rejection) {
+    super();
     this.rejection = rejection;
+  }
+}
+
+/** A call whose `fn` threw, recorded: its caller rethrows `error`. */
+class Threw extends NoValue {
+  readonly error: unknown;
+  constructor(error: unknown) {
+    super();
+    this.error = error;
   }
 }
