@@ -738,12 +738,50 @@ export class Breaker {
     const name = functionName(target);
     return {
       [name]: function (this: unknown, ...args: unknown[]): Promise<unknown> {
-        const called = breaker.#call(target, this, args, undefined);
+        const before = breaker.#snapshot;
+        if (before === breaker.#quiet) {
+          // `#call`'s quiet path, written out, `args` only applied or spread: see `#syncWrapper`.
+          let result: unknown;
+          try {
+            result = target.apply(this, args);
+          } catch (error) {
+            breaker.#settleError(error, before.generation, 0, false);
+            return Promise.reject(error);
+          }
+          if (result instanceof Promise) {
+            const settle = breaker.#settlersOf(before.generation, false);
+            return result.then(settle.onValue, settle.onError);
+          }
+          return breaker.#settleQuietResult(result, before.generation);
+        }
+        const called = breaker.#callGeneralWith(before, target, this, ...args);
         if (!turnedAway(called)) return called;
         const error = new BreakerOpenError(openErrorOptions(breaker.#policy, called));
-        return breaker.#turnAway(error, this, args);
+        return breaker.#turnAwayWith(error, this, ...args);
       },
     }[name] as AnyFunction;
+  }
+
+  /** A quiet async call's result that is no `Promise`: a thenable to observe, or a value. */
+  #settleQuietResult(result: unknown, generation: number): Promise<unknown> {
+    if (isThenable(result)) return this.#observe(result, generation, 0, false);
+    if (isFailedResponse(result)) this.#settleFailure(result, generation, 0, false);
+    return Promise.resolve(result);
+  }
+
+  /** `#callGeneral` for a wrapper, whose arguments are spread (see `#syncWrapper`). */
+  #callGeneralWith(
+    before: Snapshot,
+    fn: AnyFunction,
+    thisArg: unknown,
+    ...args: unknown[]
+  ): Promise<unknown> | Rejection {
+    return this.#callGeneral(fn, thisArg, args, undefined, before);
+  }
+
+  /** `#turnAway` for a wrapper, whose arguments are spread (see `#syncWrapper`). */
+  #turnAwayWith(error: BreakerOpenError, thisArg: unknown, ...args: unknown[]): Promise<unknown> {
+    return this.#turnAway(error, thisArg, args);
   }
 
   /** A wrapper whose concurrent calls with one key share the first one's promise. */
