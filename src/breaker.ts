@@ -1268,7 +1268,8 @@ export class Breaker {
     if (generation === UNGUARDED.generation) return fn.apply(thisArg, args as unknown[]);
     let result: unknown;
     try {
-      result = fn.apply(thisArg, args as unknown[]);
+      // `apply` of an empty array costs JavaScriptCore 5x a plain call.
+      result = args === NO_ARGS ? fn() : fn.apply(thisArg, args as unknown[]);
     } catch (error) {
       return this.#threwSync(error, generation, start, timed);
     }
