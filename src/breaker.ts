@@ -392,7 +392,22 @@ export class Breaker {
     }
     // Already guarded by this breaker: its own guard admits and counts, once.
     if ((fn as Marked)[GUARD]?.breaker === this) return fn();
-    const result = this.#callSync(fn);
+    const before = this.#snapshot;
+    if (before === this.#quiet) {
+      // Closed with nothing counted: a success changes nothing, so nothing to decide or record.
+      let result: unknown;
+      try {
+        result = fn();
+      } catch (error) {
+        this.#settleError(error, before.generation, 0, false);
+        throw error;
+      }
+      // An object may be a promise (no outcome yet: it counts when it settles) or a failed
+      // Response. One `typeof` keeps the rest off the path of plain values.
+      if (typeof result !== "object" && typeof result !== "function") return result as T;
+      return this.#settleQuietObject(result, before.generation) as T;
+    }
+    const result = this.#callSyncGeneral(before, fn, undefined, NO_ARGS);
     if (!(result instanceof NoValue)) return result as T;
     if (result instanceof Threw) throw result.error;
     // Made here, in the method the caller called: see `openErrorOptions`.
@@ -837,14 +852,14 @@ export class Breaker {
       [name]: function (this: unknown, ...args: unknown[]): unknown {
         const before = breaker.#snapshot;
         if (before === breaker.#quiet) {
-          // `#callSync`'s quiet path, written out: V8 spares the rest array only when the
+          // `executeSync`'s quiet path, written out: V8 spares the rest array only when the
           // `apply` is in the function that has it, JavaScriptCore only when nothing but
           // `apply` and spreads use it (else 7-12 ns a call, against 0.5-1.2 ns; issue 21).
           let result: unknown;
           try {
             result = target.apply(this, args);
           } catch (error) {
-            breaker.#threwSync(error, before.generation, 0, false);
+            breaker.#settleError(error, before.generation, 0, false);
             throw error;
           }
           if (typeof result !== "object" && typeof result !== "function") return result;
@@ -1168,30 +1183,6 @@ export class Breaker {
     });
   }
 
-  /**
-   * Runs a synchronous call of `fn()` (`executeSync`). A call turned away returns a
-   * `TurnedAway` (snapshot kept), a call whose `fn` threw a `Threw`: the caller makes the
-   * error, or rethrows fn's.
-   */
-  #callSync(fn: AnyFunction): unknown {
-    // Only the quiet path, and small, so that the engines inline it.
-    const before = this.#snapshot;
-    if (before !== this.#quiet) return this.#callSyncGeneral(before, fn, undefined, NO_ARGS);
-    // Closed with nothing counted: a success changes nothing, so nothing to decide or record.
-    let result: unknown;
-    try {
-      result = fn();
-    } catch (error) {
-      return this.#threwSync(error, before.generation, 0, false);
-    }
-    // An object may be a promise (no outcome yet: it counts when it settles) or a failed
-    // Response. One `typeof` keeps the rest off the path of plain values.
-    if (typeof result === "object" || typeof result === "function") {
-      return this.#settleQuietObject(result, before.generation);
-    }
-    return result;
-  }
-
   /** `#callSyncGeneral` for a wrapper, whose arguments are spread (see `#syncWrapper`). */
   #callSyncGeneralWith(
     before: Snapshot,
@@ -1202,7 +1193,11 @@ export class Breaker {
     return this.#callSyncGeneral(before, fn, thisArg, args);
   }
 
-  /** A synchronous call past the quiet path: admission as in `#callGeneral`. */
+  /**
+   * A synchronous call past the quiet path: admission as in `#callGeneral`. A call turned away
+   * returns a `TurnedAway` (snapshot kept), a call whose `fn` threw a `Threw`: the caller makes
+   * the error, or rethrows fn's.
+   */
   #callSyncGeneral(
     before: Snapshot,
     fn: AnyFunction,
@@ -1234,17 +1229,6 @@ export class Breaker {
     return result;
   }
 
-  /**
-   * Records what a synchronous `fn` threw and hands it to the method the caller called, which
-   * throws it: a frame a throw leaves never counts towards its optimization in V8 (only
-   * returns and loops do), so a breaker whose calls all failed ran these methods interpreted,
-   * each throw 4-6x dearer (issue 21).
-   */
-  #threwSync(error: unknown, generation: number, start: number, timed: boolean): Threw {
-    this.#settleError(error, generation, start, timed);
-    return new Threw(error);
-  }
-
   /** A quiet synchronous call's object result: a promise to observe, or a failed Response. */
   #settleQuietObject(result: unknown, generation: number): unknown {
     if (isThenable(result)) return this.#observe(result, generation, 0, false);
@@ -1260,18 +1244,39 @@ export class Breaker {
     before: Snapshot,
   ): unknown {
     const policy = this.#policy;
+    if (this.#listeners.length === 0 && skipsAdmission(policy, before)) {
+      // As in `#admitAndRun`: nothing watches the call begin or needs its start.
+      if (isQuiet(policy, before)) this.#quiet = before;
+      return this.#runSync(fn, thisArg, args, before.generation, 0, this.#timed);
+    }
     const startClock = this.#listeners.length !== 0 || needsClock(policy, before);
     const timed = this.#timed || startClock;
     const start = startClock ? this.#now() : 0;
     const generation = this.#enter(policy, before, start);
     if (typeof generation !== "number") return new TurnedAway(generation);
     if (generation === UNGUARDED.generation) return fn.apply(thisArg, args as unknown[]);
+    return this.#runSync(fn, thisArg, args, generation, start, timed);
+  }
+
+  /** Runs an admitted synchronous call and records its outcome. */
+  #runSync(
+    fn: AnyFunction,
+    thisArg: unknown,
+    args: readonly unknown[],
+    generation: number,
+    start: number,
+    timed: boolean,
+  ): unknown {
     let result: unknown;
     try {
       // `apply` of an empty array costs JavaScriptCore 5x a plain call.
       result = args === NO_ARGS ? fn() : fn.apply(thisArg, args as unknown[]);
     } catch (error) {
-      return this.#threwSync(error, generation, start, timed);
+      // Handed to the method the caller called, which throws it: a frame a throw leaves never
+      // counts towards its optimization in V8 (only returns and loops do), so these methods
+      // ran interpreted when every call failed, each throw 4-6x dearer (issue 21).
+      this.#settleError(error, generation, start, timed);
+      return new Threw(error);
     }
     if (isThenable(result)) return this.#observe(result, generation, start, timed);
     return this.#settleValue(result, generation, start, timed);
@@ -1643,10 +1648,13 @@ function turnedAway(called: Promise<unknown> | Rejection): called is Rejection {
   return (called as Partial<Rejection>).rejectedIn !== undefined;
 }
 
-/** What `#callSync` returns for a call that gave no value, told apart from any value a function can return. */
+/**
+ * What `#callSyncGeneral` returns for a call that gave no value, told apart from any value a
+ * function can return.
+ */
 class NoValue {}
 
-/** A call `#callSync` turned away. */
+/** A call `#callSyncGeneral` turned away. */
 class TurnedAway extends NoValue {
   readonly rejection: Rejection;
   constructor(rejection: Rejection) {
