@@ -409,11 +409,9 @@ export class Breaker {
     }
     const result = this.#callSyncGeneral(before, fn, undefined, NO_ARGS);
     if (!(result instanceof NoValue)) return result as T;
-    if (result instanceof Threw) throw result.error;
+    if (result.rejection === undefined) throw result.error;
     // Made here, in the method the caller called: see `openErrorOptions`.
-    const error = new BreakerOpenError(
-      openErrorOptions(this.#policy, (result as TurnedAway).rejection),
-    );
+    const error = new BreakerOpenError(openErrorOptions(this.#policy, result.rejection));
     const answer = this.#turnAwaySync(error, undefined, NO_ARGS);
     if (answer === NO_FALLBACK) throw error;
     return answer as T;
@@ -867,10 +865,8 @@ export class Breaker {
         }
         const result = breaker.#callSyncGeneralWith(before, target, this, ...args);
         if (!(result instanceof NoValue)) return result;
-        if (result instanceof Threw) throw result.error;
-        const error = new BreakerOpenError(
-          openErrorOptions(breaker.#policy, (result as TurnedAway).rejection),
-        );
+        if (result.rejection === undefined) throw result.error;
+        const error = new BreakerOpenError(openErrorOptions(breaker.#policy, result.rejection));
         const answer = breaker.#turnAwaySyncWith(error, this, ...args);
         if (answer === NO_FALLBACK) throw error;
         return answer;
@@ -1195,8 +1191,8 @@ export class Breaker {
 
   /**
    * A synchronous call past the quiet path: admission as in `#callGeneral`. A call turned away
-   * returns a `TurnedAway` (snapshot kept), a call whose `fn` threw a `Threw`: the caller makes
-   * the error, or rethrows fn's.
+   * or whose `fn` threw returns a `NoValue` (snapshot kept): the caller makes the error, or
+   * rethrows fn's.
    */
   #callSyncGeneral(
     before: Snapshot,
@@ -1253,7 +1249,7 @@ export class Breaker {
     const timed = this.#timed || startClock;
     const start = startClock ? this.#now() : 0;
     const generation = this.#enter(policy, before, start);
-    if (typeof generation !== "number") return new TurnedAway(generation);
+    if (typeof generation !== "number") return new NoValue(generation, undefined);
     if (generation === UNGUARDED.generation) return fn.apply(thisArg, args as unknown[]);
     return this.#runSync(fn, thisArg, args, generation, start, timed);
   }
@@ -1276,7 +1272,7 @@ export class Breaker {
       // counts towards its optimization in V8 (only returns and loops do), so these methods
       // ran interpreted when every call failed, each throw 4-6x dearer (issue 21).
       this.#settleError(error, generation, start, timed);
-      return new Threw(error);
+      return new NoValue(undefined, error);
     }
     if (isThenable(result)) return this.#observe(result, generation, start, timed);
     return this.#settleValue(result, generation, start, timed);
@@ -1650,24 +1646,13 @@ function turnedAway(called: Promise<unknown> | Rejection): called is Rejection {
 
 /**
  * What `#callSyncGeneral` returns for a call that gave no value, told apart from any value a
- * function can return.
+ * function can return: the rejection of a call turned away, or else the error `fn` threw.
  */
-class NoValue {}
-
-/** A call `#callSyncGeneral` turned away. */
-class TurnedAway extends NoValue {
-  readonly rejection: Rejection;
-  constructor(rejection: Rejection) {
-    super();
-    this.rejection = rejection;
-  }
-}
-
-/** A call whose `fn` threw, recorded: its caller rethrows `error`. */
-class Threw extends NoValue {
+class NoValue {
+  readonly rejection: Rejection | undefined;
   readonly error: unknown;
-  constructor(error: unknown) {
-    super();
+  constructor(rejection: Rejection | undefined, error: unknown) {
+    this.rejection = rejection;
     this.error = error;
   }
 }
