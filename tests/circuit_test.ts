@@ -156,6 +156,88 @@ describe("circuit()", () => {
     assert.throws(() => parse("[1]"), BreakerOpenError);
   });
 
+  it("Breaker.wrapSync() keeps this and every argument on every path, the fallback's too", () => {
+    for (const bulkhead of [{}, { maxConcurrent: 1 }]) {
+      const seen: unknown[][] = [];
+      const breaker = new Breaker({
+        failureThreshold: 2,
+        registry: false,
+        fallback: function (this: unknown, ...args: unknown[]) {
+          seen.push(["fallback", this, ...args]);
+          return -1;
+        },
+        ...bulkhead,
+      });
+      const failure = new Error("down");
+      const guarded = breaker.wrapSync(function (this: unknown, ...args: unknown[]) {
+        seen.push([this, ...args]);
+        if (args[0] === "fail") throw failure;
+        return args.length;
+      });
+      const self = { guarded };
+      // The first call finds the circuit quiet (closed, nothing counted); the next takes the
+      // quiet path.
+      assert.equal(self.guarded("a", 2, 3), 3);
+      assert.equal(self.guarded("a", 2, 3), 3);
+      assert.throws(() => self.guarded("fail", 1), (error) => error === failure);
+      assert.equal(self.guarded("b", 2), 2); // closed, a failure counted
+      assert.throws(() => self.guarded("fail"), (error) => error === failure);
+      assert.throws(() => self.guarded("fail", 1, 2), (error) => error === failure);
+      assert.equal(breaker.state, "open");
+      assert.equal(self.guarded("c", 2, 3, 4), -1);
+      assert.deepEqual(seen, [
+        [self, "a", 2, 3],
+        [self, "a", 2, 3],
+        [self, "fail", 1],
+        [self, "b", 2],
+        [self, "fail"],
+        [self, "fail", 1, 2],
+        ["fallback", self, "c", 2, 3, 4],
+      ]);
+    }
+  });
+
+  it("Breaker.wrap() keeps this and every argument on every path, the fallback's too", async () => {
+    for (const bulkhead of [{}, { maxConcurrent: 1 }]) {
+      const seen: unknown[][] = [];
+      const breaker = new Breaker({
+        failureThreshold: 2,
+        registry: false,
+        fallback: function (this: unknown, ...args: unknown[]) {
+          seen.push(["fallback", this, ...args]);
+          return -1;
+        },
+        ...bulkhead,
+      });
+      const failure = new Error("down");
+      const guarded = breaker.wrap(function (this: unknown, ...args: unknown[]) {
+        seen.push([this, ...args]);
+        if (args[0] === "throw") throw failure; // thrown, not a rejected promise
+        return args[0] === "fail" ? Promise.reject(failure) : Promise.resolve(args.length);
+      });
+      const self = { guarded };
+      // The first call finds the circuit quiet (closed, nothing counted); the next takes the
+      // quiet path.
+      assert.equal(await self.guarded("a", 2, 3), 3);
+      assert.equal(await self.guarded("a", 2, 3), 3);
+      await assert.rejects(self.guarded("throw", 1), (error) => error === failure);
+      assert.equal(await self.guarded("b", 2), 2); // closed, a failure counted
+      await assert.rejects(self.guarded("fail"), (error) => error === failure);
+      await assert.rejects(self.guarded("fail", 1, 2), (error) => error === failure);
+      assert.equal(breaker.state, "open");
+      assert.equal(await self.guarded("c", 2, 3, 4), -1);
+      assert.deepEqual(seen, [
+        [self, "a", 2, 3],
+        [self, "a", 2, 3],
+        [self, "throw", 1],
+        [self, "b", 2],
+        [self, "fail"],
+        [self, "fail", 1, 2],
+        ["fallback", self, "c", 2, 3, 4],
+      ]);
+    }
+  });
+
   it("circuit.with(defaults) makes a circuit() with other defaults", async () => {
     const strict = circuit.with({ failureThreshold: 1 });
     const guarded = strict(() => Promise.reject(new Error("x")));
