@@ -38,8 +38,10 @@ import {
   admit,
   clockSetBack,
   close,
+  deferrableSuccesses,
   failureNeedsClock,
   halfOpen,
+  isDeferrableSuccess,
   isolate,
   isQuiet,
   isRejection,
@@ -49,6 +51,7 @@ import {
   recordFailure,
   recordNeutral,
   recordSuccess,
+  recordSuccesses,
   type Rejection,
   release,
   skipsAdmission,
@@ -177,7 +180,13 @@ export class Breaker {
 
   #options: BreakerOptions;
   #policy: Policy;
+  /**
+   * The snapshot, but for the successes deferred onto it (see `#current`): admission, and
+   * whatever reads only what they cannot change (state, generation, failure count), read this.
+   */
   #snapshot: Snapshot;
+  /** Successes not yet recorded onto the snapshot, made at the first (see `#recordSuccessAt`). */
+  #deferral: Deferral | undefined;
   #clock: () => number;
   #fallback: AnyFunction | undefined;
   /** How a wrapper keys calls that share one in flight (the `coalesce` option). */
@@ -278,7 +287,7 @@ export class Breaker {
 
   /** The current immutable snapshot (see `@circuit/breaker/core`). */
   get snapshot(): Snapshot {
-    return this.#snapshot;
+    return this.#current();
   }
 
   /** Counts in the rate rules' window now (all zero when no rule uses a window). */
@@ -286,7 +295,7 @@ export class Breaker {
     const policy = this.#policy;
     const window = policy.rules?.window;
     const now = window?.kind === "time" ? this.#now() : 0;
-    return windowStats(window, this.#snapshot.window, now);
+    return windowStats(window, this.#current().window, now);
   }
 
   /**
@@ -303,7 +312,7 @@ export class Breaker {
    * ```
    */
   toJSON(): SnapshotJSON {
-    return snapshotToJSON(this.#snapshot);
+    return snapshotToJSON(this.#current());
   }
 
   /**
@@ -633,7 +642,7 @@ export class Breaker {
    */
   isolate(): Disposable {
     const now = this.#now();
-    this.#change(isolate(this.#policy, this.#snapshot, now));
+    this.#change(isolate(this.#policy, this.#current(), now));
     let held = true;
     return {
       [Symbol.dispose]: () => {
@@ -678,7 +687,7 @@ export class Breaker {
     const lease = this.#policy.lease;
     const policy = lease === undefined ? parsed.policy : sharePolicy(parsed.policy, lease.holder);
     // Everything is valid: only now does the breaker change.
-    this.#snapshot = reconfigure(this.#policy, policy, this.#snapshot);
+    this.#snapshot = reconfigure(this.#policy, policy, this.#current());
     this.#options = merged;
     this.#policy = policy;
     if (clock !== this.#clock) {
@@ -1356,10 +1365,68 @@ export class Breaker {
   }
 
   #settleSuccess(generation: number, start: number, timed: boolean, duration?: number): void {
-    const before = this.#snapshot;
-    const end = timed || successNeedsClock(this.#policy, before) ? this.#settledAt(start) : 0;
+    const held = this.#snapshot;
+    const deferral = this.#deferral;
+    if (deferral === undefined || deferral.on !== held || deferral.count >= deferral.limit) {
+      return this.#recordSuccess(generation, start, timed, duration);
+    }
+    // One more success deferred onto `held` (see `#recordSuccessAt`): it cannot trip, so it
+    // needs the clock only when timed. Kept apart from the rest, small enough to be inlined.
+    const end = timed ? this.#settledAt(start) : 0;
     const durationMs = duration ?? (timed ? end - start : 0); // untimed: no start was read
-    const next = recordSuccess(this.#policy, before, generation, durationMs, end);
+    // The clock (a user's function) may have deferred successes or replaced the snapshot.
+    if (
+      generation !== held.generation || !isDeferrableSuccess(this.#policy, held, durationMs, end) ||
+      this.#snapshot !== held || deferral.count >= deferral.limit
+    ) {
+      return this.#recordSuccessAt(generation, timed, durationMs, end);
+    }
+    deferral.count += 1;
+    if (this.#listeners.length !== 0 && timed) {
+      this.#emit("success", { breaker: this, durationMs });
+    }
+  }
+
+  /** A success not deferred onto the snapshot that has deferred ones: it reads the clock. */
+  #recordSuccess(generation: number, start: number, timed: boolean, duration?: number): void {
+    const snapshot = this.#snapshot;
+    const clocked = timed || this.#deferral?.on === snapshot ||
+      successNeedsClock(this.#policy, snapshot);
+    const end = clocked ? this.#settledAt(start) : 0;
+    const durationMs = duration ?? (timed ? end - start : 0); // untimed: no start was read
+    this.#recordSuccessAt(generation, timed, durationMs, end);
+  }
+
+  /**
+   * Records a success, or starts deferring them onto the snapshot: while successes cannot
+   * change anything but the window's counts (the core's `deferrableSuccesses`), the shell
+   * counts them instead of making a new window and snapshot for each, and records them in
+   * one step before anything reads or changes the snapshot (`#current`). Measured on a time
+   * window's success, 111 -> 97 ns on Deno and 111 -> 91 ns on Bun (bench/RESULTS.md).
+   */
+  #recordSuccessAt(generation: number, timed: boolean, durationMs: number, end: number): void {
+    const policy = this.#policy;
+    const held = this.#snapshot;
+    const deferral = this.#deferral;
+    if ((deferral === undefined || deferral.on !== held) && generation === held.generation) {
+      const limit = deferrableSuccesses(policy, held);
+      if (limit > 0 && isDeferrableSuccess(policy, held, durationMs, end)) {
+        if (deferral === undefined) {
+          this.#deferral = { on: held, count: 1, limit, at: end };
+        } else {
+          deferral.on = held;
+          deferral.count = 1;
+          deferral.limit = limit;
+          deferral.at = end;
+        }
+        if (this.#listeners.length !== 0 && timed) {
+          this.#emit("success", { breaker: this, durationMs });
+        }
+        return;
+      }
+    }
+    const before = this.#current();
+    const next = recordSuccess(policy, before, generation, durationMs, end);
     if (next !== before) this.#snapshot = next;
     this.#shared?.recorded(before, generation, false, durationMs, end);
     if (this.#listeners.length !== 0 && timed) {
@@ -1375,7 +1442,7 @@ export class Breaker {
     timed: boolean,
     duration?: number,
   ): void {
-    const before = this.#snapshot;
+    const before = this.#current();
     const end = timed || failureNeedsClock(this.#policy, before) ? this.#settledAt(start) : 0;
     const durationMs = timed ? duration ?? end - start : 0;
     const next = recordFailure(this.#policy, before, generation, failure, durationMs, end);
@@ -1385,6 +1452,25 @@ export class Breaker {
       this.#emit("failure", { breaker: this, error: failure, durationMs });
     }
     if (next !== before) this.#announceOutcome(before, next, true, durationMs, end);
+  }
+
+  /**
+   * The snapshot with the deferred successes recorded: what is read or changed by anything
+   * they count in (the snapshot and stats read, `toJSON()`, a failure, `isolate()`,
+   * `configure()`). A snapshot replaced meanwhile by one that clears the window (`open()`,
+   * `close()`, `halfOpen()`; nothing else replaces a closed snapshot) drops them, as recording
+   * them first would have changed nothing in it.
+   */
+  #current(): Snapshot {
+    const deferral = this.#deferral;
+    const snapshot = this.#snapshot;
+    if (deferral === undefined || deferral.on === undefined) return snapshot;
+    const { on, count, at } = deferral;
+    deferral.on = undefined;
+    if (on !== snapshot) return snapshot;
+    const next = recordSuccesses(this.#policy, on, on.generation, count, at);
+    this.#snapshot = next;
+    return next;
   }
 
   #settleNeutral(generation: number): void {
@@ -1534,6 +1620,18 @@ function runUnguarded(
 /** Whether `#call` turned the call away: anything else it returns is the call's promise. */
 function turnedAway(called: Promise<unknown> | Rejection): called is Rejection {
   return (called as Partial<Rejection>).rejectedIn !== undefined;
+}
+
+/**
+ * Successes counted but not yet recorded: `count` of them (at most `limit`, see the core's
+ * `deferrableSuccesses`) onto the snapshot `on`, the first settled `at`. Mutable, and the
+ * breaker's alone: the snapshots it hands out never change. One per breaker, reused.
+ */
+interface Deferral {
+  on: Snapshot | undefined;
+  count: number;
+  limit: number;
+  at: number;
 }
 
 /** A call `#callSync` turned away, told apart from any value a function can return. */
