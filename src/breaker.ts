@@ -1367,17 +1367,20 @@ export class Breaker {
   #settleSuccess(generation: number, start: number, timed: boolean, duration?: number): void {
     const held = this.#snapshot;
     const deferral = this.#deferral;
-    if (deferral === undefined || deferral.on !== held || deferral.count >= deferral.limit) {
+    if (
+      deferral === undefined || deferral.on !== held || deferral.count >= deferral.limit ||
+      generation !== held.generation || !(timed || deferral.untimed)
+    ) {
       return this.#recordSuccess(generation, start, timed, duration);
     }
-    // One more success deferred onto `held` (see `#recordSuccessAt`): it cannot trip, so it
-    // needs the clock only when timed. Kept apart from the rest, small enough to be inlined.
+    // One more success deferred onto `held` (see `#recordSuccessAt`). Kept apart from the rest,
+    // small enough to be inlined.
     const end = timed ? this.#settledAt(start) : 0;
     const durationMs = duration ?? (timed ? end - start : 0); // untimed: no start was read
     // The clock (a user's function) may have deferred successes or replaced the snapshot.
     if (
-      generation !== held.generation || !isDeferrableSuccess(this.#policy, held, durationMs, end) ||
-      this.#snapshot !== held || deferral.count >= deferral.limit
+      !isDeferrableSuccess(this.#policy, held, durationMs, end) || this.#snapshot !== held ||
+      deferral.count >= deferral.limit
     ) {
       return this.#recordSuccessAt(generation, timed, durationMs, end);
     }
@@ -1411,13 +1414,15 @@ export class Breaker {
     if ((deferral === undefined || deferral.on !== held) && generation === held.generation) {
       const limit = deferrableSuccesses(policy, held);
       if (limit > 0 && isDeferrableSuccess(policy, held, durationMs, end)) {
+        const untimed = !successNeedsClock(policy, held);
         if (deferral === undefined) {
-          this.#deferral = { on: held, count: 1, limit, at: end };
+          this.#deferral = { on: held, count: 1, limit, at: end, untimed };
         } else {
           deferral.on = held;
           deferral.count = 1;
           deferral.limit = limit;
           deferral.at = end;
+          deferral.untimed = untimed;
         }
         if (this.#listeners.length !== 0 && timed) {
           this.#emit("success", { breaker: this, durationMs });
@@ -1624,14 +1629,17 @@ function turnedAway(called: Promise<unknown> | Rejection): called is Rejection {
 
 /**
  * Successes counted but not yet recorded: `count` of them (at most `limit`, see the core's
- * `deferrableSuccesses`) onto the snapshot `on`, the first settled `at`. Mutable, and the
- * breaker's alone: the snapshots it hands out never change. One per breaker, reused.
+ * `deferrableSuccesses`) onto the snapshot `on`, the first settled `at`; `untimed` when one
+ * needs no clock (the core's `successNeedsClock`: a count window), so that a call admitted
+ * untimed may be deferred without reading it. Mutable, and the breaker's alone: the snapshots
+ * it hands out never change. One per breaker, reused.
  */
 interface Deferral {
   on: Snapshot | undefined;
   count: number;
   limit: number;
   at: number;
+  untimed: boolean;
 }
 
 /** A call `#callSync` turned away, told apart from any value a function can return. */

@@ -27,7 +27,7 @@ import {
 } from "../src/core/transitions.ts";
 import { recordCalls } from "../src/core/window.ts";
 import { replayable } from "./fast_check_runs.ts";
-import { manualClock } from "./manual_clock.ts";
+import { deferred, manualClock } from "./manual_clock.ts";
 import { describe, it } from "./timer_leaks.ts";
 
 const silent = () => {};
@@ -388,5 +388,20 @@ describe("Breaker with deferred successes", () => {
       failureRate: 0,
       slowCallRate: 0.25,
     });
+  });
+});
+
+describe("Breaker with deferred successes, calls admitted under other options", () => {
+  it("Breaker counts a success admitted under a count window, settled under a time window, at its own time", async () => {
+    const { breaker, clock } = breakerWith({ failureRate: 0.5, window: { calls: 50 } });
+    const pending = deferred<number>();
+    const call = breaker.execute(() => pending.promise);
+    breaker.configure({ window: { duration: 1_000, buckets: 10 } });
+    for (let i = 0; i < 3; i++) breaker.executeSync(ok);
+    clock.advance(500);
+    pending.resolve(1);
+    await call;
+    clock.advance(600); // the three's bucket has left the window; the late success's has not
+    assert.equal(breaker.stats.calls, 1);
   });
 });
