@@ -277,7 +277,7 @@ describe("Breaker with deferred successes", () => {
     it(`Breaker.snapshot, stats and toJSON() count every success (${kind})`, async () => {
       const { breaker, clock } = breakerWith({ failureRate: 0.5, window });
       for (let i = 0; i < 30; i++) breaker.executeSync(ok);
-      for (let i = 0; i < 10; i++) await breaker.execute(async () => 1);
+      for (let i = 0; i < 10; i++) await breaker.execute(() => Promise.resolve(1));
       const early = breaker.snapshot;
       assert.equal(early.window?.calls, 40);
       assert.equal(breaker.stats.calls, 40);
