@@ -98,6 +98,21 @@ type Settle = {
   readonly onError: (error: unknown) => never;
 };
 
+/**
+ * Successes counted but not yet recorded: `count` of them (at most `limit`, see the core's
+ * `deferrableSuccesses`) onto the snapshot `on`, the first settled `at`; `untimed` when one
+ * needs no clock (the core's `successNeedsClock`: a count window), so that a call admitted
+ * untimed may be deferred without reading it. Mutable, and the breaker's alone: the snapshots
+ * it hands out never change. One per breaker, reused.
+ */
+interface Deferral {
+  on: Snapshot | undefined;
+  count: number;
+  limit: number;
+  at: number;
+  untimed: boolean;
+}
+
 /** What `#settle` holds after a breaker's first call: no generation's handlers yet. */
 const FIRST_CALL_MADE: Settle = {
   generation: -1,
@@ -1638,21 +1653,6 @@ function runUnguarded(
 /** Whether `#call` turned the call away: anything else it returns is the call's promise. */
 function turnedAway(called: Promise<unknown> | Rejection): called is Rejection {
   return (called as Partial<Rejection>).rejectedIn !== undefined;
-}
-
-/**
- * Successes counted but not yet recorded: `count` of them (at most `limit`, see the core's
- * `deferrableSuccesses`) onto the snapshot `on`, the first settled `at`; `untimed` when one
- * needs no clock (the core's `successNeedsClock`: a count window), so that a call admitted
- * untimed may be deferred without reading it. Mutable, and the breaker's alone: the snapshots
- * it hands out never change. One per breaker, reused.
- */
-interface Deferral {
-  on: Snapshot | undefined;
-  count: number;
-  limit: number;
-  at: number;
-  untimed: boolean;
 }
 
 /** A call `#callSync` turned away, told apart from any value a function can return. */
