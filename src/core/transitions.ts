@@ -13,6 +13,7 @@ import type { Tally } from "./tally.ts";
 import {
   mergeWindows,
   recordCall,
+  recordCalls,
   sameWindow,
   statsOf,
   type WindowState,
@@ -105,15 +106,160 @@ export function successNeedsClock(policy: Policy, snapshot: Snapshot): boolean {
   if (snapshot.state !== "closed" || policy.lease !== undefined) return true;
   const rules = policy.rules;
   if (rules === undefined) return false;
-  const limits = rules.window;
-  if (limits.kind === "time" || rules.shouldTrip !== undefined) return true;
+  if (rules.window.kind === "time" || rules.shouldTrip !== undefined) return true;
   if (rules.slowCallRate !== undefined || rules.failureRate === undefined) return true;
-  // A success adds a call and no failure (and may push an old failure out): the rate after it
-  // is at most `failures / calls` with the calls it will count.
+  return firstTrippingSuccess(rules, snapshot.window) === 1;
+}
+
+/**
+ * Which of the next successes (none slow) recorded onto `window` is the first that may trip a
+ * rate rule (1 for the next one), `Infinity` when none may. A success adds a call and no
+ * failure (a count window may push an old outcome out), so the rates after each are at most
+ * the window's failures and slow calls over the calls it then counts: highest at the first
+ * success that brings the calls to `minimumCalls`, lower after it. An upper bound for a count
+ * window; exact for a time window while the successes land in its current bucket (nothing
+ * expires), and not otherwise.
+ */
+function firstTrippingSuccess(rules: WindowRules, window: WindowState | undefined): number {
+  const limit = rules.window.kind === "calls" ? rules.window.calls : Infinity;
+  const calls = window?.calls ?? 0;
+  const first = Math.max(1, rules.minimumCalls - calls);
+  const judged = Math.min(calls + first, limit);
+  if (judged < rules.minimumCalls) return Infinity;
+  const trips =
+    (rules.failureRate !== undefined && (window?.failures ?? 0) / judged >= rules.failureRate) ||
+    (rules.slowCallRate !== undefined && (window?.slowCalls ?? 0) / judged >= rules.slowCallRate);
+  return trips ? first : Infinity;
+}
+
+/**
+ * How many successes in a row may be left unrecorded on this snapshot for now, and recorded
+ * later in one step (`recordSuccesses`), each being one `isDeferrableSuccess` accepts:
+ * recording them would change only the window's counts, and no rule can trip on any of them.
+ * 0 unless closed, unisolated, not shared, with no failure counted, a window already started
+ * and no `shouldTrip` (it judges every success); `Infinity` when no rate rule can be reached
+ * by successes alone. A shell may then keep a count instead of making a new window and
+ * snapshot per success, as long as it records them before anything reads or changes the
+ * snapshot (see `defersSuccess`).
+ *
+ * @example
+ * ```ts
+ * import { createPolicy, INITIAL_SNAPSHOT, recordFailure, recordSuccess } from "@circuit/breaker/core";
+ * import { deferrableSuccesses } from "./transitions.ts";
+ * import assert from "node:assert/strict";
+ * const policy = createPolicy({ failureRate: 0.5, minimumCalls: 4, window: { calls: 10 } });
+ * let snapshot = recordSuccess(policy, INITIAL_SNAPSHOT, 0, 0, 0);
+ * assert.equal(deferrableSuccesses(policy, snapshot), Infinity);
+ * snapshot = recordFailure(policy, snapshot, 0, new Error("down"), 0, 0);
+ * assert.equal(deferrableSuccesses(policy, snapshot), 0); // a failure is counted
+ * snapshot = recordSuccess(policy, snapshot, 0, 0, 0); // 1 failure in 3 calls
+ * assert.equal(deferrableSuccesses(policy, snapshot), Infinity); // 1 in 4 cannot trip
+ * ```
+ */
+export function deferrableSuccesses(policy: Policy, snapshot: Snapshot): number {
+  const rules = policy.rules;
   const window = snapshot.window;
-  const failures = window?.failures ?? 0;
-  const calls = Math.min((window?.calls ?? 0) + 1, limits.calls);
-  return calls >= rules.minimumCalls && failures / calls >= rules.failureRate;
+  if (
+    rules === undefined || window === undefined || snapshot.state !== "closed" ||
+    snapshot.failureCount !== 0 || snapshot.isolated !== 0 || policy.lease !== undefined ||
+    rules.shouldTrip !== undefined || window.kind !== rules.window.kind
+  ) {
+    return 0;
+  }
+  return firstTrippingSuccess(rules, window) - 1;
+}
+
+/**
+ * Whether a success taking `durationMs` and settled at `now` is one that may be deferred onto
+ * this snapshot (see `deferrableSuccesses`): not slow, and in a time window, in its current
+ * bucket (a later one would expire buckets).
+ *
+ * @example
+ * ```ts
+ * import { createPolicy, INITIAL_SNAPSHOT, recordSuccess } from "@circuit/breaker/core";
+ * import { isDeferrableSuccess } from "./transitions.ts";
+ * import assert from "node:assert/strict";
+ * const policy = createPolicy({ failureRate: 0.5, window: { duration: 1000, buckets: 10 } });
+ * const snapshot = recordSuccess(policy, INITIAL_SNAPSHOT, 0, 0, 150); // bucket 1
+ * assert.equal(isDeferrableSuccess(policy, snapshot, 0, 199), true);
+ * assert.equal(isDeferrableSuccess(policy, snapshot, 0, 200), false);
+ * ```
+ */
+export function isDeferrableSuccess(
+  policy: Policy,
+  snapshot: Snapshot,
+  durationMs: number,
+  now: number,
+): boolean {
+  const rules = policy.rules;
+  if (rules === undefined || isSlow(rules, durationMs)) return false;
+  const limits = rules.window;
+  const window = snapshot.window;
+  return limits.kind === "calls" ||
+    (window?.kind === "time" && Math.floor(now / limits.bucketMs) <= window.headIndex);
+}
+
+/**
+ * Whether a success of the snapshot's generation, taking `durationMs` and settled at `now`,
+ * may be left unrecorded for now, after `deferred` others left so: `deferrableSuccesses` and
+ * `isDeferrableSuccess` together. Recording them later with `recordSuccesses` gives the same
+ * snapshot as recording each as it came.
+ *
+ * @example
+ * ```ts
+ * import { createPolicy, INITIAL_SNAPSHOT, recordSuccess } from "@circuit/breaker/core";
+ * import { defersSuccess } from "./transitions.ts";
+ * import assert from "node:assert/strict";
+ * const policy = createPolicy({ failureRate: 0.5, window: { calls: 100 } });
+ * const started = recordSuccess(policy, INITIAL_SNAPSHOT, 0, 0, 0);
+ * assert.equal(defersSuccess(policy, started, 0, 0, 0), true);
+ * assert.equal(defersSuccess(policy, INITIAL_SNAPSHOT, 0, 0, 0), false); // no window yet
+ * ```
+ */
+export function defersSuccess(
+  policy: Policy,
+  snapshot: Snapshot,
+  deferred: number,
+  durationMs: number,
+  now: number,
+): boolean {
+  return deferred < deferrableSuccesses(policy, snapshot) &&
+    isDeferrableSuccess(policy, snapshot, durationMs, now);
+}
+
+/**
+ * Records `count` successes (none slow) admitted in `generation` and settled at `now`: the
+ * same snapshot as `count` calls of `recordSuccess` with `durationMs` 0, made in one step
+ * when `defersSuccess` accepts them (otherwise one by one).
+ *
+ * @example
+ * ```ts
+ * import { createPolicy, INITIAL_SNAPSHOT, recordSuccess } from "@circuit/breaker/core";
+ * import { recordSuccesses } from "./transitions.ts";
+ * import assert from "node:assert/strict";
+ * const policy = createPolicy({ failureRate: 0.5, window: { calls: 100 } });
+ * const started = recordSuccess(policy, INITIAL_SNAPSHOT, 0, 0, 0);
+ * assert.equal(recordSuccesses(policy, started, 0, 41, 0).window?.calls, 42);
+ * ```
+ */
+export function recordSuccesses(
+  policy: Policy,
+  snapshot: Snapshot,
+  generation: number,
+  count: number,
+  now: number,
+): Snapshot {
+  const rules = policy.rules;
+  if (
+    rules !== undefined && count > 1 && generation === snapshot.generation &&
+    defersSuccess(policy, snapshot, count - 1, 0, now)
+  ) {
+    const window = recordCalls(rules.window, snapshot.window, now, false, false, count);
+    return withCounts(snapshot, 0, window, snapshot.lastFailure);
+  }
+  let next = snapshot;
+  for (let i = 0; i < count; i++) next = recordSuccess(policy, next, generation, 0, now);
+  return next;
 }
 
 /**

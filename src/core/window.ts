@@ -148,9 +148,35 @@ export function recordCall(
   failed: boolean,
   slow: boolean,
 ): WindowState {
+  return recordCalls(policy, window, now, failed, slow, 1);
+}
+
+/**
+ * Returns the window with `count` more calls of one outcome recorded at `now` (`count` >= 1):
+ * the same window as `count` calls of `recordCall`, made in one step.
+ *
+ * @example Recording 30 successes at once
+ * ```ts
+ * import { recordCall } from "@circuit/breaker/core";
+ * import { recordCalls } from "./window.ts";
+ * import assert from "node:assert/strict";
+ * const policy = { kind: "calls", calls: 20 } as const;
+ * const window = recordCalls(policy, recordCall(policy, undefined, 0, true, false), 0, false, false, 30);
+ * assert.equal(window.calls, 20);
+ * assert.equal(window.failures, 0);
+ * ```
+ */
+export function recordCalls(
+  policy: WindowPolicy,
+  window: WindowState | undefined,
+  now: number,
+  failed: boolean,
+  slow: boolean,
+  count: number,
+): WindowState {
   return policy.kind === "calls"
-    ? recordInCalls(policy.calls, window as CallWindow | undefined, failed, slow)
-    : recordInTime(policy, window as TimeWindow | undefined, now, failed, slow);
+    ? recordInCalls(policy.calls, window as CallWindow | undefined, failed, slow, count)
+    : recordInTime(policy, window as TimeWindow | undefined, now, failed, slow, count);
 }
 
 function recordInCalls(
@@ -158,35 +184,43 @@ function recordInCalls(
   window: CallWindow | undefined,
   failed: boolean,
   slow: boolean,
+  count: number,
 ): CallWindow {
   const code = (failed ? FAILED : 0) | (slow ? SLOW : 0);
-  let calls = 1, failures = code & FAILED, slowCalls = code >> 1;
-  let fill = code, fillSize = 1, chunks: Fifo<number> | undefined, drop = 0;
+  let calls = 0, failures = 0, slowCalls = 0;
+  let fill = 0, fillSize = 0, chunks: Fifo<number> | undefined, drop = 0;
   if (window !== undefined) {
-    calls += window.calls;
-    failures += window.failures;
-    slowCalls += window.slowCalls;
-    fill = window.fill | (code << (2 * window.fillSize));
-    fillSize += window.fillSize;
+    calls = window.calls;
+    failures = window.failures;
+    slowCalls = window.slowCalls;
+    fill = window.fill;
+    fillSize = window.fillSize;
     chunks = window.chunks;
     drop = window.drop;
   }
-  if (fillSize === CHUNK) {
-    chunks = push(chunks, fill);
-    fill = 0;
-    fillSize = 0;
-  }
-  if (calls > limit) {
-    const oldest = chunks === undefined ? fill : peek(chunks);
-    const evicted = (oldest >> (2 * drop)) & 3;
-    drop += 1;
-    if (chunks !== undefined && drop === CHUNK) {
-      chunks = shift(chunks);
-      drop = 0;
+  for (let i = 0; i < count; i++) {
+    calls += 1;
+    failures += code & FAILED;
+    slowCalls += code >> 1;
+    fill |= code << (2 * fillSize);
+    fillSize += 1;
+    if (fillSize === CHUNK) {
+      chunks = push(chunks, fill);
+      fill = 0;
+      fillSize = 0;
     }
-    calls -= 1;
-    failures -= evicted & FAILED;
-    slowCalls -= evicted >> 1;
+    if (calls > limit) {
+      const oldest = chunks === undefined ? fill : peek(chunks);
+      const evicted = (oldest >> (2 * drop)) & 3;
+      drop += 1;
+      if (chunks !== undefined && drop === CHUNK) {
+        chunks = shift(chunks);
+        drop = 0;
+      }
+      calls -= 1;
+      failures -= evicted & FAILED;
+      slowCalls -= evicted >> 1;
+    }
   }
   return { kind: "calls", calls, failures, slowCalls, fill, fillSize, chunks, drop };
 }
@@ -197,19 +231,20 @@ function recordInTime(
   now: number,
   failed: boolean,
   slow: boolean,
+  count: number,
 ): TimeWindow {
-  const failures = failed ? 1 : 0;
-  const slowCalls = slow ? 1 : 0;
+  const failures = failed ? count : 0;
+  const slowCalls = slow ? count : 0;
   const index = Math.floor(now / policy.bucketMs);
   if (window === undefined) {
     return {
       kind: "time",
       bucketMs: policy.bucketMs,
-      calls: 1,
+      calls: count,
       failures,
       slowCalls,
       headIndex: index,
-      headCalls: 1,
+      headCalls: count,
       headFailures: failures,
       headSlowCalls: slowCalls,
       past: undefined,
@@ -234,11 +269,11 @@ function recordInTime(
   return {
     kind: "time",
     bucketMs: window.bucketMs,
-    calls: calls + 1,
+    calls: calls + count,
     failures: totalFailures + failures,
     slowCalls: totalSlow + slowCalls,
     headIndex,
-    headCalls: headCalls + 1,
+    headCalls: headCalls + count,
     headFailures: headFailures + failures,
     headSlowCalls: headSlowCalls + slowCalls,
     past,
