@@ -141,16 +141,51 @@ describe("Breaker lifecycle", () => {
     assert.equal(breaker.failureCount, 0);
   });
 
-  for (const calls of ["the first call", "a call after failures"]) {
+  for (
+    const [calls, failures, kind] of [
+      ["the first call", 0, "promise"],
+      ["a call after failures", 3, "promise"],
+      ["a thenable after failures", 3, "thenable"],
+      ["a timed call after failures", 3, "listener"],
+    ] as const
+  ) {
     it(`Breaker.execute(): a rejection nobody handles is still reported (${calls})`, async () => {
-      const failures = calls === "the first call" ? 0 : 3;
-      const dropped = await runFixture("unhandled_rejection.ts", [String(failures), "drop"]);
+      const dropped = await runFixture("unhandled_rejection.ts", [String(failures), "drop", kind]);
       assert.notEqual(dropped.code, 0, dropped.output);
       assert.match(dropped.output, /dropped rejection/);
-      const handled = await runFixture("unhandled_rejection.ts", [String(failures), "handle"]);
+      const handled = await runFixture("unhandled_rejection.ts", [
+        String(failures),
+        "handle",
+        kind,
+      ]);
       assert.equal(handled.code, 0, handled.output);
     });
   }
+
+  it("Breaker.execute() after failures records a failure before the caller sees it", async () => {
+    const failures: unknown[] = [];
+    const breaker = new Breaker({ failureThreshold: Infinity });
+    const timed = new Breaker({
+      failureThreshold: Infinity,
+      listeners: [{ failure: ({ error }) => failures.push(error) }],
+    });
+    for (let i = 1; i <= 3; i++) {
+      const error = new Error(`down ${i}`);
+      const seen = await breaker.execute(fail(error)).catch((thrown) => [
+        thrown,
+        breaker.failureCount,
+        breaker.lastFailure,
+      ]);
+      assert.deepEqual(seen, [error, i, error]);
+      const thenable = { then: (_: unknown, reject: (e: unknown) => void) => reject(error) };
+      const seenTimed = await timed.execute(() => thenable).catch((thrown) => [
+        thrown,
+        timed.failureCount,
+        failures.length,
+      ]);
+      assert.deepEqual(seenTimed, [error, i, i]);
+    }
+  });
 
   it("Breaker state turns half-open exactly when now == openUntil", async () => {
     const clock = manualClock(10_000);
