@@ -92,6 +92,24 @@ describe("Breaker lifecycle", () => {
     );
   });
 
+  it("BreakerOpenError's message follows its breaker, state and retry time, call after call", () => {
+    const message = (breaker: string, state: BreakerOpenError["state"], retryAfterMs: number) =>
+      new BreakerOpenError({ breaker, state, retryAfterMs }).message;
+    assert.equal(message("db", "open", 1_200), 'Circuit "db" is open: retry in 1200 ms');
+    assert.equal(message("db", "open", 1_199.2), 'Circuit "db" is open: retry in 1200 ms');
+    assert.equal(message("db", "open", 1_199), 'Circuit "db" is open: retry in 1199 ms');
+    assert.equal(message("api", "open", 1_199), 'Circuit "api" is open: retry in 1199 ms');
+    assert.equal(message("api", "isolated", 1_199), 'Circuit "api" is isolated');
+    assert.equal(message("api", "isolated", Infinity), 'Circuit "api" is isolated');
+    assert.equal(message("api", "open", Infinity), 'Circuit "api" is open: retry in Infinity ms');
+    assert.equal(message("api", "open", Number.NaN), 'Circuit "api" is open: retry in NaN ms');
+    assert.equal(message("api", "open", Number.NaN), 'Circuit "api" is open: retry in NaN ms');
+    assert.equal(
+      message("api", "half-open", 0),
+      'Circuit "api" is half-open: every trial call is in flight',
+    );
+  });
+
   it("BreakerOpenError's stack shows the caller right under the method it called", async () => {
     const breaker = new Breaker({ name: "db", recoveryTimeout: 60_000 });
     const wrapped = breaker.wrap(succeed(1));
