@@ -96,6 +96,8 @@ type Settle = {
   readonly timed: boolean;
   readonly onValue: (value: unknown) => unknown;
   readonly onError: (error: unknown) => never;
+  /** Records a failure without passing it on (see `#settleThrough`). */
+  readonly onFailure: (error: unknown) => void;
 };
 
 /**
@@ -121,6 +123,7 @@ const FIRST_CALL_MADE: Settle = {
   onError: (error) => {
     throw error;
   },
+  onFailure: () => {},
 };
 
 /**
@@ -1129,7 +1132,7 @@ export class Breaker {
     }
     if (this.#snapshot.failureCount !== 0 && promise.constructor === Promise) {
       // Failures are being counted: this call is likely to fail too.
-      return this.#settleThrough(promise, generation, start, timed);
+      return this.#settleThrough(promise, generation, start, timed, !startClock);
     }
     if (!startClock) {
       // One handler pair per generation: the common path allocates nothing per call.
@@ -1146,7 +1149,11 @@ export class Breaker {
     start: number,
     timed: boolean,
   ): Promise<unknown> {
-    return Promise.resolve(promise).then(
+    const native = Promise.resolve(promise);
+    if (this.#snapshot.failureCount !== 0) {
+      return this.#settleThrough(native, generation, start, timed, false);
+    }
+    return native.then(
       (value) => this.#settleValue(value, generation, start, timed),
       (error) => {
         this.#settleError(error, generation, start, timed);
@@ -1156,43 +1163,30 @@ export class Breaker {
   }
 
   /**
-   * The caller's promise, settled through its resolving functions: a failure is passed on
-   * without a throw in a reaction, which costs about as much as the rest of a failing call (V8
-   * makes a message object for each throw, JavaScriptCore unwinds). The same outcome, in the
-   * same number of ticks, as `then(onValue, onError)`, but it takes three closures per call,
-   * so only calls made while failures are counted take it.
+   * The caller's promise when failures are being counted: one reaction records a failure and
+   * passes nothing on, a second, registered after it, lets the error through without a
+   * handler. A throw in a reaction costs about as much as the rest of a failing call (V8 makes
+   * a message object for each throw, JavaScriptCore unwinds); a rejection passed on by a
+   * missing handler costs neither. The same outcome, recorded first, in the same number of
+   * ticks, as `then(onValue, onError)`, and a dropped rejection is still reported (the promise
+   * returned rejects and nothing handles it). A success pays one more reaction, so only calls
+   * made while failures are counted take it. `perGeneration`: no start was read, so the
+   * generation's handlers serve (no closure per call).
    */
   #settleThrough(
     promise: Promise<unknown>,
     generation: number,
     start: number,
     timed: boolean,
+    perGeneration: boolean,
   ): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      promise.then(
-        (value) => {
-          let settled: unknown;
-          try {
-            settled = this.#snapshot === this.#quiet && !isFailedResponse(value)
-              ? value
-              : this.#settleValue(value, generation, start, timed);
-          } catch (error) {
-            reject(error);
-            return;
-          }
-          resolve(settled);
-        },
-        (error) => {
-          try {
-            this.#settleError(error, generation, start, timed);
-          } catch (thrown) {
-            reject(thrown);
-            return;
-          }
-          reject(error);
-        },
-      );
-    });
+    if (perGeneration) {
+      const settle = this.#settlersOf(generation, timed);
+      promise.then(undefined, settle.onFailure);
+      return promise.then(settle.onValue);
+    }
+    promise.then(undefined, (error) => this.#settleError(error, generation, start, timed));
+    return promise.then((value) => this.#settleValue(value, generation, start, timed));
   }
 
   /** The async call with a timeout or a caller's signal: it can end before `fn` settles. */
@@ -1518,6 +1512,7 @@ export class Breaker {
         this.#settleError(error, generation, 0, timed);
         throw error;
       },
+      onFailure: (error) => this.#settleError(error, generation, 0, timed),
     };
   }
 

@@ -145,6 +145,12 @@ function resolveOptions<T>(hooks: CallHooks, options: StreamOptions<T> | undefin
 
 let guardOfStream: (value: object) => Breaker | undefined;
 
+/** `GuardedAsyncStream`'s pull for `readable()` (set by its static block). */
+let pullInto: <T>(
+  stream: GuardedAsyncStream<T>,
+  controller: ReadableStreamDefaultController<T>,
+) => Promise<void>;
+
 /** The breaker guarding `value` when it is a stream a breaker guards (from `stream()` or `circuit()`). */
 export function streamGuardOf(value: unknown): Breaker | undefined {
   return value !== null && typeof value === "object" ? guardOfStream(value) : undefined;
@@ -175,7 +181,9 @@ export class GuardedAsyncStream<T, TReturn = void, TNext = undefined>
   #recorded = false;
   #received = false;
   #firstItemAt: number | undefined;
-  #pending: Promise<IteratorResult<T, TReturn>> | undefined;
+  #pending: Promise<unknown> | undefined;
+  /** `readable()`'s handler of a plain read: the item to its stream's controller. */
+  #enqueue: ((result: IteratorResult<T, TReturn>) => void) | undefined;
   #settlers: [(result: IteratorResult<T, TReturn>) => void, (error: unknown) => void] | undefined;
   /** The current read's stall limit, if it has one. */
   #limit: number | undefined;
@@ -212,6 +220,7 @@ export class GuardedAsyncStream<T, TReturn = void, TNext = undefined>
 
   static {
     guardOfStream = (value) => #hooks in value ? value.#hooks.breaker : undefined;
+    pullInto = (stream, controller) => stream.#pullInto(controller);
   }
 
   [Symbol.asyncIterator](): this {
@@ -219,25 +228,7 @@ export class GuardedAsyncStream<T, TReturn = void, TNext = undefined>
   }
 
   next(value?: TNext): Promise<IteratorResult<T, TReturn>> {
-    if (this.#fast && this.#pending === undefined) {
-      let read: Promise<IteratorResult<T, TReturn>> | IteratorResult<T, TReturn>;
-      try {
-        const iterator = this.#iterator as AsyncIterator<T, TReturn, TNext>;
-        // `for await` passes no value: its read stays a call without arguments.
-        read = value === undefined ? iterator.next() : iterator.next(value);
-      } catch (error) {
-        return Promise.reject(this.#onError(error));
-      }
-      // A native promise is chained as is: Promise.resolve() costs a few percent of an item.
-      // (A subclass goes through it, as a foreign then() must not run inside next().)
-      const native = read instanceof Promise && read.constructor === Promise;
-      const pending = (native ? read : Promise.resolve(read)).then(
-        this.#onPlainItem,
-        this.#onErrorThrow,
-      );
-      this.#pending = pending;
-      return pending;
-    }
+    if (this.#fast && this.#pending === undefined) return this.#readPlain(value, this.#onPlainItem);
     const pending = this.#pending;
     if (pending !== undefined && this.#phase === RUNNING) {
       // Asked again before the last read settled: reads are served one at a time, in order.
@@ -260,6 +251,43 @@ export class GuardedAsyncStream<T, TReturn = void, TNext = undefined>
       default:
         return this.#start(value);
     }
+  }
+
+  /**
+   * A read on the plain path (running, past the first item, nothing pending): the source's
+   * answer goes to `onItem` in the read's own reaction.
+   */
+  #readPlain<R>(
+    value: TNext | undefined,
+    onItem: (result: IteratorResult<T, TReturn>) => R,
+  ): Promise<R> {
+    let read: Promise<IteratorResult<T, TReturn>> | IteratorResult<T, TReturn>;
+    try {
+      const iterator = this.#iterator as AsyncIterator<T, TReturn, TNext>;
+      // `for await` passes no value: its read stays a call without arguments.
+      read = value === undefined ? iterator.next() : iterator.next(value);
+    } catch (error) {
+      return Promise.reject(this.#onError(error));
+    }
+    // A native promise is chained as is: Promise.resolve() costs a few percent of an item.
+    // (A subclass goes through it, as a foreign then() must not run inside next().)
+    const native = read instanceof Promise && read.constructor === Promise;
+    const pending = (native ? read : Promise.resolve(read)).then(onItem, this.#onErrorThrow);
+    this.#pending = pending;
+    return pending;
+  }
+
+  /**
+   * `readable()`'s pull: on the plain path the item goes to the controller in the read's own
+   * reaction, one reaction per chunk instead of two (the read's, then the pull's).
+   */
+  #pullInto(controller: ReadableStreamDefaultController<T>): Promise<void> {
+    if (this.#fast && this.#pending === undefined) {
+      const enqueue = this.#enqueue ??= (result) =>
+        enqueueResult(controller, this.#onPlainItem(result));
+      return this.#readPlain(undefined, enqueue);
+    }
+    return this.next().then((result) => enqueueResult(controller, result));
   }
 
   return(value?: unknown): Promise<IteratorResult<T, TReturn>> {
@@ -924,11 +952,7 @@ export function guardReadable<T>(
     [],
   );
   return new ReadableStream<T>({
-    pull: (controller) =>
-      guarded.next().then((result) => {
-        if (result.done) controller.close();
-        else controller.enqueue(result.value);
-      }),
+    pull: (controller) => pullInto(guarded, controller),
     cancel: (reason) => {
       if (!begun) {
         begun = true;
@@ -937,6 +961,15 @@ export function guardReadable<T>(
       return guarded.return(reason).then(() => {});
     },
   }, { highWaterMark: 0 });
+}
+
+/** A read's answer, to a `ReadableStream`'s controller. */
+function enqueueResult<T>(
+  controller: ReadableStreamDefaultController<T>,
+  result: IteratorResult<T, unknown>,
+): void {
+  if (result.done) controller.close();
+  else controller.enqueue(result.value);
 }
 
 // deno-lint-ignore no-explicit-any

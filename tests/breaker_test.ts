@@ -92,6 +92,24 @@ describe("Breaker lifecycle", () => {
     );
   });
 
+  it("BreakerOpenError's message follows its breaker, state and retry time, call after call", () => {
+    const message = (breaker: string, state: BreakerOpenError["state"], retryAfterMs: number) =>
+      new BreakerOpenError({ breaker, state, retryAfterMs }).message;
+    assert.equal(message("db", "open", 1_200), 'Circuit "db" is open: retry in 1200 ms');
+    assert.equal(message("db", "open", 1_199.2), 'Circuit "db" is open: retry in 1200 ms');
+    assert.equal(message("db", "open", 1_199), 'Circuit "db" is open: retry in 1199 ms');
+    assert.equal(message("api", "open", 1_199), 'Circuit "api" is open: retry in 1199 ms');
+    assert.equal(message("api", "isolated", 1_199), 'Circuit "api" is isolated');
+    assert.equal(message("api", "isolated", Infinity), 'Circuit "api" is isolated');
+    assert.equal(message("api", "open", Infinity), 'Circuit "api" is open: retry in Infinity ms');
+    assert.equal(message("api", "open", Number.NaN), 'Circuit "api" is open: retry in NaN ms');
+    assert.equal(message("api", "open", Number.NaN), 'Circuit "api" is open: retry in NaN ms');
+    assert.equal(
+      message("api", "half-open", 0),
+      'Circuit "api" is half-open: every trial call is in flight',
+    );
+  });
+
   it("BreakerOpenError's stack shows the caller right under the method it called", async () => {
     const breaker = new Breaker({ name: "db", recoveryTimeout: 60_000 });
     const wrapped = breaker.wrap(succeed(1));
@@ -141,16 +159,51 @@ describe("Breaker lifecycle", () => {
     assert.equal(breaker.failureCount, 0);
   });
 
-  for (const calls of ["the first call", "a call after failures"]) {
+  for (
+    const [calls, failures, kind] of [
+      ["the first call", 0, "promise"],
+      ["a call after failures", 3, "promise"],
+      ["a thenable after failures", 3, "thenable"],
+      ["a timed call after failures", 3, "listener"],
+    ] as const
+  ) {
     it(`Breaker.execute(): a rejection nobody handles is still reported (${calls})`, async () => {
-      const failures = calls === "the first call" ? 0 : 3;
-      const dropped = await runFixture("unhandled_rejection.ts", [String(failures), "drop"]);
+      const dropped = await runFixture("unhandled_rejection.ts", [String(failures), "drop", kind]);
       assert.notEqual(dropped.code, 0, dropped.output);
       assert.match(dropped.output, /dropped rejection/);
-      const handled = await runFixture("unhandled_rejection.ts", [String(failures), "handle"]);
+      const handled = await runFixture("unhandled_rejection.ts", [
+        String(failures),
+        "handle",
+        kind,
+      ]);
       assert.equal(handled.code, 0, handled.output);
     });
   }
+
+  it("Breaker.execute() after failures records a failure before the caller sees it", async () => {
+    const failures: unknown[] = [];
+    const breaker = new Breaker({ failureThreshold: Infinity });
+    const timed = new Breaker({
+      failureThreshold: Infinity,
+      listeners: [{ failure: ({ error }) => failures.push(error) }],
+    });
+    for (let i = 1; i <= 3; i++) {
+      const error = new Error(`down ${i}`);
+      const seen = await breaker.execute(fail(error)).catch((thrown) => [
+        thrown,
+        breaker.failureCount,
+        breaker.lastFailure,
+      ]);
+      assert.deepEqual(seen, [error, i, error]);
+      const thenable = { then: (_: unknown, reject: (e: unknown) => void) => reject(error) };
+      const seenTimed = await timed.execute(() => thenable).catch((thrown) => [
+        thrown,
+        timed.failureCount,
+        failures.length,
+      ]);
+      assert.deepEqual(seenTimed, [error, i, i]);
+    }
+  });
 
   it("Breaker state turns half-open exactly when now == openUntil", async () => {
     const clock = manualClock(10_000);

@@ -1396,6 +1396,37 @@ describe("Breaker.readable()", () => {
     assert.equal(breaker.failureCount, 0);
   });
 
+  it("Breaker.readable() past its first chunk: a source error is a failure, a cancel during a read a success", async () => {
+    const breaker = new Breaker({ failureThreshold: 5 });
+    const down = new Error("upstream reset");
+    const failing = controlledReadable<string>();
+    const reader = breaker.readable(failing.stream).getReader();
+    for (const chunk of ["a", "b"]) {
+      const read = handled(reader.read());
+      await failing.push(chunk);
+      assert.deepEqual(await read, { done: false, value: chunk });
+    }
+    const broken = handled(reader.read());
+    await failing.fail(down);
+    assert.equal(await broken.catch((e) => e), down);
+    assert.equal(breaker.failureCount, 1);
+
+    const waiting = controlledReadable<string>();
+    const reader2 = breaker.readable(waiting.stream).getReader();
+    for (const chunk of ["a", "b"]) {
+      const read = handled(reader2.read());
+      await waiting.push(chunk);
+      assert.deepEqual(await read, { done: false, value: chunk });
+    }
+    const pending = handled(reader2.read());
+    await until(() => waiting.pulls === 3, "the source to be pulled");
+    await reader2.cancel("gone");
+    assert.deepEqual(await pending, DONE);
+    await until(() => waiting.cancels.length === 1, "the source to be cancelled");
+    assert.deepEqual(waiting.cancels, ["gone"]);
+    assert.equal(breaker.failureCount, 0);
+  });
+
   it("Breaker.readable() pulls the source once per read, never ahead of a slow consumer", async () => {
     await withFakeTime(async (timers) => {
       const breaker = new Breaker({ firstItemTimeout: 100, idleTimeout: 100 });
