@@ -23,7 +23,7 @@ import {
 } from "./breaker_options.ts";
 import { callHooks, type Permit, provideCallHooks, UNGUARDED } from "./call_protocol.ts";
 import { classifyError, isFailedResponse, isFailedResult, isThenable } from "./core/classify.ts";
-import { describeValue } from "./core/describe_value.ts";
+import { describeValue, quoteName } from "./core/describe_value.ts";
 import { type Policy, sharePolicy } from "./core/policy.ts";
 import { snapshotFromJSON, type SnapshotJSON, snapshotToJSON } from "./core/serialize.ts";
 import {
@@ -276,7 +276,7 @@ export class Breaker {
     this.#refreshFastPath();
     this.#snapshot = merged.state === undefined
       ? INITIAL_SNAPSHOT
-      : snapshotFromJSON(this.#policy, merged.state, `${context} "${this.#policy.name}"`);
+      : snapshotFromJSON(this.#policy, merged.state, `${context} ${quoteName(this.#policy.name)}`);
     const { store, syncInterval } = parsed;
     const registry = checkRegistry(merged.registry, context);
     if (store !== undefined) {
@@ -604,7 +604,7 @@ export class Breaker {
       if (options === undefined) return source as unknown as GuardedStream<S>;
       throw new TypeError(
         `Cannot guard stream: "source" is already guarded by circuit ${
-          JSON.stringify(this.#policy.name)
+          quoteName(this.#policy.name)
         }, whose guard decides; "options" cannot be given`,
       );
     }
@@ -763,7 +763,7 @@ export class Breaker {
    * ```
    */
   configure(options: ConfigurableOptions): void {
-    const context = `Cannot configure breaker ${JSON.stringify(this.#policy.name)}`;
+    const context = `Cannot configure breaker ${quoteName(this.#policy.name)}`;
     checkOptionNames(optionsObject(context, options), BREAKER_OPTIONS, context);
     for (const fixed of FIXED_OPTIONS) {
       if (fixed in options) {
@@ -1224,9 +1224,7 @@ export class Breaker {
           if (settled) return;
           finish();
           const error = new TimeoutError(
-            `Circuit ${
-              JSON.stringify(this.#policy.name)
-            }: the call timed out after ${timeoutMs} ms`,
+            `Circuit ${quoteName(this.#policy.name)}: the call timed out after ${timeoutMs} ms`,
           );
           controller?.abort(error);
           this.#settleFailure(error, generation, start, timed);
@@ -1735,7 +1733,7 @@ export class Breaker {
     } else {
       console.error(
         `Circuit ${
-          JSON.stringify(this.#policy.name)
+          quoteName(this.#policy.name)
         }: the store failed (${operation}); going on under local state`,
         error,
       );
@@ -1764,9 +1762,9 @@ export class Breaker {
       return now;
     }
     throw new TypeError(
-      `Circuit ${
-        JSON.stringify(this.#policy.name)
-      }: "clock" must return epoch milliseconds, returned ${describeValue(now)}`,
+      `Circuit ${quoteName(this.#policy.name)}: "clock" must return epoch milliseconds, returned ${
+        describeValue(now)
+      }`,
     );
   }
 

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { quoteName } from "./core/describe_value.ts";
 import type { BreakerState } from "./core/snapshot.ts";
 
 /**
@@ -98,7 +99,7 @@ function openMessage(breaker: string, state: BreakerState, retryAfterMs: number)
 }
 
 function messageOf(breaker: string, state: BreakerState, retryMs: number): string {
-  const circuit = `Circuit "${breaker}"`;
+  const circuit = `Circuit ${quoteName(breaker)}`;
   switch (state) {
     case "isolated":
       return `${circuit} is isolated`;
@@ -171,7 +172,7 @@ export class BulkheadFullError extends Error {
   /** Creates the error; its message says the breaker and its limits. */
   constructor(breaker: string, state: BreakerState, maxConcurrent: number, maxQueued: number) {
     super(
-      `Circuit "${breaker}" is full: ${maxConcurrent} calls in flight${
+      `Circuit ${quoteName(breaker)} is full: ${maxConcurrent} calls in flight${
         maxQueued === 0 ? "" : ` and ${maxQueued} waiting`
       }`,
     );

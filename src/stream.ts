@@ -10,7 +10,7 @@
 import type { Breaker } from "./breaker.ts";
 import { type CallHooks, callHooks, type Permit } from "./call_protocol.ts";
 import { markGuarded } from "./guarded_function.ts";
-import { describeValue } from "./core/describe_value.ts";
+import { describeValue, quoteName } from "./core/describe_value.ts";
 import { delay, optionalFunction, optionsObject } from "./core/validate.ts";
 import { streamDurationMs } from "./core/stream_duration.ts";
 import { type BreakerOpenError, type BulkheadFullError, TimeoutError } from "./errors.ts";
@@ -546,7 +546,7 @@ export class GuardedAsyncStream<T, TReturn = void, TNext = undefined>
     this.#settlers = undefined;
     this.#pending = undefined;
     const error = new TimeoutError(
-      `Circuit ${JSON.stringify(this.#hooks.policy.name)}: the stream waited ${limit} ms for its ${
+      `Circuit ${quoteName(this.#hooks.policy.name)}: the stream waited ${limit} ms for its ${
         this.#received ? "next item" : "first item"
       }`,
     );
@@ -765,7 +765,9 @@ class GuardedSyncStream<T, TReturn, TNext> extends IteratorBase {
       >;
       if (typeof iterable?.[Symbol.iterator] !== "function") {
         throw new TypeError(
-          `Circuit "${hooks.policy.name}": the fallback of a sync stream must return an iterable, received ${
+          `Circuit ${
+            quoteName(hooks.policy.name)
+          }: the fallback of a sync stream must return an iterable, received ${
             describeValue(iterable)
           }`,
         );
@@ -832,7 +834,7 @@ function itemFails<T>(hooks: CallHooks, isFailureItem: (item: T) => boolean, ite
     return Boolean(isFailureItem(item));
   } catch (error) {
     hooks.policy.report(
-      `Circuit "${hooks.policy.name}": "isFailureItem" threw; the item counts as fine`,
+      `Circuit ${quoteName(hooks.policy.name)}: "isFailureItem" threw; the item counts as fine`,
       error,
     );
     return false;
@@ -846,7 +848,7 @@ function itemFails<T>(hooks: CallHooks, isFailureItem: (item: T) => boolean, ite
 function cannotThrowError(name: string, error: unknown): TypeError {
   return new TypeError(
     `Circuit ${
-      JSON.stringify(name)
+      quoteName(name)
     }: the stream's source has no throw() method, so it was ended with return() instead (as yield* does)`,
     { cause: error },
   );
@@ -893,7 +895,7 @@ function endSource(source: unknown, reason: unknown, hooks?: CallHooks): Promise
   if (hooks === undefined) return promise;
   return promise.catch((error) =>
     hooks.policy.report(
-      `Circuit "${hooks.policy.name}": the stream's source failed while being ended`,
+      `Circuit ${quoteName(hooks.policy.name)}: the stream's source failed while being ended`,
       error,
     )
   );

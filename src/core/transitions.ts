@@ -6,6 +6,7 @@
  * @module
  */
 
+import { quoteName } from "./describe_value.ts";
 import type { Policy, WindowRules } from "./policy.ts";
 import { retryAfterHint } from "./retry_after.ts";
 import { type BreakerState, type Snapshot, stateAt } from "./snapshot.ts";
@@ -859,7 +860,10 @@ function rulesTrip(policy: Policy, rules: WindowRules, window: WindowState): boo
   try {
     return Boolean(rules.shouldTrip(statsOf(calls, failures, slowCalls)));
   } catch (error) {
-    policy.report(`Circuit "${policy.name}": "shouldTrip" threw; counting it as false`, error);
+    policy.report(
+      `Circuit ${quoteName(policy.name)}: "shouldTrip" threw; counting it as false`,
+      error,
+    );
     return false;
   }
 }
@@ -895,14 +899,14 @@ function recoveryPeriod(policy: Policy, openings: number, lastFailure: unknown):
     period = timeout({ openings, lastFailure });
   } catch (error) {
     policy.report(
-      `Circuit "${policy.name}": "recoveryTimeout" threw; using ${DEFAULT_PERIOD} ms`,
+      `Circuit ${quoteName(policy.name)}: "recoveryTimeout" threw; using ${DEFAULT_PERIOD} ms`,
       error,
     );
     return DEFAULT_PERIOD;
   }
   if (typeof period === "number" && Number.isFinite(period) && period >= 0) return period;
   policy.report(
-    `Circuit "${policy.name}": "recoveryTimeout" returned ${
+    `Circuit ${quoteName(policy.name)}: "recoveryTimeout" returned ${
       typeof period === "string" ? JSON.stringify(period) : String(period)
     }, not a finite number >= 0; using ${DEFAULT_PERIOD} ms`,
   );
