@@ -189,6 +189,12 @@ function recordInCalls(
   const code = (failed ? FAILED : 0) | (slow ? SLOW : 0);
   let calls = 0, failures = 0, slowCalls = 0;
   let fill = 0, fillSize = 0, chunks: Fifo<number> | undefined, drop = 0;
+  // `limit` calls or more push every older outcome out: the window is `limit` of this one, built
+  // from empty, so that recording a long run of deferred successes costs O(limit), not O(count).
+  if (count >= limit) {
+    window = undefined;
+    count = limit;
+  }
   if (window !== undefined) {
     calls = window.calls;
     failures = window.failures;
