@@ -1004,11 +1004,26 @@ export class Breaker {
     before: Snapshot,
   ): Promise<unknown> | Rejection {
     const policy = this.#policy;
+    if (this.#deferral?.on === before && signal === undefined && this.#defersAtOnce(policy)) {
+      // Successes are being deferred onto the snapshot: the call runs at once, as admission
+      // would keep it, and its success is counted (the time window's success, issue 21).
+      return this.#run(fn, thisArg, args, before.generation, 0, this.#timed, false);
+    }
     if (policy.mode === "off") return runUnguarded(fn, thisArg, args, signal);
     if (policy.maxConcurrent !== undefined) {
       return this.#callBulkheaded(policy.maxConcurrent, fn, thisArg, args, signal);
     }
     return this.#admitAndRun(fn, thisArg, args, signal, before);
+  }
+
+  /**
+   * Whether a call on a snapshot with deferred successes (closed, unisolated, not shared: see
+   * the core's `deferrableSuccesses`) may skip admission: `#admitAndRun`'s quick way, with no
+   * bulkhead and not `"off"`.
+   */
+  #defersAtOnce(policy: Policy): boolean {
+    return this.#listeners.length === 0 && policy.timeout === undefined && !policy.durations &&
+      policy.mode !== "off" && policy.maxConcurrent === undefined;
   }
 
   /** An async call through the bulkhead: a place, a wait in its queue, or a refusal. */
