@@ -113,6 +113,12 @@ interface Deferral {
   limit: number;
   at: number;
   untimed: boolean;
+  /**
+   * The latest settle time known to fall in the window's current bucket (`Infinity` for a
+   * count window): an earlier one does too, since the bucket's number, `floor(t / bucketMs)`,
+   * never decreases as `t` grows. It spares most deferred successes the division.
+   */
+  inBucketUpTo: number;
 }
 
 /** What `#settle` holds after a breaker's first call: no generation's handlers yet. */
@@ -1588,10 +1594,13 @@ export class Breaker {
     const deferral = this.#deferral;
     if (
       deferral === undefined || deferral.on !== held || deferral.count >= deferral.limit ||
-      generation !== held.generation || !(timed || deferral.untimed) ||
-      !isDeferrableSuccess(this.#policy, held, durationMs, end)
+      generation !== held.generation || !(timed || deferral.untimed)
     ) {
       return false;
+    }
+    if (end > deferral.inBucketUpTo || this.#policy.durations) {
+      if (!isDeferrableSuccess(this.#policy, held, durationMs, end)) return false;
+      if (end > deferral.inBucketUpTo) deferral.inBucketUpTo = end;
     }
     deferral.count += 1;
     return true;
@@ -1623,14 +1632,16 @@ export class Breaker {
       const limit = deferrableSuccesses(policy, held);
       if (limit > 0 && isDeferrableSuccess(policy, held, durationMs, end)) {
         const untimed = !successNeedsClock(policy, held);
+        const inBucketUpTo = held.window?.kind === "time" ? end : Infinity;
         if (deferral === undefined) {
-          this.#deferral = { on: held, count: 1, limit, at: end, untimed };
+          this.#deferral = { on: held, count: 1, limit, at: end, untimed, inBucketUpTo };
         } else {
           deferral.on = held;
           deferral.count = 1;
           deferral.limit = limit;
           deferral.at = end;
           deferral.untimed = untimed;
+          deferral.inBucketUpTo = inBucketUpTo;
         }
         if (this.#listeners.length !== 0 && timed) {
           this.#emit("success", { breaker: this, durationMs });
