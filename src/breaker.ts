@@ -116,7 +116,8 @@ interface Deferral {
   /**
    * The latest settle time known to fall in the window's current bucket (`Infinity` for a
    * count window): an earlier one does too, since the bucket's number, `floor(t / bucketMs)`,
-   * never decreases as `t` grows. It spares most deferred successes the division.
+   * never decreases as `t` grows. It spares most deferred successes the division: a time
+   * window's success went from 1.09x to 1.03x the ring reference on Deno, 1.17x to 1.08x on Bun.
    */
   inBucketUpTo: number;
 }
@@ -1012,7 +1013,8 @@ export class Breaker {
     const policy = this.#policy;
     if (this.#deferral?.on === before && signal === undefined && this.#defersAtOnce(policy)) {
       // Successes are being deferred onto the snapshot: the call runs at once, as admission
-      // would keep it, and its success is counted (the time window's success, issue 21).
+      // would keep it, and its success is counted (the time window's success: 2-4 % less on
+      // Bun, issue 21). Not in `#call`: there it slowed Deno's quiet path (1.22x -> 1.28x).
       return this.#run(fn, thisArg, args, before.generation, 0, this.#timed, false);
     }
     if (policy.mode === "off") return runUnguarded(fn, thisArg, args, signal);
