@@ -113,6 +113,13 @@ interface Deferral {
   limit: number;
   at: number;
   untimed: boolean;
+  /**
+   * The latest settle time known to fall in the window's current bucket (`Infinity` for a
+   * count window): an earlier one does too, since the bucket's number, `floor(t / bucketMs)`,
+   * never decreases as `t` grows. It spares most deferred successes the division: a time
+   * window's success went from 1.09x to 1.03x the ring reference on Deno, 1.17x to 1.08x on Bun.
+   */
+  inBucketUpTo: number;
 }
 
 /** What `#settle` holds after a breaker's first call: no generation's handlers yet. */
@@ -1004,11 +1011,27 @@ export class Breaker {
     before: Snapshot,
   ): Promise<unknown> | Rejection {
     const policy = this.#policy;
+    if (this.#deferral?.on === before && signal === undefined && this.#defersAtOnce(policy)) {
+      // Successes are being deferred onto the snapshot: the call runs at once, as admission
+      // would keep it, and its success is counted (the time window's success: 2-4 % less on
+      // Bun, issue 21). Not in `#call`: there it slowed Deno's quiet path (1.22x -> 1.28x).
+      return this.#run(fn, thisArg, args, before.generation, 0, this.#timed, false);
+    }
     if (policy.mode === "off") return runUnguarded(fn, thisArg, args, signal);
     if (policy.maxConcurrent !== undefined) {
       return this.#callBulkheaded(policy.maxConcurrent, fn, thisArg, args, signal);
     }
     return this.#admitAndRun(fn, thisArg, args, signal, before);
+  }
+
+  /**
+   * Whether a call on a snapshot with deferred successes (closed, unisolated, not shared: see
+   * the core's `deferrableSuccesses`) may skip admission: `#admitAndRun`'s quick way, with no
+   * bulkhead and not `"off"`.
+   */
+  #defersAtOnce(policy: Policy): boolean {
+    return this.#listeners.length === 0 && policy.timeout === undefined && !policy.durations &&
+      policy.mode !== "off" && policy.maxConcurrent === undefined;
   }
 
   /** An async call through the bulkhead: a place, a wait in its queue, or a refusal. */
@@ -1573,10 +1596,13 @@ export class Breaker {
     const deferral = this.#deferral;
     if (
       deferral === undefined || deferral.on !== held || deferral.count >= deferral.limit ||
-      generation !== held.generation || !(timed || deferral.untimed) ||
-      !isDeferrableSuccess(this.#policy, held, durationMs, end)
+      generation !== held.generation || !(timed || deferral.untimed)
     ) {
       return false;
+    }
+    if (end > deferral.inBucketUpTo || this.#policy.durations) {
+      if (!isDeferrableSuccess(this.#policy, held, durationMs, end)) return false;
+      if (end > deferral.inBucketUpTo) deferral.inBucketUpTo = end;
     }
     deferral.count += 1;
     return true;
@@ -1608,14 +1634,16 @@ export class Breaker {
       const limit = deferrableSuccesses(policy, held);
       if (limit > 0 && isDeferrableSuccess(policy, held, durationMs, end)) {
         const untimed = !successNeedsClock(policy, held);
+        const inBucketUpTo = held.window?.kind === "time" ? end : Infinity;
         if (deferral === undefined) {
-          this.#deferral = { on: held, count: 1, limit, at: end, untimed };
+          this.#deferral = { on: held, count: 1, limit, at: end, untimed, inBucketUpTo };
         } else {
           deferral.on = held;
           deferral.count = 1;
           deferral.limit = limit;
           deferral.at = end;
           deferral.untimed = untimed;
+          deferral.inBucketUpTo = inBucketUpTo;
         }
         if (this.#listeners.length !== 0 && timed) {
           this.#emit("success", { breaker: this, durationMs });

@@ -402,6 +402,40 @@ describe("Breaker with deferred successes", () => {
     assert.equal(breaker.stats.calls, 3);
   });
 
+  it("Breaker counts a success in the next bucket there, after later ones in the bucket before", () => {
+    const { breaker, clock } = breakerWith({
+      failureRate: 0.5,
+      window: { duration: 1_000, buckets: 10 },
+    });
+    breaker.executeSync(ok); // 1_000_000: the first of bucket 10_000
+    for (let i = 0; i < 3; i++) {
+      clock.advance(33); // up to 1_000_099, the same bucket
+      breaker.executeSync(ok);
+    }
+    clock.advance(1); // 1_000_100: bucket 10_001
+    breaker.executeSync(ok);
+    breaker.executeSync(ok);
+    assert.equal(breaker.stats.calls, 6);
+    clock.advance(1_000); // 1_001_100: bucket 10_000 has left the window, 10_001 has not
+    assert.equal(breaker.stats.calls, 2);
+  });
+
+  it("Breaker.execute() tells a listener added while successes are deferred of the call", async () => {
+    const { breaker } = breakerWith({
+      failureRate: 0.5,
+      window: { duration: 60_000, buckets: 10 },
+    });
+    for (let i = 0; i < 3; i++) await breaker.execute(() => Promise.resolve(1));
+    const seen: string[] = [];
+    breaker.addListener({
+      beforeCall: () => seen.push("beforeCall"),
+      success: () => seen.push("success"),
+    });
+    assert.equal(await breaker.execute(() => Promise.resolve(2)), 2);
+    assert.deepEqual(seen, ["beforeCall", "success"]);
+    assert.equal(breaker.stats.calls, 4);
+  });
+
   it("Breaker counts a slow success as slow, between deferred ones", () => {
     const { breaker, clock } = breakerWith({
       slowCallRate: 0.5,
