@@ -996,9 +996,7 @@ export class Breaker {
         const settle = this.#settlersOf(before.generation, false);
         return result.then(settle.onValue, settle.onError);
       }
-      if (isThenable(result)) return this.#observe(result, before.generation, 0, false);
-      if (isFailedResponse(result)) this.#settleFailure(result, before.generation, 0, false);
-      return Promise.resolve(result);
+      return this.#settleQuietResult(result, before.generation);
     }
     return this.#callGeneral(fn, thisArg, args, signal, before);
   }
