@@ -93,7 +93,6 @@ import {
 /** The handlers a call's promise settles through: one pair per generation (see `#settlers`). */
 type Settle = {
   readonly generation: number;
-  readonly timed: boolean;
   readonly onValue: (value: unknown) => unknown;
   readonly onError: (error: unknown) => never;
   /** Records a failure without passing it on (see `#settleThrough`). */
@@ -125,7 +124,6 @@ interface Deferral {
 /** What `#settle` holds after a breaker's first call: no generation's handlers yet. */
 const FIRST_CALL_MADE: Settle = {
   generation: -1,
-  timed: false,
   onValue: (value) => value,
   onError: (error) => {
     throw error;
@@ -234,8 +232,6 @@ export class Breaker {
   /** How a wrapper keys calls that share one in flight (the `coalesce` option). */
   #coalesce: ((this: unknown, ...args: unknown[]) => string) | undefined;
   #listeners: readonly BreakerListener[];
-  /** Whether every call reads the clock: a timed rule, or listeners that want durations. */
-  #timed = false;
   #settle: Settle | undefined;
   /** The snapshot in which a call needs no admission, clock or recording (see `isQuiet`). */
   #quiet: Snapshot | undefined;
@@ -800,7 +796,8 @@ export class Breaker {
   }
 
   /**
-   * Adds a listener; dispose the returned value (or call `removeListener`) to remove it.
+   * Adds a listener; dispose the returned value (or call `removeListener`) to remove it. It
+   * hears the calls that begin after it is added.
    *
    * @throws {TypeError} When `listener` is not an object whose hooks are functions.
    *
@@ -865,7 +862,7 @@ export class Breaker {
             return Promise.reject(error);
           }
           if (result instanceof Promise) {
-            const settle = breaker.#settlersOf(before.generation, false);
+            const settle = breaker.#settlersOf(before.generation);
             return result.then(settle.onValue, settle.onError);
           }
           return breaker.#settleQuietResult(result, before.generation);
@@ -993,7 +990,7 @@ export class Breaker {
         return Promise.reject(error);
       }
       if (result instanceof Promise) {
-        const settle = this.#settlersOf(before.generation, false);
+        const settle = this.#settlersOf(before.generation);
         return result.then(settle.onValue, settle.onError);
       }
       return this.#settleQuietResult(result, before.generation);
@@ -1013,7 +1010,7 @@ export class Breaker {
       // Successes are being deferred onto the snapshot: the call runs at once, as admission
       // would keep it, and its success is counted (the time window's success: 2-4 % less on
       // Bun, issue 21). Not in `#call`: there it slowed Deno's quiet path (1.22x -> 1.28x).
-      return this.#run(fn, thisArg, args, before.generation, 0, this.#timed, false);
+      return this.#run(fn, thisArg, args, before.generation, 0, false);
     }
     if (policy.mode === "off") return runUnguarded(fn, thisArg, args, signal);
     if (policy.maxConcurrent !== undefined) {
@@ -1103,13 +1100,12 @@ export class Breaker {
       // Nothing watches the call begin or needs its start: it runs at once and only its
       // outcome counts. (Not in `#call`: there it slowed the quiet path by about 5 % on Deno.)
       if (isQuiet(policy, before)) this.#quiet = before;
-      return this.#run(fn, thisArg, args, before.generation, 0, this.#timed, false);
+      return this.#run(fn, thisArg, args, before.generation, 0, false);
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const startClock = this.#listeners.length !== 0 || needsClock(policy, before);
-    const timed = this.#timed || startClock;
+    const timed = this.#listeners.length !== 0 || needsClock(policy, before);
     let start = 0;
-    if (startClock) {
+    if (timed) {
       try {
         start = this.#now();
       } catch (error) {
@@ -1122,10 +1118,15 @@ export class Breaker {
     if (policy.timeout !== undefined || signal !== undefined) {
       return this.#callGuarded(fn, thisArg, args, signal, generation, start, timed);
     }
-    return this.#run(fn, thisArg, args, generation, start, timed, startClock);
+    return this.#run(fn, thisArg, args, generation, start, timed);
   }
 
-  /** Runs an admitted call (no timeout, no caller's signal) and records its outcome. */
+  /**
+   * Runs an admitted call (no timeout, no caller's signal) and records its outcome. `timed`:
+   * its `start` was read (for durations, a listener or the state), so its duration is known.
+   * A call not timed has none: its outcome reaches no listener (one added while it ran hears
+   * only the calls that begin after it), and a rule that needs the time reads it at the end.
+   */
   #run(
     fn: AnyFunction,
     thisArg: unknown,
@@ -1133,7 +1134,6 @@ export class Breaker {
     generation: number,
     start: number,
     timed: boolean,
-    startClock: boolean,
   ): Promise<unknown> {
     let result: unknown;
     try {
@@ -1153,11 +1153,11 @@ export class Breaker {
     }
     if (this.#snapshot.failureCount !== 0 && promise.constructor === Promise) {
       // Failures are being counted: this call is likely to fail too.
-      return this.#settleThrough(promise, generation, start, timed, !startClock);
+      return this.#settleThrough(promise, generation, start, timed);
     }
-    if (!startClock) {
+    if (!timed) {
       // One handler pair per generation: the common path allocates nothing per call.
-      const settle = this.#settlersOf(generation, timed);
+      const settle = this.#settlersOf(generation);
       return promise.then(settle.onValue, settle.onError);
     }
     return this.#observe(promise, generation, start, true);
@@ -1172,7 +1172,7 @@ export class Breaker {
   ): Promise<unknown> {
     const native = Promise.resolve(promise);
     if (this.#snapshot.failureCount !== 0) {
-      return this.#settleThrough(native, generation, start, timed, false);
+      return this.#settleThrough(native, generation, start, timed);
     }
     return native.then(
       (value) => this.#settleValue(value, generation, start, timed),
@@ -1191,7 +1191,7 @@ export class Breaker {
    * missing handler costs neither. The same outcome, recorded first, in the same number of
    * ticks, as `then(onValue, onError)`, and a dropped rejection is still reported (the promise
    * returned rejects and nothing handles it). A success pays one more reaction, so only calls
-   * made while failures are counted take it. `perGeneration`: no start was read, so the
+   * made while failures are counted take it. Not `timed`: no start was read, so the
    * generation's handlers serve (no closure per call).
    */
   #settleThrough(
@@ -1199,10 +1199,9 @@ export class Breaker {
     generation: number,
     start: number,
     timed: boolean,
-    perGeneration: boolean,
   ): Promise<unknown> {
-    if (perGeneration) {
-      const settle = this.#settlersOf(generation, timed);
+    if (!timed) {
+      const settle = this.#settlersOf(generation);
       promise.then(undefined, settle.onFailure);
       return promise.then(settle.onValue);
     }
@@ -1345,11 +1344,10 @@ export class Breaker {
     if (this.#listeners.length === 0 && skipsAdmission(policy, before)) {
       // As in `#admitAndRun`: nothing watches the call begin or needs its start.
       if (isQuiet(policy, before)) this.#quiet = before;
-      return this.#runSync(fn, thisArg, args, before.generation, 0, this.#timed);
+      return this.#runSync(fn, thisArg, args, before.generation, 0, false);
     }
-    const startClock = this.#listeners.length !== 0 || needsClock(policy, before);
-    const timed = this.#timed || startClock;
-    const start = startClock ? this.#now() : 0;
+    const timed = this.#listeners.length !== 0 || needsClock(policy, before);
+    const start = timed ? this.#now() : 0;
     const generation = this.#enter(policy, before, start);
     if (typeof generation !== "number") return new NoValue(generation, undefined);
     if (generation === UNGUARDED.generation) return fn.apply(thisArg, args as unknown[]);
@@ -1464,7 +1462,7 @@ export class Breaker {
   /** Admission of one stream or permit. */
   #admitOne(policy: Policy): Permit | BreakerOpenError {
     const before = this.#snapshot;
-    const timed = this.#timed || needsClock(policy, before);
+    const timed = policy.timed || this.#listeners.length !== 0 || needsClock(policy, before);
     const start = timed ? this.#now() : 0;
     const generation = this.#enter(policy, before, start);
     if (typeof generation !== "number") {
@@ -1500,11 +1498,11 @@ export class Breaker {
   }
 
   /** The handler pair for calls of `generation` (see `#settlers`). */
-  #settlersOf(generation: number, timed: boolean): Settle {
+  #settlersOf(generation: number): Settle {
     const settle = this.#settle;
-    return settle !== undefined && settle.generation === generation && settle.timed === timed
+    return settle !== undefined && settle.generation === generation
       ? settle
-      : this.#settlers(generation, timed);
+      : this.#settlers(generation);
   }
 
   /**
@@ -1512,26 +1510,26 @@ export class Breaker {
    * call gets a pair of its own and leaves `FIRST_CALL_MADE`: a breaker made per key and used
    * once then holds no handlers (about 200 B).
    */
-  #settlers(generation: number, timed: boolean): Settle {
-    const made = this.#settlersFor(generation, timed);
+  #settlers(generation: number): Settle {
+    const made = this.#settlersFor(generation);
     this.#settle = this.#settle === undefined ? FIRST_CALL_MADE : made;
     return made;
   }
 
-  #settlersFor(generation: number, timed: boolean): Settle {
+  /** Handlers for calls of `generation` whose start was not read (not timed). */
+  #settlersFor(generation: number): Settle {
     return {
       generation,
-      timed,
       // A quiet success changes nothing, but a failed Response is no success.
       onValue: (value) =>
         this.#snapshot === this.#quiet && !isFailedResponse(value)
           ? value
-          : this.#settleValue(value, generation, 0, timed),
+          : this.#settleValue(value, generation, 0, false),
       onError: (error) => {
-        this.#settleError(error, generation, 0, timed);
+        this.#settleError(error, generation, 0, false);
         throw error;
       },
-      onFailure: (error) => this.#settleError(error, generation, 0, timed),
+      onFailure: (error) => this.#settleError(error, generation, 0, false),
     };
   }
 
@@ -1571,30 +1569,34 @@ export class Breaker {
    * otherwise through `#recordSuccess`.
    */
   #settleSuccess(generation: number, start: number, timed: boolean, duration?: number): void {
-    if (!timed) {
+    if (!timed && !this.#policy.timed) {
       if (!this.#deferOne(generation, 0, 0, false)) {
         this.#recordSuccess(generation, start, false, duration);
       }
       return;
     }
+    // Timed, or a time window's: the end is read, the duration only known when timed.
     const end = this.#settledAt(start);
-    const durationMs = duration ?? end - start;
+    const durationMs = duration ?? (timed ? end - start : 0);
     if (!this.#deferOne(generation, durationMs, end, true)) {
-      return this.#recordSuccessAt(generation, true, durationMs, end);
+      return this.#recordSuccessAt(generation, timed, durationMs, end);
     }
-    if (this.#listeners.length !== 0) this.#emit("success", { breaker: this, durationMs });
+    if (timed && this.#listeners.length !== 0) {
+      this.#emit("success", { breaker: this, durationMs });
+    }
   }
 
   /**
    * Counts one more success deferred onto the snapshot, when it may be (see
-   * `#recordSuccessAt`); one settled untimed, only where a success needs no clock.
+   * `#recordSuccessAt`); one whose end was not read (not `clocked`), only where a success
+   * needs no clock.
    */
-  #deferOne(generation: number, durationMs: number, end: number, timed: boolean): boolean {
+  #deferOne(generation: number, durationMs: number, end: number, clocked: boolean): boolean {
     const held = this.#snapshot;
     const deferral = this.#deferral;
     if (
       deferral === undefined || deferral.on !== held || deferral.count >= deferral.limit ||
-      generation !== held.generation || !(timed || deferral.untimed)
+      generation !== held.generation || !(clocked || deferral.untimed)
     ) {
       return false;
     }
@@ -1708,7 +1710,6 @@ export class Breaker {
    * whether every call reads the clock, and the quiet snapshot (found again at the next call).
    */
   #refreshFastPath(): void {
-    this.#timed = this.#policy.timed || this.#listeners.length !== 0;
     this.#quiet = undefined;
   }
 

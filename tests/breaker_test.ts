@@ -976,6 +976,41 @@ describe("Breaker fast path", () => {
     assert.deepEqual(recorded.lines(), ["beforeCall", "success", "beforeCall", "success"]);
   });
 
+  for (
+    const [rule, options] of [
+      ["the consecutive rule", {}],
+      ["a count window", { failureRate: 0.5, window: { calls: 10 } }],
+      ["a time window", { failureRate: 0.5, window: { duration: 60_000, buckets: 10 } }],
+    ] as const
+  ) {
+    it(`Breaker reports to a listener only the calls that began after it was added, under ${rule}`, async () => {
+      const clock = manualClock();
+      const breaker = new Breaker({ ...options, clock });
+      const early = [deferred<number>(), deferred<number>()] as const;
+      const calls = [
+        breaker.execute(() => early[0].promise),
+        breaker.execute(() => early[1].promise).catch((error) => error),
+      ];
+      clock.advance(250);
+      const recorded = recordEvents(["beforeCall", "success", "failure"]);
+      breaker.addListener(recorded.listener);
+      const late = deferred<number>();
+      const lateCall = breaker.execute(() => late.promise);
+      clock.advance(40);
+      early[0].resolve(1);
+      early[1].reject(new Error("down"));
+      late.resolve(2);
+      await Promise.all([...calls, lateCall]);
+      assert.deepEqual(
+        recorded.events.map((event) => ({ ...event, breaker: undefined })),
+        [
+          { hook: "beforeCall", breaker: undefined },
+          { hook: "success", breaker: undefined, durationMs: 40 },
+        ],
+      );
+    });
+  }
+
   it("Breaker applies a timeout configured after quiet successes", async () => {
     const timers = FakeTimers.install({ toFake: ["setTimeout", "clearTimeout", "Date"], now: 0 });
     try {
