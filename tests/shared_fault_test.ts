@@ -314,7 +314,11 @@ describe("shared circuits under load and faults, across processes", () => {
           const last = Math.max(...reports.map((report) => report.lastAdmittedMs));
           // Open (or leased) for 400 ms at most from the first read; then a trial closes it.
           assert.ok(last > 1_500, `${name}: calls are admitted again (last at ${last} ms)`);
-          for (const report of reports) {
+          // A process reads the forged time if it begins before any other has replaced it, which
+          // takes the 400 ms bound: on a loaded machine a process may start up later than that.
+          const first = Math.min(...reports.map((report) => report.lateMs));
+          const onTime = reports.filter((report) => report.lateMs - first < 200);
+          for (const report of onTime) {
             assert.ok(
               report.storeErrors.some((e) => e.name === "RangeError" && e.operation === "read"),
               `${name}: process ${report.id} reported the forged time: ${
