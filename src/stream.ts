@@ -636,17 +636,17 @@ class GuardedSyncStream<T, TReturn, TNext> extends IteratorBase {
   }
 
   next(value?: TNext): IteratorResult<T, TReturn> {
-    // Shaped so that JavaScriptCore inlines it, and the source generator under it, into the
-    // consumer's loop and never allocates the source's results: the loop then costs about what
-    // the least guard costs, not 3x (bench/stream_bisect.ts). Each rule below broke that, alone:
-    // - No call in tail position (`return f()`, also `const r = f(); return r`): JSC compiles it
-    //   as a tail call, whose result it does not profile, so even a path never taken keeps a
-    //   merge of an unknown value with the source's result, which then escapes.
-    // - No answer from a call on a path each stream takes: the first read starts the stream
-    //   (returning nothing) and goes on here; #nextChecked answers only off the plain path.
-    // - The result is not passed to a call that is not inlined (#completed takes none).
-    // - #record is big enough (over JSC's 170) not to be inlined: inlined, the breaker's
-    //   recording under it made next() too big to inline into the loop.
+    // Shaped so that JavaScriptCore inlines it, and the source generator's resumption under it,
+    // into the consumer's loop, and then never allocates the source's results: on Bun the loop
+    // costs about what the least sync guard's does instead of 2-3x (bench/stream_bisect.ts).
+    // Each of these broke that alone, in every process measured:
+    // - an answer from another method on a path every stream takes: the first read starts the
+    //   stream (a call returning nothing) and reads here; #nextChecked answers only off the
+    //   plain path, which a plain stream never takes;
+    // - the result handed to a call that is not inlined (#completed takes none);
+    // - the recording inlined into next(): #record is over JavaScriptCore's inlining limit (170
+    //   bytecode units), so it stays out of line; split into small methods, it was inlined
+    //   whole into next(), which was then too big to be inlined into the loop.
     if (this.#phase === IDLE) this.#start();
     const source = this.#plainSource;
     let result: IteratorResult<T, TReturn>;
