@@ -22,7 +22,7 @@
  *
  * Run with Bun only: `bun bench/stream_bisect.ts [--only=least,first-read,...] [--rounds=15]`
  * times the cases, each against the bare loop in the same rounds. The engine's decisions vary
- * from process to process (the least guard itself is inlined into the loop in only about half
+ * from process to process (the least guard itself is inlined into the loop in under half
  * of them: then 3-5 ns per item, else 8-10), so `--sinking=8` counts, per case, the processes
  * (8 each, one case per process) in which JavaScriptCore sank the source's results in the
  * case's loop. By hand: `BUN_JSC_printEachDFGFTLInlineCall=1` shows what is inlined where,
