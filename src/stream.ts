@@ -636,22 +636,36 @@ class GuardedSyncStream<T, TReturn, TNext> extends IteratorBase {
   }
 
   next(value?: TNext): IteratorResult<T, TReturn> {
-    // Kept small (the read, the end check, nothing else) so that engines can inline it into the
-    // consumer's loop; everything else (a value to pass on too) is in #nextChecked.
+    // Shaped so that JavaScriptCore inlines it, and the source generator's resumption under it,
+    // into the consumer's loop, and then never allocates the source's results: on Bun the loop
+    // costs about what the least sync guard's does instead of 2-3x (bench/stream_bisect.ts).
+    // Each of these broke that alone, in every process measured:
+    // - an answer from another method on a path every stream takes: the first read starts the
+    //   stream (a call returning nothing) and reads here; #nextChecked answers only off the
+    //   plain path, which a plain stream never takes;
+    // - the result handed to a call that is not inlined (#completed takes none);
+    // - the recording inlined into next(): #record is over JavaScriptCore's inlining limit (170
+    //   bytecode units), so it stays out of line; split into small methods, it was inlined
+    //   whole into next(), which was then too big to be inlined into the loop.
+    if (this.#phase === IDLE) this.#start();
     const source = this.#plainSource;
-    if (source === undefined || value !== undefined) return this.#nextChecked(value);
     let result: IteratorResult<T, TReturn>;
-    try {
-      result = source.next();
-    } catch (error) {
-      throw this.#failed(source, error);
+    if (source === undefined || value !== undefined) {
+      result = this.#nextChecked(value);
+    } else {
+      try {
+        result = source.next();
+      } catch (error) {
+        throw this.#failed(source, error);
+      }
+      if (result.done) this.#completed();
     }
-    return result.done ? this.#completed(result) : result;
+    return result;
   }
 
   /**
-   * `next()` before the first read, after the end, for a fallback, with per-item checks, or
-   * with a value for the source.
+   * `next()` after the end, for a fallback, with per-item checks, or with a value for the
+   * source (the first value goes on too, though a generator ignores it).
    */
   #nextChecked(value: TNext | undefined): IteratorResult<T, TReturn> {
     if (this.#phase !== RUNNING) {
@@ -659,9 +673,7 @@ class GuardedSyncStream<T, TReturn, TNext> extends IteratorBase {
         const fallback = this.#iterator as Iterator<T, TReturn, TNext>;
         return value === undefined ? fallback.next() : fallback.next(value);
       }
-      if (this.#phase === DONE) return DONE_RESULT;
-      this.#start();
-      return this.next(value); // the first value goes on too, though a generator ignores it
+      return DONE_RESULT;
     }
     const iterator = this.#iterator as Iterator<T, TReturn, TNext>;
     let result: IteratorResult<T, TReturn>;
@@ -675,7 +687,10 @@ class GuardedSyncStream<T, TReturn, TNext> extends IteratorBase {
 
   /** The source's answer to a read or a `throw()`: its end, or an item to check. */
   #answer(result: IteratorResult<T, TReturn>): IteratorResult<T, TReturn> {
-    if (result.done) return this.#completed(result);
+    if (result.done) {
+      this.#completed();
+      return result;
+    }
     if (this.#firstItemAt === undefined && this.#permit?.timed) {
       this.#firstItemAt = this.#hooks.now();
     }
@@ -702,12 +717,11 @@ class GuardedSyncStream<T, TReturn, TNext> extends IteratorBase {
     return error;
   }
 
-  /** The source completed: a success; its return value ends the stream. */
-  #completed(result: IteratorReturnResult<TReturn>): IteratorResult<T, TReturn> {
+  /** The source completed: a success (its return value ends the stream). */
+  #completed(): void {
     this.#phase = DONE;
     this.#plainSource = undefined;
     this.#record("success");
-    return result;
   }
 
   return(value?: unknown): IteratorResult<T, TReturn> {
@@ -789,10 +803,17 @@ class GuardedSyncStream<T, TReturn, TNext> extends IteratorBase {
     this.#phase = RUNNING;
   }
 
+  /** Records the stream's outcome, once. recordOutcome's body, not a call of it: see next(). */
   #record(kind: Outcome, value?: unknown): void {
     if (this.#recorded) return;
     this.#recorded = true;
-    recordOutcome(this.#hooks, this.#permit as Permit, this.#firstItemAt, kind, value);
+    const hooks = this.#hooks;
+    const permit = this.#permit as Permit;
+    const durationMs = streamDurationMs(permit.start, this.#firstItemAt);
+    if (kind === "success") hooks.succeed(permit, durationMs);
+    else if (kind === "failure") hooks.fail(permit, value, durationMs);
+    else if (kind === "error") hooks.settleError(permit, value, durationMs);
+    else hooks.neutral(permit);
   }
 }
 
