@@ -436,6 +436,38 @@ describe("Breaker with deferred successes", () => {
     assert.equal(breaker.stats.calls, 4);
   });
 
+  for (
+    const window of [{ calls: 50 }, { duration: 60_000, buckets: 10 }] as const
+  ) {
+    const kind = "calls" in window ? "count window" : "time window";
+
+    it(`Breaker.execute() after deferred successes follows the options and the signal given since (${kind})`, async () => {
+      const { breaker, clock } = breakerWith({ failureRate: 0.5, window });
+      const one = () => Promise.resolve(1);
+      for (let i = 0; i < 3; i++) await breaker.execute(one);
+      const reason = new Error("gone");
+      let called = false;
+      const aborted = breaker.execute(() => {
+        called = true;
+        return one();
+      }, { signal: AbortSignal.abort(reason) });
+      await assert.rejects(aborted, (error) => error === reason);
+      assert.equal(called, false);
+      breaker.configure({ slowCallRate: 0.5, slowCallDuration: 100 });
+      const slow = deferred<number>();
+      const settled = breaker.execute(() => slow.promise);
+      clock.advance(150);
+      slow.resolve(2);
+      assert.equal(await settled, 2);
+      await breaker.execute(one);
+      assert.deepEqual([breaker.stats.calls, breaker.stats.slowCalls], [5, 1]);
+      breaker.configure({ mode: "off" });
+      await breaker.execute(one);
+      breaker.configure({ mode: "enforce" });
+      assert.equal(breaker.stats.calls, 5, "a call while off counts nowhere");
+    });
+  }
+
   it("Breaker counts a slow success as slow, between deferred ones", () => {
     const { breaker, clock } = breakerWith({
       slowCallRate: 0.5,
