@@ -435,8 +435,9 @@ export class Breaker {
     const before = this.#snapshot;
     if (this.#deferral?.lane === before && signal === undefined) {
       // The deferring lane, here rather than through `#call` and `#callGeneral`: V8 then
-      // inlines the whole call into the caller's loop (the time window's success on Deno,
-      // 1.05-1.07x -> 1.03-1.04x the ring reference; bench/RESULTS.md, issue 21).
+      // inlines the whole call into the caller's loop, where `#call` and what it inlines
+      // overran its budget (the time window's success about 4 % less on Deno, 1.03-1.07x ->
+      // 1.01-1.05x the ring reference; Bun 3-10 % less; bench/RESULTS.md, issue 21).
       const run = this.#run(fn, undefined, undefined, before.generation, 0, this.#timed, false);
       return run as Promise<Awaited<T>>;
     }
