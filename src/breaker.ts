@@ -115,6 +115,8 @@ interface Deferral {
    * `execute()` can take the lane on one comparison.
    */
   lane: Snapshot | undefined;
+  /** The handlers of the calls `execute()` runs on the lane (`#laneSettlers`). */
+  laneSettle: LaneSettle | undefined;
   count: number;
   limit: number;
   at: number;
@@ -126,6 +128,12 @@ interface Deferral {
    * window's success went from 1.09x to 1.03x the ring reference on Deno, 1.17x to 1.08x on Bun.
    */
   inBucketUpTo: number;
+}
+
+/** The handler pair of calls run on the deferring lane (see `#laneSettlers`). */
+interface LaneSettle {
+  readonly onValue: (value: unknown) => unknown;
+  readonly onError: (error: unknown) => never;
 }
 
 /** What `#settle` holds after a breaker's first call: no generation's handlers yet. */
@@ -433,13 +441,14 @@ export class Breaker {
       }
     }
     const before = this.#snapshot;
-    if (this.#deferral?.lane === before && signal === undefined) {
+    const deferral = this.#deferral;
+    if (deferral?.lane === before && signal === undefined) {
       // The deferring lane, here rather than through `#call` and `#callGeneral`: V8 then
       // inlines the whole call into the caller's loop, where `#call` and what it inlines
       // overran its budget (the time window's success about 4 % less on Deno, 1.03-1.07x ->
       // 1.01-1.05x the ring reference; Bun 3-10 % less; bench/RESULTS.md, issue 21).
-      const run = this.#run(fn, undefined, undefined, before.generation, 0, this.#timed, false);
-      return run as Promise<Awaited<T>>;
+      const settle = deferral.laneSettle as LaneSettle;
+      return this.#runInLane(fn, settle, before.generation) as Promise<Awaited<T>>;
     }
     const called = this.#call(fn, undefined, undefined, signal);
     if (!turnedAway(called)) return called as Promise<Awaited<T>>;
@@ -1029,7 +1038,10 @@ export class Breaker {
       // Successes are being deferred onto the snapshot: the call runs at once, as admission
       // would keep it, and its success is counted (the time window's success: 2-4 % less on
       // Bun, issue 21). Not in `#call`: there it slowed Deno's quiet path (1.22x -> 1.28x).
-      deferral.lane = before;
+      if (deferral.lane !== before) {
+        deferral.lane = before;
+        deferral.laneSettle = this.#laneSettlers(deferral, before);
+      }
       return this.#run(fn, thisArg, args, before.generation, 0, this.#timed, false);
     }
     if (policy.mode === "off") return runUnguarded(fn, thisArg, args, signal);
@@ -1140,6 +1152,73 @@ export class Breaker {
       return this.#callGuarded(fn, thisArg, args, signal, generation, start, timed);
     }
     return this.#run(fn, thisArg, args, generation, start, timed, startClock);
+  }
+
+  /** `#run` for a call `execute()` runs on the deferring lane, with the lane's handlers. */
+  #runInLane(fn: AnyFunction, settle: LaneSettle, generation: number): Promise<unknown> {
+    let result: unknown;
+    try {
+      result = fn(NEVER_ABORTED);
+    } catch (error) {
+      this.#settleError(error, generation, 0, this.#timed);
+      return Promise.reject(error);
+    }
+    if (result instanceof Promise) return result.then(settle.onValue, settle.onError);
+    if (isThenable(result)) return Promise.resolve(result).then(settle.onValue, settle.onError);
+    this.#settleValue(result, generation, 0, this.#timed);
+    return Promise.resolve(result);
+  }
+
+  /**
+   * The handlers of calls run on the deferring lane on `lane`: a success there is counted in
+   * place while the lane is still open on the same snapshot (no listener, no durations, its
+   * generation, the limit not reached, the bucket's bound), otherwise recorded as
+   * `#settleValue` would. Made once per lane, apart from the generation's pair: a function of
+   * their own, whose optimized code knows only this case (the time window's success 7-8 %
+   * less on Deno, 1.07-1.13x -> 0.94-1.01x the ring reference; bench/RESULTS.md, issue 21).
+   */
+  #laneSettlers(deferral: Deferral, lane: Snapshot): LaneSettle {
+    const timed = this.#timed;
+    const generation = lane.generation;
+    return {
+      onValue: (value) => {
+        if (deferral.lane !== lane) {
+          // Closed since the call (a listener, `configure()`...): the generation's handler.
+          return this.#snapshot === this.#quiet && !isFailedResponse(value)
+            ? value
+            : this.#settleValue(value, generation, 0, timed);
+        }
+        if (isFailedResult(this.#policy, value)) {
+          this.#settleFailure(value, generation, 0, timed);
+          return value;
+        }
+        if (!timed) {
+          if (
+            deferral.lane === lane && this.#snapshot === lane && deferral.untimed &&
+            deferral.count < deferral.limit
+          ) {
+            deferral.count += 1;
+          } else {
+            this.#settleSuccess(generation, 0, false);
+          }
+          return value;
+        }
+        const end = this.#settledAt(0);
+        if (
+          deferral.lane === lane && this.#snapshot === lane && deferral.count < deferral.limit &&
+          end <= deferral.inBucketUpTo
+        ) {
+          deferral.count += 1;
+        } else {
+          this.#settleSuccessAt(generation, end, end);
+        }
+        return value;
+      },
+      onError: (error) => {
+        this.#settleError(error, generation, 0, timed);
+        throw error;
+      },
+    };
   }
 
   /** Runs an admitted call (no timeout, no caller's signal) and records its outcome. */
@@ -1595,7 +1674,11 @@ export class Breaker {
       return;
     }
     const end = this.#settledAt(start);
-    const durationMs = duration ?? end - start;
+    this.#settleSuccessAt(generation, duration ?? end - start, end);
+  }
+
+  /** `#settleSuccess` once the clock is read. */
+  #settleSuccessAt(generation: number, durationMs: number, end: number): void {
     if (!this.#deferOne(generation, durationMs, end, true)) {
       return this.#recordSuccessAt(generation, true, durationMs, end);
     }
@@ -1654,6 +1737,7 @@ export class Breaker {
           this.#deferral = {
             on: held,
             lane: undefined,
+            laneSettle: undefined,
             count: 1,
             limit,
             at: end,
@@ -1663,6 +1747,7 @@ export class Breaker {
         } else {
           deferral.on = held;
           deferral.lane = undefined;
+          deferral.laneSettle = undefined;
           deferral.count = 1;
           deferral.limit = limit;
           deferral.at = end;
@@ -1718,6 +1803,7 @@ export class Breaker {
     const { on, count, at } = deferral;
     deferral.on = undefined;
     deferral.lane = undefined;
+    deferral.laneSettle = undefined;
     if (on !== snapshot) return snapshot;
     const next = recordSuccesses(this.#policy, on, on.generation, count, at);
     this.#snapshot = next;
@@ -1737,7 +1823,11 @@ export class Breaker {
   #refreshFastPath(): void {
     this.#timed = this.#policy.timed || this.#listeners.length !== 0;
     this.#quiet = undefined;
-    if (this.#deferral !== undefined) this.#deferral.lane = undefined;
+    const deferral = this.#deferral;
+    if (deferral !== undefined) {
+      deferral.lane = undefined;
+      deferral.laneSettle = undefined;
+    }
   }
 
   /** Stores a snapshot and announces a change of state. */
