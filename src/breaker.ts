@@ -1174,8 +1174,9 @@ export class Breaker {
    * place while the lane is still open on the same snapshot (no listener, no durations, its
    * generation, the limit not reached, the bucket's bound), otherwise recorded as
    * `#settleValue` would. Made once per lane, apart from the generation's pair: a function of
-   * their own, whose optimized code knows only this case (the time window's success 7-8 %
-   * less on Deno, 1.07-1.13x -> 0.94-1.01x the ring reference; bench/RESULTS.md, issue 21).
+   * their own, whose optimized code knows only this case: the same checks inside the shared
+   * `onValue` measured nothing, here 5-7 % less on Deno (the time window's success 1.06-1.12x
+   * -> 0.95-0.99x the ring reference with both lane changes; bench/RESULTS.md, issue 21).
    */
   #laneSettlers(deferral: Deferral, lane: Snapshot): LaneSettle {
     const timed = this.#timed;
