@@ -108,6 +108,14 @@ type Settle = {
  */
 interface Deferral {
   on: Snapshot | undefined;
+  /**
+   * `on`, once a call on it has found the deferring lane open (`#callGeneral`); cleared
+   * whenever `on` changes or what `#defersAtOnce` reads does (`#refreshFastPath`), so that
+   * `execute()` can take the lane on one comparison.
+   */
+  lane: Snapshot | undefined;
+  /** The handlers of the calls `execute()` runs on the lane (`#laneSettlers`). */
+  laneSettle: LaneSettle | undefined;
   count: number;
   limit: number;
   at: number;
@@ -119,6 +127,12 @@ interface Deferral {
    * window's success went from 1.09x to 1.03x the ring reference on Deno, 1.17x to 1.08x on Bun.
    */
   inBucketUpTo: number;
+}
+
+/** The handler pair of calls run on the deferring lane (see `#laneSettlers`). */
+interface LaneSettle {
+  readonly onValue: (value: unknown) => unknown;
+  readonly onError: (error: unknown) => never;
 }
 
 /** What `#settle` holds after a breaker's first call: no generation's handlers yet. */
@@ -421,6 +435,16 @@ export class Breaker {
       } catch (error) {
         return Promise.reject(error);
       }
+    }
+    const before = this.#snapshot;
+    const deferral = this.#deferral;
+    if (deferral?.lane === before && signal === undefined) {
+      // The deferring lane, here rather than through `#call` and `#callGeneral`: V8 then
+      // inlines the whole call into the caller's loop, where `#call` and what it inlines
+      // overran its budget (the time window's success about 4 % less on Deno, 1.03-1.07x ->
+      // 1.01-1.05x the ring reference; Bun 3-10 % less; bench/RESULTS.md, issue 21).
+      const settle = deferral.laneSettle as LaneSettle;
+      return this.#runInLane(fn, settle, before.generation) as Promise<Awaited<T>>;
     }
     const called = this.#call(fn, undefined, undefined, signal);
     if (!turnedAway(called)) return called as Promise<Awaited<T>>;
@@ -1006,10 +1030,15 @@ export class Breaker {
     before: Snapshot,
   ): Promise<unknown> | Rejection {
     const policy = this.#policy;
-    if (this.#deferral?.on === before && signal === undefined && this.#defersAtOnce(policy)) {
+    const deferral = this.#deferral;
+    if (deferral?.on === before && signal === undefined && this.#defersAtOnce(policy)) {
       // Successes are being deferred onto the snapshot: the call runs at once, as admission
       // would keep it, and its success is counted (the time window's success: 2-4 % less on
       // Bun, issue 21). Not in `#call`: there it slowed Deno's quiet path (1.22x -> 1.28x).
+      if (deferral.lane !== before) {
+        deferral.lane = before;
+        deferral.laneSettle = this.#laneSettlers(deferral, before);
+      }
       return this.#run(fn, thisArg, args, before.generation, 0, false);
     }
     if (policy.mode === "off") return runUnguarded(fn, thisArg, args, signal);
@@ -1119,6 +1148,76 @@ export class Breaker {
       return this.#callGuarded(fn, thisArg, args, signal, generation, start, timed);
     }
     return this.#run(fn, thisArg, args, generation, start, timed);
+  }
+
+  /** `#run` for a call `execute()` runs on the deferring lane, with the lane's handlers. */
+  #runInLane(fn: AnyFunction, settle: LaneSettle, generation: number): Promise<unknown> {
+    let result: unknown;
+    try {
+      result = fn(NEVER_ABORTED);
+    } catch (error) {
+      this.#settleError(error, generation, 0, false);
+      return Promise.reject(error);
+    }
+    if (result instanceof Promise) return result.then(settle.onValue, settle.onError);
+    if (isThenable(result)) return Promise.resolve(result).then(settle.onValue, settle.onError);
+    this.#settleValue(result, generation, 0, false);
+    return Promise.resolve(result);
+  }
+
+  /**
+   * The handlers of calls run on the deferring lane on `lane`: a success there is counted in
+   * place while the lane is still open on the same snapshot (no listener, no durations, its
+   * generation, the limit not reached, the bucket's bound), otherwise recorded as
+   * `#settleValue` would. Made once per lane, apart from the generation's pair: a function of
+   * their own, whose optimized code knows only this case: the same checks inside the shared
+   * `onValue` measured nothing, here 5-7 % less on Deno (the time window's success 1.06-1.12x
+   * -> 0.95-0.99x the ring reference with both lane changes; bench/RESULTS.md, issue 21).
+   */
+  #laneSettlers(deferral: Deferral, lane: Snapshot): LaneSettle {
+    // Calls on the lane read no start (nothing watches them begin); a time window reads the
+    // end. The lane closes when the policy changes, so this holds for its whole life.
+    const clocked = this.#policy.timed;
+    const generation = lane.generation;
+    return {
+      onValue: (value) => {
+        if (deferral.lane !== lane) {
+          // Closed since the call (a listener, `configure()`...): the generation's handler.
+          return this.#snapshot === this.#quiet && !isFailedResponse(value)
+            ? value
+            : this.#settleValue(value, generation, 0, false);
+        }
+        if (isFailedResult(this.#policy, value)) {
+          this.#settleFailure(value, generation, 0, false);
+          return value;
+        }
+        if (!clocked) {
+          if (
+            deferral.lane === lane && this.#snapshot === lane && deferral.untimed &&
+            deferral.count < deferral.limit
+          ) {
+            deferral.count += 1;
+          } else {
+            this.#settleSuccess(generation, 0, false);
+          }
+          return value;
+        }
+        const end = this.#settledAt(0);
+        if (
+          deferral.lane === lane && this.#snapshot === lane && deferral.count < deferral.limit &&
+          end <= deferral.inBucketUpTo
+        ) {
+          deferral.count += 1;
+        } else {
+          this.#settleSuccessAt(generation, false, 0, end);
+        }
+        return value;
+      },
+      onError: (error) => {
+        this.#settleError(error, generation, 0, false);
+        throw error;
+      },
+    };
   }
 
   /**
@@ -1577,7 +1676,11 @@ export class Breaker {
     }
     // Timed, or a time window's: the end is read, the duration only known when timed.
     const end = this.#settledAt(start);
-    const durationMs = duration ?? (timed ? end - start : 0);
+    this.#settleSuccessAt(generation, timed, duration ?? (timed ? end - start : 0), end);
+  }
+
+  /** `#settleSuccess` once the clock is read. */
+  #settleSuccessAt(generation: number, timed: boolean, durationMs: number, end: number): void {
     if (!this.#deferOne(generation, durationMs, end, true)) {
       return this.#recordSuccessAt(generation, timed, durationMs, end);
     }
@@ -1636,9 +1739,20 @@ export class Breaker {
         const untimed = !successNeedsClock(policy, held);
         const inBucketUpTo = held.window?.kind === "time" ? end : Infinity;
         if (deferral === undefined) {
-          this.#deferral = { on: held, count: 1, limit, at: end, untimed, inBucketUpTo };
+          this.#deferral = {
+            on: held,
+            lane: undefined,
+            laneSettle: undefined,
+            count: 1,
+            limit,
+            at: end,
+            untimed,
+            inBucketUpTo,
+          };
         } else {
           deferral.on = held;
+          deferral.lane = undefined;
+          deferral.laneSettle = undefined;
           deferral.count = 1;
           deferral.limit = limit;
           deferral.at = end;
@@ -1693,6 +1807,8 @@ export class Breaker {
     if (deferral === undefined || deferral.on === undefined) return snapshot;
     const { on, count, at } = deferral;
     deferral.on = undefined;
+    deferral.lane = undefined;
+    deferral.laneSettle = undefined;
     if (on !== snapshot) return snapshot;
     const next = recordSuccesses(this.#policy, on, on.generation, count, at);
     this.#snapshot = next;
@@ -1711,6 +1827,11 @@ export class Breaker {
    */
   #refreshFastPath(): void {
     this.#quiet = undefined;
+    const deferral = this.#deferral;
+    if (deferral !== undefined) {
+      deferral.lane = undefined;
+      deferral.laneSettle = undefined;
+    }
   }
 
   /** Stores a snapshot and announces a change of state. */

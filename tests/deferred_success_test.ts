@@ -436,6 +436,92 @@ describe("Breaker with deferred successes", () => {
     assert.equal(breaker.stats.calls, 4);
   });
 
+  for (
+    const window of [{ calls: 50 }, { duration: 60_000, buckets: 10 }] as const
+  ) {
+    const kind = "calls" in window ? "count window" : "time window";
+
+    it(`Breaker.execute() after deferred successes follows the options and the signal given since (${kind})`, async () => {
+      const { breaker, clock } = breakerWith({ failureRate: 0.5, window });
+      const one = () => Promise.resolve(1);
+      for (let i = 0; i < 3; i++) await breaker.execute(one);
+      const reason = new Error("gone");
+      let called = false;
+      const aborted = breaker.execute(() => {
+        called = true;
+        return one();
+      }, { signal: AbortSignal.abort(reason) });
+      await assert.rejects(aborted, (error) => error === reason);
+      assert.equal(called, false);
+      breaker.configure({ slowCallRate: 0.5, slowCallDuration: 100 });
+      const slow = deferred<number>();
+      const settled = breaker.execute(() => slow.promise);
+      clock.advance(150);
+      slow.resolve(2);
+      assert.equal(await settled, 2);
+      await breaker.execute(one);
+      assert.deepEqual([breaker.stats.calls, breaker.stats.slowCalls], [5, 1]);
+      breaker.configure({ mode: "off" });
+      await breaker.execute(one);
+      breaker.configure({ mode: "enforce" });
+      assert.equal(breaker.stats.calls, 5, "a call while off counts nowhere");
+    });
+  }
+
+  it("Breaker.execute() counts every kind of outcome while successes are deferred, as elsewhere", async () => {
+    const { breaker } = breakerWith({
+      failureRate: 0.9,
+      window: { duration: 60_000, buckets: 10 },
+    });
+    for (let i = 0; i < 3; i++) await breaker.execute(() => Promise.resolve(1));
+    assert.equal(await breaker.execute(() => 7), 7);
+    const thenable = { then: (resolve: (value: number) => void) => resolve(8) };
+    assert.equal(await breaker.execute(() => thenable as unknown as PromiseLike<number>), 8);
+    const error = new Error("down");
+    await assert.rejects(
+      breaker.execute(() => {
+        throw error;
+      }),
+      (thrown) => thrown === error,
+    );
+    const failed = new Response(null, { status: 503 });
+    assert.equal(await breaker.execute(() => Promise.resolve(failed)), failed);
+    assert.deepEqual([breaker.stats.calls, breaker.stats.failures], [7, 2]);
+  });
+
+  it("Breaker.execute() asks isFailureResult once per result while successes are deferred", async () => {
+    const seen: unknown[] = [];
+    const { breaker } = breakerWith({
+      failureRate: 0.5,
+      window: { duration: 60_000, buckets: 10 },
+      isFailureResult: (result) => {
+        seen.push(result);
+        return result === "bad";
+      },
+    });
+    for (let i = 0; i < 4; i++) await breaker.execute(() => Promise.resolve(i));
+    await breaker.execute(() => Promise.resolve("bad"));
+    assert.deepEqual(seen, [0, 1, 2, 3, "bad"]);
+    assert.deepEqual([breaker.stats.calls, breaker.stats.failures], [5, 1]);
+  });
+
+  it("Breaker.execute() ignores a success deferred onto a generation the circuit has left", async () => {
+    const { breaker } = breakerWith({
+      failureRate: 0.5,
+      window: { duration: 60_000, buckets: 10 },
+    });
+    for (let i = 0; i < 3; i++) await breaker.execute(() => Promise.resolve(1));
+    const late = deferred<number>();
+    const call = breaker.execute(() => late.promise);
+    breaker.open();
+    breaker.close();
+    late.resolve(3);
+    assert.equal(await call, 3);
+    assert.equal(breaker.stats.calls, 0, "the late success belongs to an older generation");
+    await breaker.execute(() => Promise.resolve(2));
+    assert.equal(breaker.stats.calls, 1);
+  });
+
   it("Breaker counts a slow success as slow, between deferred ones", () => {
     const { breaker, clock } = breakerWith({
       slowCallRate: 0.5,
