@@ -983,32 +983,38 @@ describe("Breaker fast path", () => {
       ["a time window", { failureRate: 0.5, window: { duration: 60_000, buckets: 10 } }],
     ] as const
   ) {
-    it(`Breaker reports to a listener only the calls that began after it was added, under ${rule}`, async () => {
-      const clock = manualClock();
-      const breaker = new Breaker({ ...options, clock });
-      const early = [deferred<number>(), deferred<number>()] as const;
-      const calls = [
-        breaker.execute(() => early[0].promise),
-        breaker.execute(() => early[1].promise).catch((error) => error),
-      ];
-      clock.advance(250);
-      const recorded = recordEvents(["beforeCall", "success", "failure"]);
-      breaker.addListener(recorded.listener);
-      const late = deferred<number>();
-      const lateCall = breaker.execute(() => late.promise);
-      clock.advance(40);
-      early[0].resolve(1);
-      early[1].reject(new Error("down"));
-      late.resolve(2);
-      await Promise.all([...calls, lateCall]);
-      assert.deepEqual(
-        recorded.events.map((event) => ({ ...event, breaker: undefined })),
-        [
-          { hook: "beforeCall", breaker: undefined },
-          { hook: "success", breaker: undefined, durationMs: 40 },
-        ],
-      );
-    });
+    for (const deferring of [false, true]) {
+      it(`Breaker reports to a listener only the calls that began after it was added, under ${rule}${deferring ? ", after successes" : ""}`, async () => {
+        const clock = manualClock();
+        const breaker = new Breaker({ ...options, clock });
+        // Successes already counted put a windowed breaker's next calls on its deferring lane.
+        if (deferring) {
+          for (let i = 0; i < 3; i++) await breaker.execute(() => Promise.resolve(0));
+        }
+        const early = [deferred<number>(), deferred<number>()] as const;
+        const calls = [
+          breaker.execute(() => early[0].promise),
+          breaker.execute(() => early[1].promise).catch((error) => error),
+        ];
+        clock.advance(250);
+        const recorded = recordEvents(["beforeCall", "success", "failure"]);
+        breaker.addListener(recorded.listener);
+        const late = deferred<number>();
+        const lateCall = breaker.execute(() => late.promise);
+        clock.advance(40);
+        early[0].resolve(1);
+        early[1].reject(new Error("down"));
+        late.resolve(2);
+        await Promise.all([...calls, lateCall]);
+        assert.deepEqual(
+          recorded.events.map((event) => ({ ...event, breaker: undefined })),
+          [
+            { hook: "beforeCall", breaker: undefined },
+            { hook: "success", breaker: undefined, durationMs: 40 },
+          ],
+        );
+      });
+    }
   }
 
   it("Breaker applies a timeout configured after quiet successes", async () => {
