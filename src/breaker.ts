@@ -483,13 +483,17 @@ export class Breaker {
     // keep it (`#callGeneral`'s lane). The sync failure path: 1.13-1.14x -> 1.09-1.11x the least
     // sync guard on Deno (two pairs of runs). Running fn here, in a try block of this method,
     // made V8 leave this method interpreted: 5x dearer.
-    const result = this.#deferral?.on === before && this.#defersAtOnce(this.#policy)
-      ? this.#runSync(fn, undefined, NO_ARGS, before.generation, 0, this.#timed)
-      : this.#callSyncGeneral(before, fn, undefined, NO_ARGS);
-    if (!(result instanceof NoValue)) return result as T;
-    if (result.rejection === undefined) throw result.error;
+    let rejection = before.state === "open" ? this.#openRefusal(this.#policy) : undefined;
+    if (rejection === undefined) {
+      const result = this.#deferral?.on === before && this.#defersAtOnce(this.#policy)
+        ? this.#runSync(fn, undefined, NO_ARGS, before.generation, 0, this.#timed)
+        : this.#callSyncGeneral(before, fn, undefined, NO_ARGS);
+      if (!(result instanceof NoValue)) return result as T;
+      if (result.rejection === undefined) throw result.error;
+      rejection = result.rejection;
+    }
     // Made here, in the method the caller called: see `openErrorOptions`.
-    const error = new BreakerOpenError(openErrorOptions(this.#policy, result.rejection));
+    const error = new BreakerOpenError(openErrorOptions(this.#policy, rejection));
     const answer = this.#turnAwaySync(error, undefined, NO_ARGS);
     if (answer === NO_FALLBACK) throw error;
     return answer as T;
@@ -1404,6 +1408,26 @@ export class Breaker {
     const shared = this.#shared;
     if (shared === undefined || !isRejection(verdict) || !shared.leaseLocally(now)) return verdict;
     return admit(this.#policy, this.#snapshot, now);
+  }
+
+  /**
+   * The refusal of a call on an open circuit, decided by `admit` at once, without the steps
+   * that take no part in it then (`#callSyncGeneral`, `#admitAndRunSync`, `#enter`): enforced
+   * (`"observe"` runs the call), no bulkhead (a full one refuses first) and not shared (the
+   * store may lend the trial lease). `undefined` when the call may be admitted (the open period
+   * has elapsed) or one of these takes part: the general path decides then. On Bun the sync
+   * open rejection went from 1.04-1.13x to 1.00-1.04x the least sync open guard (three pairs of
+   * runs; Deno unchanged, 1.07-1.14x -> 1.09-1.11x): those steps were most of what ours did
+   * beyond it (issue 21).
+   */
+  #openRefusal(policy: Policy): Rejection | undefined {
+    if (policy.mode !== "enforce" || policy.maxConcurrent !== undefined) return undefined;
+    if (this.#shared !== undefined) return undefined;
+    const now = this.#now(); // first: a clock set back changes the snapshot
+    const verdict = admit(policy, this.#snapshot, now);
+    if (!isRejection(verdict)) return undefined;
+    this.#keepRejected(verdict);
+    return verdict;
   }
 
   /** Tells listeners of a call turned away, and serves the fallback or rejects with `error`. */
