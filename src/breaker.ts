@@ -483,17 +483,13 @@ export class Breaker {
     // keep it (`#callGeneral`'s lane). The sync failure path: 1.13-1.14x -> 1.09-1.11x the least
     // sync guard on Deno (two pairs of runs). Running fn here, in a try block of this method,
     // made V8 leave this method interpreted: 5x dearer.
-    let rejection = before.state === "open" ? this.#openRefusal(this.#policy) : undefined;
-    if (rejection === undefined) {
-      const result = this.#deferral?.on === before && this.#defersAtOnce(this.#policy)
-        ? this.#runSync(fn, undefined, NO_ARGS, before.generation, 0, this.#timed)
-        : this.#callSyncGeneral(before, fn, undefined, NO_ARGS);
-      if (!(result instanceof NoValue)) return result as T;
-      if (result.rejection === undefined) throw result.error;
-      rejection = result.rejection;
-    }
+    const result = this.#deferral?.on === before && this.#defersAtOnce(this.#policy)
+      ? this.#runSync(fn, undefined, NO_ARGS, before.generation, 0, this.#timed)
+      : this.#callSyncGeneral(before, fn, undefined, NO_ARGS);
+    if (!(result instanceof NoValue)) return result as T;
+    if (result.rejection === undefined) throw result.error;
     // Made here, in the method the caller called: see `openErrorOptions`.
-    const error = new BreakerOpenError(openErrorOptions(this.#policy, rejection));
+    const error = new BreakerOpenError(openErrorOptions(this.#policy, result.rejection));
     const answer = this.#turnAwaySync(error, undefined, NO_ARGS);
     if (answer === NO_FALLBACK) throw error;
     return answer as T;
@@ -1323,6 +1319,10 @@ export class Breaker {
     // The clock is read at the start only when durations, a listener or the state need it; a
     // timed rule reads it once, when the call settles.
     const policy = this.#policy;
+    if (before.state === "open") {
+      const rejection = this.#openRefusal(policy);
+      if (rejection !== undefined) return new NoValue(rejection, undefined);
+    }
     if (policy.mode === "off") return fn.apply(thisArg, args as unknown[]);
     if (policy.maxConcurrent === undefined) return this.#admitAndRunSync(fn, thisArg, args, before);
     // Through the bulkhead: a synchronous call cannot wait for a place.
@@ -1412,13 +1412,13 @@ export class Breaker {
 
   /**
    * The refusal of a call on an open circuit, decided by `admit` at once, without the steps
-   * that take no part in it then (`#callSyncGeneral`, `#admitAndRunSync`, `#enter`): enforced
-   * (`"observe"` runs the call), no bulkhead (a full one refuses first) and not shared (the
-   * store may lend the trial lease). `undefined` when the call may be admitted (the open period
-   * has elapsed) or one of these takes part: the general path decides then. On Bun the sync
-   * open rejection went from 1.04-1.13x to 1.00-1.04x the least sync open guard (three pairs of
-   * runs; Deno unchanged, 1.07-1.14x -> 1.09-1.11x): those steps were most of what ours did
-   * beyond it (issue 21).
+   * that take no part in it then (`#admitAndRunSync`, `#enter`): enforced (`"observe"` runs the
+   * call), no bulkhead (a full one refuses first) and not shared (the store may lend the trial
+   * lease). `undefined` when the call may be admitted (the open period has elapsed) or one of
+   * these takes part: the general path decides then. `executeSync(fn)` on an open circuit on
+   * Bun: 1.12x -> 1.07x the least sync open guard in a same-process loop (six runs each; the
+   * bench's runs, 0.97x-1.14x either way, are too noisy to tell). Asked from `executeSync`
+   * itself it did as well on Bun but cost Deno 1.09x -> 1.15x; from here, 1.09x both (issue 21).
    */
   #openRefusal(policy: Policy): Rejection | undefined {
     if (policy.mode !== "enforce" || policy.maxConcurrent !== undefined) return undefined;
