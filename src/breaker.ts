@@ -1716,7 +1716,10 @@ export class Breaker {
    * change nothing but the failure count and the last failure (the core's
    * `deferrableFailures`: closed, no window rule, the threshold out of reach), the shell counts
    * them instead of making a new snapshot for each, and records them in one step before
-   * anything reads or changes the snapshot (`#current`).
+   * anything reads or changes the snapshot (`#current`). A run of failures under
+   * `failureThreshold: Infinity`: the sync failure path went from 1.20-1.34x to 1.03-1.13x the
+   * least sync guard, the async one from 1.31-1.82x to 1.16-1.42x `observe` (both runtimes,
+   * bench/RESULTS.md, issue 21).
    */
   #settleFailure(
     failure: unknown,
@@ -1799,7 +1802,7 @@ export class Breaker {
     if (on !== snapshot) return snapshot;
     const next = failures === 0
       ? recordSuccesses(this.#policy, on, on.generation, count, at)
-      : recordFailures(this.#policy, on, on.generation, failures, failure, 0);
+      : recordFailures(this.#policy, on, on.generation, failures, failure, this.#lastNow);
     this.#snapshot = next;
     return next;
   }
