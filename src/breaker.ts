@@ -38,6 +38,7 @@ import {
   admit,
   clockSetBack,
   close,
+  deferrableFailures,
   deferrableSuccesses,
   failureNeedsClock,
   halfOpen,
@@ -49,6 +50,7 @@ import {
   open,
   reconfigure,
   recordFailure,
+  recordFailures,
   recordNeutral,
   recordSuccess,
   recordSuccesses,
@@ -103,8 +105,10 @@ type Settle = {
  * Successes counted but not yet recorded: `count` of them (at most `limit`, see the core's
  * `deferrableSuccesses`) onto the snapshot `on`, the first settled `at`; `untimed` when one
  * needs no clock (the core's `successNeedsClock`: a count window), so that a call admitted
- * untimed may be deferred without reading it. Mutable, and the breaker's alone: the snapshots
- * it hands out never change. One per breaker, reused.
+ * untimed may be deferred without reading it. Or failures instead (`count` and `limit` are
+ * then 0): `failures` of them, at most `failureLimit` (the core's `deferrableFailures`), the
+ * last of them `failure`. Mutable, and the breaker's alone: the snapshots it hands out never
+ * change. One per breaker, reused.
  */
 interface Deferral {
   on: Snapshot | undefined;
@@ -127,6 +131,9 @@ interface Deferral {
    * window's success went from 1.09x to 1.03x the ring reference on Deno, 1.17x to 1.08x on Bun.
    */
   inBucketUpTo: number;
+  failures: number;
+  failureLimit: number;
+  failure: unknown;
 }
 
 /** The handler pair of calls run on the deferring lane (see `#laneSettlers`). */
@@ -327,7 +334,7 @@ export class Breaker {
 
   /** Consecutive failures recorded; reset by a success while closed and by closing. */
   get failureCount(): number {
-    return this.#snapshot.failureCount;
+    return this.#current().failureCount;
   }
 
   /** While open: when trial calls may start, in epoch ms; otherwise `undefined`. */
@@ -344,7 +351,7 @@ export class Breaker {
 
   /** The last failure recorded: an error, or a value `isFailureResult` marked. */
   get lastFailure(): unknown {
-    return this.#snapshot.lastFailure;
+    return this.#current().lastFailure;
   }
 
   /** The current immutable snapshot (see `@circuit/breaker/core`). */
@@ -492,7 +499,13 @@ export class Breaker {
       if (typeof result !== "object" && typeof result !== "function") return result as T;
       return this.#settleQuietObject(result, before.generation) as T;
     }
-    const result = this.#callSyncGeneral(before, fn, undefined, NO_ARGS);
+    // Outcomes being deferred onto the snapshot: the call runs at once, as admission would
+    // keep it (`#callGeneral`'s lane). The sync failure path: 1.13-1.14x -> 1.09-1.11x the least
+    // sync guard on Deno (two pairs of runs). Running fn here, in a try block of this method,
+    // made V8 leave this method interpreted: 5x dearer.
+    const result = this.#deferral?.on === before && this.#defersAtOnce(this.#policy)
+      ? this.#runSync(fn, undefined, NO_ARGS, before.generation, 0, false)
+      : this.#callSyncGeneral(before, fn, undefined, NO_ARGS);
     if (!(result instanceof NoValue)) return result as T;
     if (result.rejection === undefined) throw result.error;
     // Made here, in the method the caller called: see `openErrorOptions`.
@@ -698,7 +711,7 @@ export class Breaker {
    */
   open(): void {
     const now = this.#now();
-    this.#change(open(this.#policy, this.#snapshot, now));
+    this.#change(open(this.#policy, this.#current(), now));
   }
 
   /**
@@ -715,7 +728,7 @@ export class Breaker {
    */
   halfOpen(): void {
     const now = this.#now();
-    this.#change(halfOpen(this.#policy, this.#snapshot, now));
+    this.#change(halfOpen(this.#policy, this.#current(), now));
   }
 
   /**
@@ -734,7 +747,7 @@ export class Breaker {
    */
   close(): void {
     const now = this.#now();
-    this.#change(close(this.#policy, this.#snapshot, now));
+    this.#change(close(this.#policy, this.#current(), now));
   }
 
   /**
@@ -1032,9 +1045,10 @@ export class Breaker {
     const policy = this.#policy;
     const deferral = this.#deferral;
     if (deferral?.on === before && signal === undefined && this.#defersAtOnce(policy)) {
-      // Successes are being deferred onto the snapshot: the call runs at once, as admission
-      // would keep it, and its success is counted (the time window's success: 2-4 % less on
-      // Bun, issue 21). Not in `#call`: there it slowed Deno's quiet path (1.22x -> 1.28x).
+      // Successes (or failures) are being deferred onto the snapshot: the call runs at once,
+      // as admission would keep it, and its outcome is counted (the time window's success:
+      // 2-4 % less on Bun, issue 21). Not in `#call`: there it slowed Deno's quiet path
+      // (1.22x -> 1.28x).
       if (deferral.lane !== before) {
         deferral.lane = before;
         deferral.laneSettle = this.#laneSettlers(deferral, before);
@@ -1049,9 +1063,9 @@ export class Breaker {
   }
 
   /**
-   * Whether a call on a snapshot with deferred successes (closed, unisolated, not shared: see
-   * the core's `deferrableSuccesses`) may skip admission: `#admitAndRun`'s quick way, with no
-   * bulkhead and not `"off"`.
+   * Whether a call on a snapshot with deferred successes or failures (closed, unisolated, not
+   * shared: see the core's `deferrableSuccesses` and `deferrableFailures`) may skip admission:
+   * `#admitAndRun`'s quick way, with no bulkhead and not `"off"`.
    */
   #defersAtOnce(policy: Policy): boolean {
     return this.#listeners.length === 0 && policy.timeout === undefined && !policy.durations &&
@@ -1403,6 +1417,10 @@ export class Breaker {
     // The clock is read at the start only when durations, a listener or the state need it; a
     // timed rule reads it once, when the call settles.
     const policy = this.#policy;
+    if (before.state === "open") {
+      const rejection = this.#openRefusal(policy);
+      if (rejection !== undefined) return new NoValue(rejection, undefined);
+    }
     if (policy.mode === "off") return fn.apply(thisArg, args as unknown[]);
     if (policy.maxConcurrent === undefined) return this.#admitAndRunSync(fn, thisArg, args, before);
     // Through the bulkhead: a synchronous call cannot wait for a place.
@@ -1487,6 +1505,26 @@ export class Breaker {
     const shared = this.#shared;
     if (shared === undefined || !isRejection(verdict) || !shared.leaseLocally(now)) return verdict;
     return admit(this.#policy, this.#snapshot, now);
+  }
+
+  /**
+   * The refusal of a call on an open circuit, decided by `admit` at once, without the steps
+   * that take no part in it then (`#admitAndRunSync`, `#enter`): enforced (`"observe"` runs the
+   * call), no bulkhead (a full one refuses first) and not shared (the store may lend the trial
+   * lease). `undefined` when the call may be admitted (the open period has elapsed) or one of
+   * these takes part: the general path decides then. `executeSync(fn)` on an open circuit on
+   * Bun: 1.12x -> 1.07x the least sync open guard in a same-process loop (six runs each; the
+   * bench's runs, 0.97x-1.14x either way, are too noisy to tell). Asked from `executeSync`
+   * itself it did as well on Bun but cost Deno 1.09x -> 1.15x; from here, 1.09x both (issue 21).
+   */
+  #openRefusal(policy: Policy): Rejection | undefined {
+    if (policy.mode !== "enforce" || policy.maxConcurrent !== undefined) return undefined;
+    if (this.#shared !== undefined) return undefined;
+    const now = this.#now(); // first: a clock set back changes the snapshot
+    const verdict = admit(policy, this.#snapshot, now);
+    if (!isRejection(verdict)) return undefined;
+    this.#keepRejected(verdict);
+    return verdict;
   }
 
   /** Tells listeners of a call turned away, and serves the fallback or rejects with `error`. */
@@ -1714,7 +1752,8 @@ export class Breaker {
   /** A success not deferred onto the snapshot that has deferred ones: it reads the clock. */
   #recordSuccess(generation: number, start: number, timed: boolean, duration?: number): void {
     const snapshot = this.#snapshot;
-    const clocked = timed || this.#deferral?.on === snapshot ||
+    const deferral = this.#deferral;
+    const clocked = timed || (deferral?.on === snapshot && deferral.count !== 0) ||
       successNeedsClock(this.#policy, snapshot);
     const end = clocked ? this.#settledAt(start) : 0;
     const durationMs = duration ?? (timed ? end - start : 0); // untimed: no start was read
@@ -1748,6 +1787,9 @@ export class Breaker {
             at: end,
             untimed,
             inBucketUpTo,
+            failures: 0,
+            failureLimit: 0,
+            failure: undefined,
           };
         } else {
           deferral.on = held;
@@ -1758,6 +1800,9 @@ export class Breaker {
           deferral.at = end;
           deferral.untimed = untimed;
           deferral.inBucketUpTo = inBucketUpTo;
+          deferral.failures = 0;
+          deferral.failureLimit = 0;
+          deferral.failure = undefined;
         }
         if (this.#listeners.length !== 0 && timed) {
           this.#emit("success", { breaker: this, durationMs });
@@ -1775,6 +1820,16 @@ export class Breaker {
     if (next !== before) this.#announceOutcome(before, next, false, durationMs, end);
   }
 
+  /**
+   * Records a failure, or counts it onto the snapshot's deferred ones: while failures can
+   * change nothing but the failure count and the last failure (the core's
+   * `deferrableFailures`: closed, no window rule, the threshold out of reach), the shell counts
+   * them instead of making a new snapshot for each, and records them in one step before
+   * anything reads or changes the snapshot (`#current`). A run of failures under
+   * `failureThreshold: Infinity`: the sync failure path went from 1.20-1.34x to 1.03-1.13x the
+   * least sync guard, the async one from 1.31-1.82x to 1.16-1.42x `observe` (both runtimes,
+   * bench/RESULTS.md, issue 21).
+   */
   #settleFailure(
     failure: unknown,
     generation: number,
@@ -1782,10 +1837,53 @@ export class Breaker {
     timed: boolean,
     duration?: number,
   ): void {
+    const held = this.#snapshot;
+    let deferral = this.#deferral;
+    if (
+      deferral !== undefined && deferral.on === held && deferral.failures < deferral.failureLimit &&
+      generation === held.generation
+    ) {
+      deferral.failures += 1;
+      deferral.failure = failure;
+      if (this.#listeners.length !== 0 && timed) this.#emitFailure(failure, start, duration);
+      return;
+    }
     const before = this.#current();
-    const end = timed || failureNeedsClock(this.#policy, before) ? this.#settledAt(start) : 0;
+    const policy = this.#policy;
+    if (generation === before.generation) {
+      const limit = deferrableFailures(policy, before);
+      if (limit > 0) {
+        if (deferral === undefined) {
+          deferral = this.#deferral = {
+            on: before,
+            lane: undefined,
+            laneSettle: undefined,
+            count: 0,
+            limit: 0,
+            at: 0,
+            untimed: false,
+            inBucketUpTo: Infinity,
+            failures: 1,
+            failureLimit: limit,
+            failure,
+          };
+        } else {
+          deferral.on = before;
+          deferral.lane = undefined;
+          deferral.laneSettle = undefined;
+          deferral.count = 0;
+          deferral.limit = 0;
+          deferral.failures = 1;
+          deferral.failureLimit = limit;
+          deferral.failure = failure;
+        }
+        if (this.#listeners.length !== 0 && timed) this.#emitFailure(failure, start, duration);
+        return;
+      }
+    }
+    const end = timed || failureNeedsClock(policy, before) ? this.#settledAt(start) : 0;
     const durationMs = timed ? duration ?? end - start : 0;
-    const next = recordFailure(this.#policy, before, generation, failure, durationMs, end);
+    const next = recordFailure(policy, before, generation, failure, durationMs, end);
     if (next !== before) this.#snapshot = next;
     this.#shared?.recorded(before, generation, true, durationMs, end);
     if (this.#listeners.length !== 0 && timed) {
@@ -1794,23 +1892,32 @@ export class Breaker {
     if (next !== before) this.#announceOutcome(before, next, true, durationMs, end);
   }
 
+  /** Tells listeners of a failure counted onto the deferred ones (a timed call's). */
+  #emitFailure(failure: unknown, start: number, duration: number | undefined): void {
+    const durationMs = duration ?? this.#settledAt(start) - start;
+    this.#emit("failure", { breaker: this, error: failure, durationMs });
+  }
+
   /**
-   * The snapshot with the deferred successes recorded: what is read or changed by anything
-   * they count in (the snapshot and stats read, `toJSON()`, a failure, `isolate()`,
-   * `configure()`). A snapshot replaced meanwhile by one that clears the window (`open()`,
-   * `close()`, `halfOpen()`; nothing else replaces a closed snapshot) drops them, as recording
-   * them first would have changed nothing in it.
+   * The snapshot with the deferred successes or failures recorded: what is read or changed by
+   * anything they count in (the snapshot, stats, `failureCount` and `lastFailure` read,
+   * `toJSON()`, an outcome not deferred, `open()`, `close()`, `halfOpen()`, `isolate()`,
+   * `configure()`). Nothing else replaces a closed, unisolated snapshot that is not shared;
+   * should one be replaced meanwhile, what was deferred onto it is dropped with it.
    */
   #current(): Snapshot {
     const deferral = this.#deferral;
     const snapshot = this.#snapshot;
     if (deferral === undefined || deferral.on === undefined) return snapshot;
-    const { on, count, at } = deferral;
+    const { on, count, at, failures, failure } = deferral;
     deferral.on = undefined;
     deferral.lane = undefined;
     deferral.laneSettle = undefined;
+    deferral.failure = undefined; // the user's error is held by the snapshot alone
     if (on !== snapshot) return snapshot;
-    const next = recordSuccesses(this.#policy, on, on.generation, count, at);
+    const next = failures === 0
+      ? recordSuccesses(this.#policy, on, on.generation, count, at)
+      : recordFailures(this.#policy, on, on.generation, failures, failure, this.#lastNow);
     this.#snapshot = next;
     return next;
   }

@@ -107,6 +107,18 @@ describe("Breaker maxConcurrent (bulkhead)", () => {
     }
   });
 
+  it("Breaker.executeSync() and execute() on an open circuit with a full bulkhead reject with BulkheadFullError: the place is asked for first", async () => {
+    const breaker = new Breaker({ maxConcurrent: 1, recoveryTimeout: 60_000 });
+    const hold = deferred<string>();
+    const held = breaker.execute(() => hold.promise);
+    breaker.open();
+    assert.throws(() => breaker.executeSync(() => 1), BulkheadFullError);
+    await assert.rejects(breaker.execute(() => Promise.resolve(1)), BulkheadFullError);
+    hold.resolve("x");
+    await held;
+    assert.throws(() => breaker.executeSync(() => 1), BreakerOpenError);
+  });
+
   it("circuit() wrappers and executeSync() share the bulkhead; sync calls never wait", async () => {
     const breaker = new Breaker({ maxConcurrent: 1, maxQueued: 5 });
     const hold = deferred<string>();

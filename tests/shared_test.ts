@@ -436,6 +436,35 @@ describe("shared circuits", () => {
     assert.equal(storedSnapshot(await store.read("db")).state, "closed");
   });
 
+  it("Breaker.executeSync() with a store takes the trial lease locally while the store is down", async () => {
+    const { store, state } = faultyStore();
+    const clock = manualClock();
+    const breaker = new Breaker({
+      name: "db",
+      store,
+      clock,
+      failureThreshold: 1,
+      recoveryTimeout: 100,
+      listeners: [{ storeError: () => {} }],
+    });
+    await settle();
+    state.down = true;
+    assert.throws(() =>
+      breaker.executeSync(() => {
+        throw new Error("down");
+      }), /down/);
+    await settle();
+    clock.advance(100);
+    // One failure is not an outage yet (a busy store must not let two breakers run trials).
+    assert.throws(() => breaker.executeSync(() => "trial"), BreakerOpenError);
+    await settle();
+    clock.advance(900); // failing for max(syncInterval, 1000) ms: the store is down
+    assert.equal(breaker.executeSync(() => "trial"), "trial");
+    assert.equal(breaker.state, "closed");
+    state.down = false;
+    await breaker[Symbol.asyncDispose]();
+  });
+
   it("Breaker with a store reports errors with console.error when no listener takes them", async () => {
     const { store, state } = faultyStore();
     state.down = true;

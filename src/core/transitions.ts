@@ -264,6 +264,76 @@ export function recordSuccesses(
 }
 
 /**
+ * How many failures in a row may be left unrecorded on this snapshot for now, and recorded
+ * later in one step (`recordFailures`): recording them would change only the failure count and
+ * the last failure, needs no clock (see `failureNeedsClock`), and none of them would reach
+ * `failureThreshold`. 0 unless closed, unisolated, not shared, with no window rule (a failure
+ * counts in the window) and a failure already counted: the first failure of a run is recorded,
+ * so a snapshot with failures left unrecorded is never one whose successes a shell may leave
+ * unrecorded (`isQuiet`). A shell may then keep a count and the last failure instead of making
+ * a new snapshot per failure, as long as it records them before anything reads or changes the
+ * snapshot, and records a success only after them (it resets the count).
+ *
+ * @example
+ * ```ts
+ * import { createPolicy, INITIAL_SNAPSHOT, recordFailure } from "@circuit/breaker/core";
+ * import { deferrableFailures } from "./transitions.ts";
+ * import assert from "node:assert/strict";
+ * const policy = createPolicy({ failureThreshold: 5 });
+ * assert.equal(deferrableFailures(policy, INITIAL_SNAPSHOT), 0); // no failure counted yet
+ * const failed = recordFailure(policy, INITIAL_SNAPSHOT, 0, new Error("down"), 0, 0);
+ * assert.equal(deferrableFailures(policy, failed), 3); // the 2nd, 3rd and 4th; the 5th trips
+ * ```
+ */
+export function deferrableFailures(policy: Policy, snapshot: Snapshot): number {
+  const failureCount = snapshot.failureCount;
+  if (
+    failureCount === 0 || policy.rules !== undefined || snapshot.state !== "closed" ||
+    snapshot.isolated !== 0 || policy.lease !== undefined
+  ) {
+    return 0;
+  }
+  return Math.max(0, policy.failureThreshold - failureCount - 1);
+}
+
+/**
+ * Records `count` failures admitted in `generation`, the last of them `failure`: the same
+ * snapshot as `count` calls of `recordFailure` (`durationMs` 0, at `now`) whose last failure
+ * is `failure`, made in one step when `deferrableFailures` allows as many (otherwise one by
+ * one, each with `failure`).
+ *
+ * @example
+ * ```ts
+ * import { createPolicy, INITIAL_SNAPSHOT, recordFailure } from "@circuit/breaker/core";
+ * import { recordFailures } from "./transitions.ts";
+ * import assert from "node:assert/strict";
+ * const policy = createPolicy({ failureThreshold: Infinity });
+ * const failed = recordFailure(policy, INITIAL_SNAPSHOT, 0, new Error("first"), 0, 0);
+ * const last = new Error("last");
+ * const next = recordFailures(policy, failed, 0, 41, last, 0);
+ * assert.equal(next.failureCount, 42);
+ * assert.equal(next.lastFailure, last);
+ * ```
+ */
+export function recordFailures(
+  policy: Policy,
+  snapshot: Snapshot,
+  generation: number,
+  count: number,
+  failure: unknown,
+  now: number,
+): Snapshot {
+  if (
+    count > 0 && generation === snapshot.generation && count <= deferrableFailures(policy, snapshot)
+  ) {
+    return withCounts(snapshot, snapshot.failureCount + count, snapshot.window, failure);
+  }
+  let next = snapshot;
+  for (let i = 0; i < count; i++) next = recordFailure(policy, next, generation, failure, 0, now);
+  return next;
+}
+
+/**
  * Whether, in this snapshot, a call is admitted without the clock and its success changes
  * nothing: closed with no failure counted, no window, no timeout, no failure results, and
  * not shared (a shared circuit tallies every outcome). A shell
