@@ -1173,7 +1173,14 @@ export class Breaker {
       this.#settleError(error, generation, 0, false);
       return Promise.reject(error);
     }
-    if (result instanceof Promise) return result.then(settle.onValue, settle.onError);
+    if (result instanceof Promise) {
+      // Failures being counted (the lane holds them too): no throw in a reaction, as in `#run`.
+      // Without it the async failure path went from 1.2x to 1.6-2.2x the least guard.
+      if (this.#snapshot.failureCount !== 0 && result.constructor === Promise) {
+        return this.#settleThrough(result, generation, 0, false);
+      }
+      return result.then(settle.onValue, settle.onError);
+    }
     if (isThenable(result)) return Promise.resolve(result).then(settle.onValue, settle.onError);
     this.#settleValue(result, generation, 0, false);
     return Promise.resolve(result);
