@@ -30,6 +30,19 @@ async function attempt(breaker: Breaker, fn: () => Promise<unknown>): Promise<st
   }
 }
 
+/** `attempt` through `executeSync`, with a synchronous `fn` that fails or succeeds as `fn` would. */
+function attemptSync(breaker: Breaker, fn: typeof fail | typeof succeed): Promise<string> {
+  try {
+    breaker.executeSync(() => {
+      if (fn === fail) throw new Error("down");
+      return "ok";
+    });
+    return Promise.resolve("ran");
+  } catch (error) {
+    return Promise.resolve(error instanceof BreakerOpenError ? "rejected" : "failed");
+  }
+}
+
 /** A store that counts operations and can be switched off (every call rejects) or stalled. */
 function faultyStore(inner: StateStore = memoryStore()) {
   const state = { down: false, writes: 0, reads: 0 };
@@ -409,61 +422,39 @@ describe("shared circuits", () => {
     }
   });
 
-  it("Breaker with a store takes the trial lease locally while the store is down", async () => {
-    const { store, state } = faultyStore();
-    const clock = manualClock();
-    const breaker = new Breaker({
-      name: "db",
-      store,
-      clock,
-      failureThreshold: 1,
-      recoveryTimeout: 100,
-      listeners: [{ storeError: () => {} }],
+  for (
+    const [method, call] of [
+      ["execute", attempt],
+      ["executeSync", attemptSync],
+    ] as const
+  ) {
+    it(`Breaker.${method}() with a store takes the trial lease locally while the store is down`, async () => {
+      const { store, state } = faultyStore();
+      const clock = manualClock();
+      const breaker = new Breaker({
+        name: "db",
+        store,
+        clock,
+        failureThreshold: 1,
+        recoveryTimeout: 100,
+        listeners: [{ storeError: () => {} }],
+      });
+      await settle();
+      state.down = true;
+      assert.equal(await call(breaker, fail), "failed");
+      await settle();
+      clock.advance(100);
+      // One failure is not an outage yet (a busy store must not let two breakers run trials).
+      assert.equal(await call(breaker, succeed), "rejected");
+      await settle();
+      clock.advance(900); // failing for max(syncInterval, 1000) ms: the store is down
+      assert.equal(await call(breaker, succeed), "ran");
+      assert.equal(breaker.state, "closed");
+      state.down = false;
+      await breaker[Symbol.asyncDispose]();
+      assert.equal(storedSnapshot(await store.read("db")).state, "closed");
     });
-    await settle();
-    state.down = true;
-    await attempt(breaker, fail);
-    await settle();
-    clock.advance(100);
-    // One failure is not an outage yet (a busy store must not let two breakers run trials).
-    assert.equal(await attempt(breaker, succeed), "rejected");
-    await settle();
-    clock.advance(900); // failing for max(syncInterval, 1000) ms: the store is down
-    assert.equal(await attempt(breaker, succeed), "ran");
-    assert.equal(breaker.state, "closed");
-    state.down = false;
-    await breaker[Symbol.asyncDispose]();
-    assert.equal(storedSnapshot(await store.read("db")).state, "closed");
-  });
-
-  it("Breaker.executeSync() with a store takes the trial lease locally while the store is down", async () => {
-    const { store, state } = faultyStore();
-    const clock = manualClock();
-    const breaker = new Breaker({
-      name: "db",
-      store,
-      clock,
-      failureThreshold: 1,
-      recoveryTimeout: 100,
-      listeners: [{ storeError: () => {} }],
-    });
-    await settle();
-    state.down = true;
-    assert.throws(() =>
-      breaker.executeSync(() => {
-        throw new Error("down");
-      }), /down/);
-    await settle();
-    clock.advance(100);
-    // One failure is not an outage yet (a busy store must not let two breakers run trials).
-    assert.throws(() => breaker.executeSync(() => "trial"), BreakerOpenError);
-    await settle();
-    clock.advance(900); // failing for max(syncInterval, 1000) ms: the store is down
-    assert.equal(breaker.executeSync(() => "trial"), "trial");
-    assert.equal(breaker.state, "closed");
-    state.down = false;
-    await breaker[Symbol.asyncDispose]();
-  });
+  }
 
   it("Breaker with a store reports errors with console.error when no listener takes them", async () => {
     const { store, state } = faultyStore();
