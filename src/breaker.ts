@@ -1204,9 +1204,7 @@ export class Breaker {
       onValue: (value) => {
         if (deferral.lane !== lane) {
           // Closed since the call (a listener, `configure()`...): the generation's handler.
-          return this.#snapshot === this.#quiet && !isFailedResponse(value)
-            ? value
-            : this.#settleValue(value, generation, 0, false);
+          return this.#settlersOf(generation).onValue(value);
         }
         if (isFailedResult(this.#policy, value)) {
           this.#settleFailure(value, generation, 0, false);
@@ -1784,33 +1782,7 @@ export class Breaker {
       if (limit > 0 && isDeferrableSuccess(policy, held, durationMs, end)) {
         const untimed = !successNeedsClock(policy, held);
         const inBucketUpTo = held.window?.kind === "time" ? end : Infinity;
-        if (deferral === undefined) {
-          this.#deferral = {
-            on: held,
-            lane: undefined,
-            laneSettle: undefined,
-            count: 1,
-            limit,
-            at: end,
-            untimed,
-            inBucketUpTo,
-            failures: 0,
-            failureLimit: 0,
-            failure: undefined,
-          };
-        } else {
-          deferral.on = held;
-          deferral.lane = undefined;
-          deferral.laneSettle = undefined;
-          deferral.count = 1;
-          deferral.limit = limit;
-          deferral.at = end;
-          deferral.untimed = untimed;
-          deferral.inBucketUpTo = inBucketUpTo;
-          deferral.failures = 0;
-          deferral.failureLimit = 0;
-          deferral.failure = undefined;
-        }
+        this.#deferOnto(held, 1, limit, end, untimed, inBucketUpTo, 0, 0, undefined);
         if (this.#listeners.length !== 0 && timed) {
           this.#emit("success", { breaker: this, durationMs });
         }
@@ -1845,7 +1817,7 @@ export class Breaker {
     duration?: number,
   ): void {
     const held = this.#snapshot;
-    let deferral = this.#deferral;
+    const deferral = this.#deferral;
     if (
       deferral !== undefined && deferral.on === held && deferral.failures < deferral.failureLimit &&
       generation === held.generation
@@ -1860,30 +1832,7 @@ export class Breaker {
     if (generation === before.generation) {
       const limit = deferrableFailures(policy, before);
       if (limit > 0) {
-        if (deferral === undefined) {
-          deferral = this.#deferral = {
-            on: before,
-            lane: undefined,
-            laneSettle: undefined,
-            count: 0,
-            limit: 0,
-            at: 0,
-            untimed: false,
-            inBucketUpTo: Infinity,
-            failures: 1,
-            failureLimit: limit,
-            failure,
-          };
-        } else {
-          deferral.on = before;
-          deferral.lane = undefined;
-          deferral.laneSettle = undefined;
-          deferral.count = 0;
-          deferral.limit = 0;
-          deferral.failures = 1;
-          deferral.failureLimit = limit;
-          deferral.failure = failure;
-        }
+        this.#deferOnto(before, 0, 0, 0, false, Infinity, 1, limit, failure);
         if (this.#listeners.length !== 0 && timed) this.#emitFailure(failure, start, duration);
         return;
       }
@@ -1897,6 +1846,48 @@ export class Breaker {
       this.#emit("failure", { breaker: this, error: failure, durationMs });
     }
     if (next !== before) this.#announceOutcome(before, next, true, durationMs, end);
+  }
+
+  /**
+   * Starts deferring outcomes onto `on`: `count` successes, at most `limit`, the first settled
+   * `at`; or `failures`, at most `failureLimit`, the last being `failure` (see `Deferral`).
+   * The breaker's one `Deferral` is reused; its lane closes.
+   */
+  #deferOnto(
+    on: Snapshot,
+    count: number,
+    limit: number,
+    at: number,
+    untimed: boolean,
+    inBucketUpTo: number,
+    failures: number,
+    failureLimit: number,
+    failure: unknown,
+  ): void {
+    const deferral = this.#deferral ??= {
+      on,
+      lane: undefined,
+      laneSettle: undefined,
+      count,
+      limit,
+      at,
+      untimed,
+      inBucketUpTo,
+      failures,
+      failureLimit,
+      failure,
+    };
+    deferral.on = on;
+    deferral.lane = undefined;
+    deferral.laneSettle = undefined;
+    deferral.count = count;
+    deferral.limit = limit;
+    deferral.at = at;
+    deferral.untimed = untimed;
+    deferral.inBucketUpTo = inBucketUpTo;
+    deferral.failures = failures;
+    deferral.failureLimit = failureLimit;
+    deferral.failure = failure;
   }
 
   /** Tells listeners of a failure counted onto the deferred ones (a timed call's). */
