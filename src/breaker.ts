@@ -297,7 +297,6 @@ export class Breaker {
     this.#fallback = parsed.fallback;
     this.#coalesce = parsed.coalesce;
     this.#listeners = parsed.listeners;
-    this.#refreshFastPath();
     this.#snapshot = merged.state === undefined
       ? INITIAL_SNAPSHOT
       : snapshotFromJSON(this.#policy, merged.state, `${context} ${quoteName(this.#policy.name)}`);
@@ -313,6 +312,7 @@ export class Breaker {
         storeError: (error, operation) => this.#storeError(error, operation),
       }, syncInterval);
     }
+    this.#refreshFastPath();
     if (registry !== false && (registry !== undefined || merged.name !== undefined)) {
       (registry ?? defaultRegistry).add(this);
     }
@@ -1927,11 +1927,17 @@ export class Breaker {
   }
 
   /**
-   * Recomputes what the fast paths rely on, after the policy or the listeners changed:
-   * whether every call reads the clock, and the quiet snapshot (found again at the next call).
+   * Recomputes what the fast paths rely on, after the policy or the listeners changed: the
+   * quiet snapshot (see `isQuiet`; found again by a later call when the state changes), and no
+   * deferring lane. Known at once, so a breaker's first call takes the quiet path too: were
+   * the first call to take the general one, JavaScriptCore would compile that branch into
+   * every caller of a `wrapSync` wrapper, the quiet call then 2.2-3.1 ns against 0.6-0.7 ns.
    */
   #refreshFastPath(): void {
-    this.#quiet = undefined;
+    const snapshot = this.#snapshot;
+    this.#quiet = this.#listeners.length === 0 && isQuiet(this.#policy, snapshot)
+      ? snapshot
+      : undefined;
     const deferral = this.#deferral;
     if (deferral !== undefined) {
       deferral.lane = undefined;
