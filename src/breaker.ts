@@ -485,8 +485,13 @@ export class Breaker {
     // Already guarded by this breaker: its own guard admits and counts, once.
     if ((fn as Marked)[GUARD_KEY]?.breaker === this) return fn();
     const before = this.#snapshot;
-    if (before === this.#quiet) {
-      // Closed with nothing counted: a success changes nothing, so nothing to decide or record.
+    // Closed with nothing counted (quiet: a success changes nothing, so nothing to decide or
+    // record), or outcomes being deferred onto the snapshot (the lane: the call runs at once, as
+    // admission would keep it, see `#callGeneral`). One try block for both: with the lane's in
+    // `#runSync`, the failure path was 1.27-1.30x the least sync guard on Bun and 1.08-1.09x on
+    // Deno in the whole bench, with one 1.21-1.24x and 1.05x (bench/RESULTS.md, issue 21).
+    const quiet = before === this.#quiet;
+    if (quiet || (this.#deferral?.on === before && this.#defersAtOnce(this.#policy))) {
       let result: unknown;
       try {
         result = fn();
@@ -494,18 +499,16 @@ export class Breaker {
         this.#settleError(error, before.generation, 0, false);
         throw error;
       }
-      // An object may be a promise (no outcome yet: it counts when it settles) or a failed
-      // Response. One `typeof` keeps the rest off the path of plain values.
-      if (typeof result !== "object" && typeof result !== "function") return result as T;
-      return this.#settleQuietObject(result, before.generation) as T;
+      if (quiet) {
+        // An object may be a promise (no outcome yet: it counts when it settles) or a failed
+        // Response. One `typeof` keeps the rest off the path of plain values.
+        if (typeof result !== "object" && typeof result !== "function") return result as T;
+        return this.#settleQuietObject(result, before.generation) as T;
+      }
+      if (isThenable(result)) return this.#observe(result, before.generation, 0, false) as T;
+      return this.#settleValue(result, before.generation, 0, false) as T;
     }
-    // Outcomes being deferred onto the snapshot: the call runs at once, as admission would
-    // keep it (`#callGeneral`'s lane). The sync failure path: 1.13-1.14x -> 1.09-1.11x the least
-    // sync guard on Deno (two pairs of runs). Running fn here, in a try block of this method,
-    // made V8 leave this method interpreted: 5x dearer.
-    const result = this.#deferral?.on === before && this.#defersAtOnce(this.#policy)
-      ? this.#runSync(fn, undefined, NO_ARGS, before.generation, 0, false)
-      : this.#callSyncGeneral(before, fn, undefined, NO_ARGS);
+    const result = this.#callSyncGeneral(before, fn, undefined, NO_ARGS);
     if (!(result instanceof NoValue)) return result as T;
     if (result.rejection === undefined) throw result.error;
     // Made here, in the method the caller called: see `openErrorOptions`.
