@@ -505,8 +505,7 @@ export class Breaker {
         if (typeof result !== "object" && typeof result !== "function") return result as T;
         return this.#settleQuietObject(result, before.generation) as T;
       }
-      if (isThenable(result)) return this.#observe(result, before.generation, 0, false) as T;
-      return this.#settleValue(result, before.generation, 0, false) as T;
+      return this.#settleReturned(result, before.generation, 0, false) as T;
     }
     const result = this.#callSyncGeneral(before, fn, undefined, NO_ARGS);
     if (!(result instanceof NoValue)) return result as T;
@@ -1499,6 +1498,11 @@ export class Breaker {
       this.#settleError(error, generation, start, timed);
       return new NoValue(undefined, error);
     }
+    return this.#settleReturned(result, generation, start, timed);
+  }
+
+  /** What a synchronous `fn` returned: a thenable to observe (no outcome yet), or a value. */
+  #settleReturned(result: unknown, generation: number, start: number, timed: boolean): unknown {
     if (isThenable(result)) return this.#observe(result, generation, start, timed);
     return this.#settleValue(result, generation, start, timed);
   }
