@@ -424,9 +424,8 @@ async function runNode(targets) {
   banner(`node ${node.version}: ${path.relative(ROOT, node.cmd) || node.cmd} ${args.join(" ")}`);
   for (const note of out.notes) console.log(`node: note: ${note}`);
   const env = childEnv();
-  // Node.js strips and compiles every module again in each process (test files, examples,
-  // workers) unless it may cache them.
-  env.NODE_COMPILE_CACHE ??= path.join(ROOT, "node_modules", ".cache", "node-compile-cache");
+  // No NODE_COMPILE_CACHE: Node.js 24.21 ran stale code for edited .ts files from it ("Receiver
+  // must be class #settlersFor", a method breaker.ts no longer had), even from a new directory.
   const res = await run(node.cmd, args, env);
   let counts = null;
   try {
